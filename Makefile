@@ -1,0 +1,83 @@
+# phn - the ParallelHassnes toolkit.  GNU and BSD make.
+PREFIX = /usr/local
+BINDIR = $(PREFIX)/bin
+MANDIR = $(PREFIX)/share/man
+DATADIR = $(PREFIX)/share/phn
+DESTDIR =
+
+CC = cc
+CFLAGS = -O2 -g
+JSONC_CFLAGS = `pkg-config --cflags json-c 2>/dev/null`
+JSONC_LIBS = `pkg-config --libs json-c 2>/dev/null || echo -ljson-c`
+SAN_FLAGS =
+PHN_CFLAGS = -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE \
+	-DPHN_DATADIR=\"$(DATADIR)\" -Ilib $(JSONC_CFLAGS) $(SAN_FLAGS)
+LDLIBS = $(JSONC_LIBS) -lmd -lm
+
+BATS = bats
+BATS_JOBS = 2
+
+CMDS = cmd/phn-ingest cmd/phn-init
+SCRIPTS = cmd/phn
+LIBOBJ = lib/err.o lib/atomic.o lib/lock.o lib/jscan.o lib/json.o lib/sha.o \
+	lib/time.o lib/id.o lib/path.o lib/config.o lib/lt.o
+MAN1 = man/phn-ingest.1 man/phn-init.1 man/phn.1
+MAN5 = man/phn.5
+MAN7 = man/phn.7
+
+all: $(CMDS)
+
+$(LIBOBJ): lib/phn.h
+lib/libphn.a: $(LIBOBJ)
+	rm -f $@
+	ar rcs $@ $(LIBOBJ)
+
+.SUFFIXES: .c .o
+.c.o:
+	$(CC) $(PHN_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(CMDS): lib/libphn.a lib/phn.h
+	$(CC) $(PHN_CFLAGS) $(CFLAGS) -o $@ $@.c lib/libphn.a $(LDFLAGS) $(LDLIBS)
+
+deps:
+	sh .ci/deps.sh
+
+check: deps
+	$(MAKE) all
+	$(MAKE) test
+
+test: all
+	mandoc -Tlint -W warning $(MAN1) $(MAN5) $(MAN7)
+	$(BATS) --jobs $(BATS_JOBS) tests
+
+# ASan+UBSan build of everything, then the whole suite against it.
+check-sanitize: deps
+	$(MAKE) clean
+	$(MAKE) all SAN_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
+	ASAN_OPTIONS=detect_leaks=1 $(MAKE) test SAN_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
+
+demo: deps
+	$(MAKE) all
+	sh examples/demo.sh
+
+install: all
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(DATADIR)
+	install -m 0755 $(CMDS) $(SCRIPTS) $(DESTDIR)$(BINDIR)
+	install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1
+	install -m 0644 $(MAN5) $(DESTDIR)$(MANDIR)/man5
+	install -m 0644 $(MAN7) $(DESTDIR)$(MANDIR)/man7
+	install -m 0644 run_report.schema.json $(DESTDIR)$(DATADIR)
+
+uninstall:
+	for f in $(CMDS) $(SCRIPTS); do rm -f $(DESTDIR)$(BINDIR)/$${f#cmd/}; done
+	for f in $(MAN1); do rm -f $(DESTDIR)$(MANDIR)/man1/$${f#man/}; done
+	for f in $(MAN5); do rm -f $(DESTDIR)$(MANDIR)/man5/$${f#man/}; done
+	for f in $(MAN7); do rm -f $(DESTDIR)$(MANDIR)/man7/$${f#man/}; done
+	rm -f $(DESTDIR)$(DATADIR)/run_report.schema.json
+	-rmdir $(DESTDIR)$(DATADIR)
+
+clean:
+	rm -f $(CMDS) lib/*.o lib/libphn.a
+
+.PHONY: all deps check test check-sanitize demo install uninstall clean

@@ -1,0 +1,317 @@
+/*
+ * config.c - the harness config, runs/_system/harness_config.json.
+ *
+ * Its version is not stored in it: it is "hc_" plus the first 12 hex of
+ * the SHA-256 of the config's canonical form (sorted keys, without
+ * written_at), so any edit makes a new version and a reformat does not.
+ * Each version seen is snapshotted write-once under
+ * _system/harness_config_versions/.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "phn.h"
+
+static const char default_config[] =
+"{"
+" \"interfaces\": {"
+"  \"api_mode\": {\"enabled\": false, \"auth_mode\": \"none\"},"
+"  \"filesystem_queue_mode\": {\"enabled\": true}"
+" },"
+" \"defaults\": {"
+"  \"execution_policy\": {"
+"   \"sandbox\": \"workspace-write\", \"approval_policy\": \"on-request\","
+"   \"skip_git_repo_check\": false, \"web_search_enabled\": false,"
+"   \"capture_git_artifacts\": false, \"capture_events_jsonl\": true,"
+"   \"capture_codex_thread_id\": true"
+"  },"
+"  \"timeouts\": {\"step_timeout_seconds\": 3600},"
+"  \"retries\": {\"max_attempts\": 1},"
+"  \"runner_capacity\": null,"
+"  \"runner_pool\": {\"shared_filesystem\": true, \"runner_ids\": [],"
+"   \"resume_base_transfer_enabled\": false},"
+"  \"runner_affinity\": {\"resume_steps\": \"pin_resume_source\","
+"   \"non_resume_steps\": \"none\"},"
+"  \"scheduler\": {\"multi_batch\": true},"
+"  \"retention_policy\": {\"keep_raw_events_days\": 30,"
+"   \"keep_git_artifacts_days\": 7, \"keep_resume_bases_days\": 30,"
+"   \"compress_raw_events_after_days\": 2, \"keep_reduced_state_days\": 3650,"
+"   \"keep_final_outputs_days\": 3650,"
+"   \"allow_delete_success_final_outputs\": false},"
+"  \"scoreboard\": {\"heartbeat_interval_seconds\": 30,"
+"   \"heartbeat_stale_after_seconds\": 300, \"stuck_after_seconds\": 1800},"
+"  \"workspace_policy\": {\"mode\": \"shared\"},"
+"  \"claim_lease_seconds\": 300,"
+"  \"kill_grace_seconds\": 10"
+" },"
+" \"limits\": {"
+"  \"max_jobs_per_batch\": 10000, \"max_steps_per_job\": 100,"
+"  \"per_workdir_concurrency\": {},"
+"  \"max_isolated_git_root_du_bytes\": null,"
+"  \"max_isolated_git_root_tracked_bytes\": null,"
+"  \"min_goal_summary_words\": 151, \"max_harness_retries\": 3"
+" }"
+"}";
+
+struct json_object *
+phn_config_default(void)
+{
+	struct json_object *o = json_tokener_parse(default_config);
+
+	if (o == NULL)
+		phn_die(PHN_EXIT_TEMP, "internal error: bad default config");
+	return o;
+}
+
+/* Split a key into lowercase word parts at non-alphanumerics and case. */
+static int
+secret_key(const char *k)
+{
+	static const char *bad[] = { "secret", "secrets", "password",
+	    "passwords", "passwd", "token", "apikey", "privatekey",
+	    "accesskey", NULL };
+	char part[8][64];
+	size_t np = 0, n = 0, i, j;
+	const char *p;
+
+	for (p = k; ; p++) {
+		int split = *p == '\0' || !isalnum((unsigned char)*p) ||
+		    (p > k && isupper((unsigned char)*p) &&
+		    islower((unsigned char)p[-1]));
+		if (split && n > 0) {
+			part[np][n] = '\0';
+			if (++np == 8)
+				break;
+			n = 0;
+		}
+		if (*p == '\0')
+			break;
+		if (isalnum((unsigned char)*p) && n < 63)
+			part[np][n++] = tolower((unsigned char)*p);
+	}
+	for (i = 0; i < np; i++) {
+		char two[128];
+		for (j = 0; bad[j]; j++)
+			if (strcmp(part[i], bad[j]) == 0)
+				return 1;
+		if (i + 1 < np) {
+			snprintf(two, sizeof(two), "%s%s", part[i], part[i + 1]);
+			for (j = 0; bad[j]; j++)
+				if (strcmp(two, bad[j]) == 0)
+					return 1;
+		}
+	}
+	return 0;
+}
+
+/* Walk the whole tree for secret-like keys and private key material. */
+void
+phn_config_secrets(struct json_object *o, const char *path,
+    struct phn_errs *e)
+{
+	size_t i, n;
+
+	switch (json_object_get_type(o)) {
+	case json_type_object:
+		json_object_object_foreach(o, k, v) {
+			char *sub = *path ? phn_asprintf("%s.%s", path, k) :
+			    phn_strdup(k);
+			if (secret_key(k))
+				phn_errs_add(e, "%s: secret-like key not allowed "
+				    "(keep credentials out of the runs store)",
+				    sub);
+			phn_config_secrets(v, sub, e);
+			free(sub);
+		}
+		break;
+	case json_type_array:
+		n = json_object_array_length(o);
+		for (i = 0; i < n; i++) {
+			char *sub = phn_asprintf("%s[%zu]", path, i);
+			phn_config_secrets(json_object_array_get_idx(o, i), sub,
+			    e);
+			free(sub);
+		}
+		break;
+	case json_type_string: {
+		const char *s = json_object_get_string(o);
+		if (strstr(s, "-----BEGIN") && strstr(s, "PRIVATE KEY-----"))
+			phn_errs_add(e, "%s: private key material not allowed",
+			    *path ? path : "(root)");
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+static void
+check_int(struct json_object *doc, const char *path, long long min,
+    int nullok, struct phn_errs *e)
+{
+	struct json_object *v;
+	char *parent = phn_strdup(path), *last = strrchr(parent, '.');
+
+	*last = '\0';
+	if (!json_object_object_get_ex(phn_json_path_get(doc, parent),
+	    last + 1, &v)) {
+		free(parent);
+		return;
+	}
+	free(parent);
+	if (v == NULL && nullok)
+		return;
+	if (!phn_json_is_int(v) || json_object_get_int64(v) < min)
+		phn_errs_add(e, "%s: must be an integer >= %lld%s (is %s)", path,
+		    min, nullok ? " or null" : "", json_object_to_json_string(v));
+}
+
+int
+phn_config_check(struct json_object *doc, struct phn_errs *e)
+{
+	static const char *objs[] = { "interfaces", "defaults", "limits", NULL };
+	struct json_object *v, *iv, *sv, *pw;
+	size_t before = e->n;
+	int i;
+
+	if (!json_object_is_type(doc, json_type_object)) {
+		phn_errs_add(e, "(root): must be an object");
+		return -1;
+	}
+	for (i = 0; objs[i]; i++)
+		if (json_object_object_get_ex(doc, objs[i], &v) &&
+		    !json_object_is_type(v, json_type_object))
+			phn_errs_add(e, "%s: must be an object", objs[i]);
+	if (e->n > before)
+		return -1;
+	check_int(doc, "defaults.scoreboard.heartbeat_interval_seconds", 1, 0, e);
+	check_int(doc, "defaults.scoreboard.heartbeat_stale_after_seconds", 1, 0,
+	    e);
+	check_int(doc, "defaults.scoreboard.stuck_after_seconds", 1, 0, e);
+	check_int(doc, "defaults.claim_lease_seconds", 1, 0, e);
+	check_int(doc, "defaults.kill_grace_seconds", 0, 0, e);
+	check_int(doc, "defaults.runner_capacity", 1, 1, e);
+	check_int(doc, "limits.max_jobs_per_batch", 1, 0, e);
+	check_int(doc, "limits.max_steps_per_job", 1, 0, e);
+	check_int(doc, "limits.min_goal_summary_words", 0, 0, e);
+	check_int(doc, "limits.max_harness_retries", 0, 0, e);
+	check_int(doc, "limits.max_isolated_git_root_du_bytes", 0, 1, e);
+	check_int(doc, "limits.max_isolated_git_root_tracked_bytes", 0, 1, e);
+	iv = phn_json_path_get(doc, "defaults.scoreboard.heartbeat_interval_seconds");
+	sv = phn_json_path_get(doc,
+	    "defaults.scoreboard.heartbeat_stale_after_seconds");
+	if (phn_json_is_int(iv) && phn_json_is_int(sv) &&
+	    json_object_get_int64(sv) <= 2 * json_object_get_int64(iv))
+		phn_errs_add(e, "defaults.scoreboard.heartbeat_stale_after_seconds:"
+		    " must exceed twice heartbeat_interval_seconds (%lld)",
+		    (long long)json_object_get_int64(iv));
+	pw = phn_json_path_get(doc, "limits.per_workdir_concurrency");
+	if (pw != NULL && !json_object_is_type(pw, json_type_object))
+		phn_errs_add(e, "limits.per_workdir_concurrency: must be an object "
+		    "of {absolute workdir: N}");
+	else if (pw != NULL) {
+		json_object_object_foreach(pw, k, n) {
+			if (k[0] != '/')
+				phn_errs_add(e, "limits.per_workdir_concurrency.%s: "
+				    "key must be an absolute directory", k);
+			if (!phn_json_is_int(n) || json_object_get_int64(n) < 1)
+				phn_errs_add(e, "limits.per_workdir_concurrency.%s: "
+				    "must be an integer >= 1", k);
+		}
+	}
+	phn_config_secrets(doc, "", e);
+	return e->n > before ? -1 : 0;
+}
+
+void
+phn_config_version(struct json_object *doc, char out[32])
+{
+	struct json_object *c = NULL;
+	char hex[PHN_SHA256_HEX], *s;
+
+	json_object_deep_copy(doc, &c, NULL);
+	json_object_object_del(c, "written_at");
+	json_object_object_del(c, "harness_config_version");
+	s = phn_json_pretty(c);
+	phn_sha256_hex(s, strlen(s), hex);
+	snprintf(out, 32, "hc_%.12s", hex);
+	free(s);
+	json_object_put(c);
+}
+
+static void
+die_errs(const char *file, struct phn_errs *e)
+{
+	size_t i;
+
+	for (i = 0; i < e->n; i++)
+		phn_warn("%s: %s", file, e->v[i]);
+	phn_die(PHN_EXIT_PERM, "%s: invalid harness config; fix it, or "
+	    "recreate it with phn-init --force", file);
+}
+
+/*
+ * Load (and, with create, first write the default of) the config.
+ * Any problem is fatal: 100 for an invalid config, 111 for I/O.
+ */
+int
+phn_config_load(const struct phn_paths *p, int create, struct phn_config *cfg)
+{
+	char msg[512], *sys, *vdir, *snap, iso[PHN_ISO_LEN];
+	struct phn_errs e = { 0 };
+	struct json_object *doc;
+
+	sys = phn_path_join(p->runs, "_system");
+	cfg->path = phn_path_join(sys, "harness_config.json");
+	if (create && access(cfg->path, F_OK) == -1 && errno == ENOENT) {
+		if (phn_mkdirs(sys, 0755) == -1)
+			phn_die(PHN_EXIT_TEMP, "unable to create %s:", sys);
+		doc = phn_config_default();
+		phn_iso(phn_now(), iso);
+		json_object_object_add(doc, "written_at",
+		    json_object_new_string(iso));
+		if (phn_json_write_once(cfg->path, doc) == -1 && errno != EEXIST)
+			phn_die(PHN_EXIT_TEMP, "unable to write %s:", cfg->path);
+		json_object_put(doc);
+	}
+	if ((doc = phn_json_load(cfg->path, msg, sizeof(msg))) == NULL) {
+		if (errno == ENOENT)
+			phn_die(PHN_EXIT_PERM, "%s; run phn-init first", msg);
+		phn_die(PHN_EXIT_PERM, "%s", msg);
+	}
+	if (phn_config_check(doc, &e) == -1)
+		die_errs(cfg->path, &e);
+	cfg->doc = doc;
+	phn_config_version(doc, cfg->version);
+	vdir = phn_path_join(sys, "harness_config_versions");
+	snap = phn_asprintf("%s/%s.json", vdir, cfg->version);
+	if (access(snap, F_OK) == -1) {
+		if (phn_mkdirs(vdir, 0755) == -1 ||
+		    (phn_json_write_once(snap, doc) == -1 && errno != EEXIST))
+			phn_die(PHN_EXIT_TEMP, "unable to write %s:", snap);
+	}
+	free(snap);
+	free(vdir);
+	free(sys);
+	return 0;
+}
+
+void
+phn_config_free(struct phn_config *cfg)
+{
+	json_object_put(cfg->doc);
+	free(cfg->path);
+	cfg->doc = NULL;
+	cfg->path = NULL;
+}
+
+long long
+phn_config_int(const struct phn_config *cfg, const char *path, long long dflt)
+{
+	struct json_object *v = phn_json_path_get(cfg->doc, path);
+
+	return phn_json_is_int(v) ? (long long)json_object_get_int64(v) : dflt;
+}

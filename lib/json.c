@@ -1,0 +1,277 @@
+/*
+ * json.c - json-c helpers: strict located parsing, the on-disk document
+ * form (sorted keys, 2-space indent, trailing newline, which json-c's own
+ * pretty printer does not sort), and one compact object per output line.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "phn.h"
+
+/*
+ * Parse buf strictly.  On error return NULL with "NAME:LINE:COL: msg"
+ * (or "NAME: msg") in msg.
+ */
+struct json_object *
+phn_json_parse(const char *buf, size_t len, const char *name, char *msg,
+    size_t msglen)
+{
+	struct json_tokener *tok;
+	struct json_object *o;
+	char scan[192];
+
+	if (phn_json_prescan(buf, len, PHN_JSON_MAX_DEPTH, scan,
+	    sizeof(scan)) == -1) {
+		snprintf(msg, msglen, "%s:%s", name, scan);
+		return NULL;
+	}
+	if ((tok = json_tokener_new_ex(PHN_JSON_MAX_DEPTH + 1)) == NULL)
+		phn_die(PHN_EXIT_TEMP, "out of memory");
+	o = json_tokener_parse_ex(tok, buf, (int)len);
+	if (o == NULL || json_tokener_get_error(tok) != json_tokener_success) {
+		snprintf(msg, msglen, "%s: %s", name, json_tokener_error_desc(
+		    json_tokener_get_error(tok)));
+		json_object_put(o);
+		o = NULL;
+	}
+	json_tokener_free(tok);
+	return o;
+}
+
+/* Read and parse a JSON file; errno-based failures also go into msg. */
+struct json_object *
+phn_json_load(const char *path, char *msg, size_t msglen)
+{
+	char *buf;
+	size_t len;
+	struct json_object *o;
+
+	if (phn_read_file(path, &buf, &len, PHN_JSON_MAXSZ) == -1) {
+		snprintf(msg, msglen, "%s: %s", path, errno == EFBIG ?
+		    "file too large" : strerror(errno));
+		return NULL;
+	}
+	if (len > INT32_MAX) {
+		free(buf);
+		snprintf(msg, msglen, "%s: file too large", path);
+		return NULL;
+	}
+	o = phn_json_parse(buf, len, path, msg, msglen);
+	free(buf);
+	return o;
+}
+
+struct buf {
+	char	*s;
+	size_t	 len, cap;
+};
+
+static void
+bput(struct buf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->s = phn_realloc(b->s, b->cap);
+	}
+	memcpy(b->s + b->len, s, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+}
+
+static void
+bputs(struct buf *b, const char *s)
+{
+	bput(b, s, strlen(s));
+}
+
+static void
+indent(struct buf *b, int n)
+{
+	bputs(b, "\n");
+	while (n-- > 0)
+		bputs(b, "  ");
+}
+
+static int
+strp_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+pretty(struct buf *b, struct json_object *o, int depth)
+{
+	size_t i, n;
+
+	switch (json_object_get_type(o)) {
+	case json_type_object: {
+		struct json_object_iterator it, end;
+		const char **keys;
+
+		n = (size_t)json_object_object_length(o);
+		if (n == 0) {
+			bputs(b, "{}");
+			return;
+		}
+		keys = phn_malloc(n * sizeof(*keys));
+		i = 0;
+		it = json_object_iter_begin(o);
+		end = json_object_iter_end(o);
+		for (; !json_object_iter_equal(&it, &end);
+		    json_object_iter_next(&it))
+			keys[i++] = json_object_iter_peek_name(&it);
+		qsort(keys, n, sizeof(*keys), strp_cmp);
+		bputs(b, "{");
+		for (i = 0; i < n; i++) {
+			struct json_object *k = json_object_new_string(keys[i]);
+			indent(b, depth + 1);
+			bputs(b, json_object_to_json_string_ext(k,
+			    JSON_C_TO_STRING_PLAIN |
+			    JSON_C_TO_STRING_NOSLASHESCAPE));
+			json_object_put(k);
+			bputs(b, ": ");
+			pretty(b, json_object_object_get(o, keys[i]), depth + 1);
+			if (i + 1 < n)
+				bputs(b, ",");
+		}
+		free(keys);
+		indent(b, depth);
+		bputs(b, "}");
+		return;
+	}
+	case json_type_array:
+		n = json_object_array_length(o);
+		if (n == 0) {
+			bputs(b, "[]");
+			return;
+		}
+		bputs(b, "[");
+		for (i = 0; i < n; i++) {
+			indent(b, depth + 1);
+			pretty(b, json_object_array_get_idx(o, i), depth + 1);
+			if (i + 1 < n)
+				bputs(b, ",");
+		}
+		indent(b, depth);
+		bputs(b, "]");
+		return;
+	default:
+		bputs(b, json_object_to_json_string_ext(o,
+		    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	}
+}
+
+/* The document form of o: sorted keys, 2-space indent, final newline. */
+char *
+phn_json_pretty(struct json_object *o)
+{
+	struct buf b = { NULL, 0, 0 };
+
+	pretty(&b, o, 0);
+	bputs(&b, "\n");
+	return b.s;
+}
+
+int
+phn_json_write(const char *path, struct json_object *o)
+{
+	char *s = phn_json_pretty(o);
+	int r = phn_atomic_write(path, s, strlen(s));
+
+	free(s);
+	return r;
+}
+
+int
+phn_json_write_once(const char *path, struct json_object *o)
+{
+	char *s = phn_json_pretty(o);
+	int r = phn_write_once(path, s, strlen(s));
+
+	free(s);
+	return r;
+}
+
+/* One compact object on one line; line-buffered stdout makes it one write. */
+void
+phn_json_emit(FILE *fp, struct json_object *o)
+{
+	fprintf(fp, "%s\n", json_object_to_json_string_ext(o,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+const char *
+phn_json_type(struct json_object *o)
+{
+	switch (json_object_get_type(o)) {
+	case json_type_null: return "null";
+	case json_type_boolean: return "a boolean";
+	case json_type_double: return "a number";
+	case json_type_int: return "an integer";
+	case json_type_object: return "an object";
+	case json_type_array: return "an array";
+	case json_type_string: return "a string";
+	}
+	return "a value";
+}
+
+int
+phn_json_is_int(struct json_object *o)
+{
+	double d;
+
+	if (json_object_is_type(o, json_type_int))
+		return 1;
+	if (!json_object_is_type(o, json_type_double))
+		return 0;
+	d = json_object_get_double(o);
+	return isfinite(d) && d == floor(d) && fabs(d) < 9e15;
+}
+
+int
+phn_json_is_num(struct json_object *o)
+{
+	return json_object_is_type(o, json_type_int) ||
+	    json_object_is_type(o, json_type_double);
+}
+
+/* Look up "a.b.c" through nested objects; NULL if any part is missing. */
+struct json_object *
+phn_json_path_get(struct json_object *o, const char *path)
+{
+	char *p = phn_strdup(path), *s, *save = NULL;
+
+	for (s = strtok_r(p, ".", &save); s && o; s = strtok_r(NULL, ".", &save))
+		if (!json_object_object_get_ex(o, s, &o))
+			o = NULL;
+	free(p);
+	return o;
+}
+
+/*
+ * Deep merge: object onto object merges key by key; anything else
+ * replaces.  Returns a new reference; neither argument is changed.
+ */
+struct json_object *
+phn_json_merge(struct json_object *base, struct json_object *over)
+{
+	struct json_object *r = NULL;
+
+	if (json_object_is_type(base, json_type_object) &&
+	    json_object_is_type(over, json_type_object)) {
+		json_object_deep_copy(base, &r, NULL);
+		json_object_object_foreach(over, k, v) {
+			struct json_object *old = json_object_object_get(r, k);
+			json_object_object_add(r, k, phn_json_merge(old, v));
+		}
+		return r;
+	}
+	if (over == NULL)	/* JSON null replaces too */
+		return NULL;
+	json_object_deep_copy(over, &r, NULL);
+	return r;
+}

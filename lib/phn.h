@@ -1,0 +1,158 @@
+/*
+ * phn.h - the one header of the phn toolkit's internal library.
+ *
+ * Commands include libc, json-c and this file, nothing else.
+ */
+#ifndef PHN_H
+#define PHN_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <json-c/json.h>
+
+#ifndef JSON_C_TO_STRING_NOSLASHESCAPE
+#define JSON_C_TO_STRING_NOSLASHESCAPE 0
+#endif
+
+#define PHN_EXIT_OK	0
+#define PHN_EXIT_NO	1	/* a documented negative answer */
+#define PHN_EXIT_PERM	100	/* permanent failure: usage, bad input */
+#define PHN_EXIT_TEMP	111	/* temporary failure: a system call failed */
+
+#define PHN_ID_MAX	128
+#define PHN_JSON_MAX_DEPTH	32
+#define PHN_LT_MAX_BYTES	(64L * 1024 * 1024)
+#define PHN_PROMPT_MAX_BYTES	(1024L * 1024)
+
+/* err.c */
+extern const char *PROG;
+void	phn_die(int, const char *, ...)
+	    __attribute__((noreturn, format(printf, 2, 3)));
+void	phn_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	*phn_malloc(size_t);
+void	*phn_realloc(void *, size_t);
+char	*phn_strdup(const char *);
+char	*phn_asprintf(const char *, ...) __attribute__((format(printf, 1, 2)));
+char	*phn_vasprintf(const char *, va_list);
+void	phn_stdout_close(void);
+long long phn_parse_num(const char *, const char *, long long, long long);
+
+/* A list of error messages, collected instead of exiting. */
+struct phn_errs {
+	char	**v;
+	size_t	  n, cap;
+};
+void	phn_errs_add(struct phn_errs *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	phn_errs_free(struct phn_errs *);
+
+/* atomic.c */
+int	phn_mkdirs(const char *, int);
+int	phn_fsync_dir(const char *);
+int	phn_atomic_write(const char *, const void *, size_t);
+int	phn_write_once(const char *, const void *, size_t);
+int	phn_read_file(const char *, char **, size_t *, size_t);
+int	phn_copy_file(const char *, const char *);
+int	phn_rmtree(const char *);
+int	phn_write_new(const char *, const void *, size_t);
+int	phn_syncfs(const char *);
+
+/* lock.c */
+int	phn_lock_open(const char *, int);
+int	phn_lock_wait(const char *, double);
+int	phn_lock_held(const char *);
+void	phn_lock_close(int);
+
+/* jscan.c: strict RFC 8259 pre-scan; 0 if clean, else -1 and msg. */
+int	phn_json_prescan(const char *, size_t, int, char *, size_t);
+int	phn_utf8_valid(const char *, size_t);
+
+/* json.c */
+#define PHN_JSON_MAXSZ	((size_t)PHN_LT_MAX_BYTES)
+struct json_object *phn_json_parse(const char *, size_t, const char *,
+	    char *, size_t);
+struct json_object *phn_json_load(const char *, char *, size_t);
+char	*phn_json_pretty(struct json_object *);
+int	phn_json_write(const char *, struct json_object *);
+int	phn_json_write_once(const char *, struct json_object *);
+void	phn_json_emit(FILE *, struct json_object *);
+const char *phn_json_type(struct json_object *);
+struct json_object *phn_json_path_get(struct json_object *, const char *);
+struct json_object *phn_json_merge(struct json_object *,
+	    struct json_object *);
+int	phn_json_is_int(struct json_object *);
+int	phn_json_is_num(struct json_object *);
+
+/* sha.c */
+#define PHN_SHA256_HEX	65
+void	phn_sha256_hex(const void *, size_t, char [PHN_SHA256_HEX]);
+
+/* time.c */
+#define PHN_ISO_LEN	64
+#define PHN_STAMP_LEN	20
+double	phn_now(void);
+void	phn_iso(double, char [PHN_ISO_LEN]);
+void	phn_stamp(double, char [PHN_STAMP_LEN]);
+int	phn_iso_parse(const char *, double *);
+
+/* id.c */
+int	phn_id_valid(const char *, size_t);
+const char *phn_id_problem(struct json_object *);
+char	*phn_id_new(const char *);
+uint32_t phn_random32(void);
+
+/* path.c */
+struct phn_paths {
+	char	*root;		/* absolute */
+	char	*runs;		/* absolute runs root */
+	char	*runners;	/* absolute runners root */
+};
+void	phn_paths_init(struct phn_paths *, const char *, const char *,
+	    const char *);
+void	phn_paths_free(struct phn_paths *);
+char	*phn_path_abs(const char *, const char *);
+char	*phn_path_norm(const char *);
+char	*phn_path_join(const char *, const char *);
+char	*phn_path_rel(const char *, const char *);
+char	*phn_path_dirname(const char *);
+char	*phn_datadir_file(const char *);
+
+/* config.c: runs/_system/harness_config.json */
+struct phn_config {
+	struct json_object *doc;	/* the whole config */
+	char	 version[32];		/* hc_<12 hex> */
+	char	*path;
+};
+struct json_object *phn_config_default(void);
+int	phn_config_check(struct json_object *, struct phn_errs *);
+void	phn_config_secrets(struct json_object *, const char *,
+	    struct phn_errs *);
+void	phn_config_version(struct json_object *, char [32]);
+int	phn_config_load(const struct phn_paths *, int, struct phn_config *);
+void	phn_config_free(struct phn_config *);
+long long phn_config_int(const struct phn_config *, const char *, long long);
+
+/* lt.c: the Launch Table */
+struct phn_lt_step {
+	const char *job, *step;	/* borrowed from the normalized table */
+	char	*prompt;	/* composed prompt */
+	char	*schema;	/* output schema document text, or NULL */
+	struct json_object *obj; /* the step in the normalized table */
+};
+struct phn_lt_ctx {
+	const char *name;	/* file name for messages */
+	const char *base;	/* directory relative paths resolve against */
+	const struct phn_config *cfg;
+	struct phn_errs errs;
+	struct phn_errs warns;
+	struct phn_lt_step *steps;
+	size_t	 nsteps;
+};
+void	phn_lt_ctx_free(struct phn_lt_ctx *);
+struct json_object *phn_lt_validate(struct json_object *, struct phn_lt_ctx *);
+int	phn_lt_goal_words(const char *);
+
+#endif
