@@ -20,7 +20,7 @@ BATS_JOBS = 2
 CMDS = cmd/phn-ingest cmd/phn-init
 SCRIPTS = cmd/phn
 LIBOBJ = lib/err.o lib/atomic.o lib/lock.o lib/jscan.o lib/json.o lib/sha.o \
-	lib/time.o lib/id.o lib/path.o lib/config.o lib/lt.o
+	lib/time.o lib/id.o lib/path.o lib/config.o lib/lt.o lib/store.o
 MAN1 = man/phn-ingest.1 man/phn-init.1 man/phn.1
 MAN5 = man/phn.5
 MAN7 = man/phn.7

@@ -6,6 +6,8 @@
 #ifndef PHN_H
 #define PHN_H
 
+#include <sys/types.h>
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -154,5 +156,51 @@ struct phn_lt_ctx {
 void	phn_lt_ctx_free(struct phn_lt_ctx *);
 struct json_object *phn_lt_validate(struct json_object *, struct phn_lt_ctx *);
 int	phn_lt_goal_words(const char *);
+
+
+/* store.c: batches, attempts, state.json, current.json, _ready/, faults */
+struct phn_attempt {
+	char	*dir;		/* absolute attempt directory */
+	char	*rel;		/* relative to the runs root */
+	char	*batch, *job, *step, *run_id;
+	char	*name;		/* <stamp>_<run_id> */
+	char	*jobdir;	/* absolute runs/<batch>/<job> */
+};
+#define PHN_FAULT_NONE		0
+#define PHN_FAULT_LEASE		1	/* queued, lease expired */
+#define PHN_FAULT_ORPHAN	2	/* spawner gone */
+#define PHN_FAULT_STUCK		3	/* alive, no codex event for long */
+int	phn_status_valid(const char *);
+int	phn_status_terminal(const char *);
+const char *phn_jstr(struct json_object *, const char *);
+int	phn_attempt_parse(const struct phn_paths *, const char *,
+	    struct phn_attempt *);
+void	phn_attempt_free(struct phn_attempt *);
+char	*phn_attempt_file(const char *, const char *);
+char	*phn_attempt_find(const struct phn_paths *, const char *, const char *,
+	    const char *, const char *);
+struct json_object *phn_state_read(const char *);
+int	phn_state_update(const char *, const char *, struct json_object *);
+char	**phn_dir_list(const char *, size_t *);
+void	phn_dir_list_free(char **, size_t);
+char	**phn_batch_list(const struct phn_paths *, size_t *);
+struct json_object *phn_batch_meta(const struct phn_paths *, const char *,
+	    char *, size_t);
+struct json_object *phn_current_rebuild(const struct phn_paths *,
+	    const char *, const char *);
+struct json_object *phn_current_read(const struct phn_paths *, const char *,
+	    const char *);
+int	phn_current_note(const struct phn_paths *, const struct phn_attempt *,
+	    struct json_object *);
+int	phn_ready_add(const struct phn_paths *, const char *, const char *,
+	    const char *, double);
+unsigned long long phn_proc_start(pid_t);
+const char *phn_boot_id(void);
+const char *phn_hostname(void);
+int	phn_state_proc_alive(struct json_object *, const char *, const char *);
+int	phn_attempt_fault(const char *, struct json_object *, double, double,
+	    double, double);
+int	phn_attempt_reap(const struct phn_paths *, const struct phn_attempt *,
+	    int);
 
 #endif

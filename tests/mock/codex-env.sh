@@ -29,10 +29,10 @@ elif [ -z "${PHN_MOCK_DIR:-}" ]; then
         PHN_MOCK_DIR=$(pwd)
     fi
 fi
-PHN_ROOT=$(cd "$PHN_MOCK_DIR/../.." && pwd)
+PHN_MOCK_REPO=$(cd "$PHN_MOCK_DIR/../.." && pwd)
 
 if [ -z "${PHN_CODEX:-}" ]; then
-    if PHN_CODEX=$(sh "$PHN_ROOT/.ci/codex-path.sh" 2>/dev/null) && [ -n "$PHN_CODEX" ]; then
+    if PHN_CODEX=$(sh "$PHN_MOCK_REPO/.ci/codex-path.sh" 2>/dev/null) && [ -n "$PHN_CODEX" ]; then
         export PHN_CODEX
     else
         unset PHN_CODEX

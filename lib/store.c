@@ -1,0 +1,694 @@
+/*
+ * store.c - the runs store: batches, attempts, the state.json guard, the
+ * current.json job index, the ready index, and harness-fault recovery
+ * (lease expiry and orphans), shared by every command.
+ *
+ * Attempt directories are the source of truth.  current.json, _ready/ and
+ * the scoreboards are derived and may be rebuilt from them at any time.
+ *
+ * Locks (see lock.c): <attempt>/state.lock guards the read-check-write of
+ * state.json; <job>/current.lock guards current.json; <attempt>/spawn.lock
+ * is held by phn-spawn for its whole life ("held" means "alive" on this
+ * host).
+ */
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "phn.h"
+
+static const char *statuses[] = { "queued", "running", "succeeded", "failed",
+    "needs_attention", "canceled", NULL };
+
+int
+phn_status_valid(const char *s)
+{
+	int i;
+
+	for (i = 0; s && statuses[i]; i++)
+		if (strcmp(s, statuses[i]) == 0)
+			return 1;
+	return 0;
+}
+
+int
+phn_status_terminal(const char *s)
+{
+	return phn_status_valid(s) && strcmp(s, "queued") != 0 &&
+	    strcmp(s, "running") != 0;
+}
+
+const char *
+phn_jstr(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/*
+ * Split an attempt directory (absolute, relative to the cwd, or relative
+ * to the runs root) into its ids: RUNS/B/J/steps/S/attempts/NAME, where
+ * NAME is <stamp>_<run_id> (or just the run id).
+ */
+int
+phn_attempt_parse(const struct phn_paths *p, const char *path,
+    struct phn_attempt *a)
+{
+	char *c = getcwd(NULL, 0), *abs, *rel, *parts[6], *save = NULL, *s;
+	struct stat st;
+	int n = 0;
+
+	memset(a, 0, sizeof(*a));
+	if (c == NULL)
+		return -1;
+	abs = phn_path_abs(c, path);
+	free(c);
+	if (stat(abs, &st) == -1 && path[0] != '/') {
+		free(abs);
+		abs = phn_path_abs(p->runs, path);
+	}
+	rel = phn_path_rel(p->runs, abs);
+	if (rel[0] == '/') {
+		free(rel);
+		free(abs);
+		errno = EINVAL;
+		return -1;
+	}
+	for (s = strtok_r(rel, "/", &save); s && n < 6; s = strtok_r(NULL, "/",
+	    &save))
+		parts[n++] = s;
+	if (n != 6 || s != NULL || strcmp(parts[2], "steps") ||
+	    strcmp(parts[4], "attempts")) {
+		free(rel);
+		free(abs);
+		errno = EINVAL;
+		return -1;
+	}
+	a->dir = abs;
+	a->batch = phn_strdup(parts[0]);
+	a->job = phn_strdup(parts[1]);
+	a->step = phn_strdup(parts[3]);
+	s = strstr(parts[5], "run_");
+	a->run_id = phn_strdup(s ? s : parts[5]);
+	a->name = phn_strdup(parts[5]);
+	a->jobdir = phn_asprintf("%s/%s/%s", p->runs, a->batch, a->job);
+	a->rel = phn_path_rel(p->runs, abs);
+	free(rel);
+	return 0;
+}
+
+void
+phn_attempt_free(struct phn_attempt *a)
+{
+	free(a->dir);
+	free(a->batch);
+	free(a->job);
+	free(a->step);
+	free(a->run_id);
+	free(a->name);
+	free(a->jobdir);
+	free(a->rel);
+	memset(a, 0, sizeof(*a));
+}
+
+char *
+phn_attempt_file(const char *dir, const char *name)
+{
+	return phn_path_join(dir, name);
+}
+
+/* state.json as an object, or NULL (missing or corrupt: errno says). */
+struct json_object *
+phn_state_read(const char *dir)
+{
+	char *f = phn_path_join(dir, "state.json"), msg[512];
+	struct json_object *o = phn_json_load(f, msg, sizeof(msg));
+
+	free(f);
+	if (o != NULL && !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		errno = EINVAL;
+		return NULL;
+	}
+	return o;
+}
+
+/*
+ * The guarded state change.  Under state.lock: read the current status,
+ * refuse an illegal transition (-1, EINVAL), keep a terminal state frozen
+ * (0: not written), else merge fields into the state, set status (NULL:
+ * keep the current one) and replace state.json atomically (1).
+ *
+ * Legal: none -> any; queued -> queued | running | any terminal (a spawn
+ * that fails before codex starts ends the attempt); running -> running |
+ * any terminal.
+ */
+int
+phn_state_update(const char *dir, const char *status, struct json_object *fields)
+{
+	char *lp = phn_path_join(dir, "state.lock"), *sp;
+	struct json_object *cur, *v;
+	const char *prev;
+	int fd, r;
+
+	if (status != NULL && !phn_status_valid(status)) {
+		free(lp);
+		errno = EINVAL;
+		return -1;
+	}
+	if ((fd = phn_lock_wait(lp, 30)) == -1) {
+		free(lp);
+		return -1;
+	}
+	free(lp);
+	cur = phn_state_read(dir);
+	if (cur == NULL)
+		cur = json_object_new_object();
+	prev = phn_jstr(cur, "status");
+	if (prev != NULL && phn_status_terminal(prev)) {
+		json_object_put(cur);
+		phn_lock_close(fd);
+		return 0;
+	}
+	if (status == NULL)
+		status = prev ? prev : "queued";
+	if (prev != NULL && (!phn_status_valid(prev) ||
+	    (strcmp(prev, "running") == 0 && strcmp(status, "queued") == 0))) {
+		json_object_put(cur);
+		phn_lock_close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	if (fields != NULL) {
+		json_object_object_foreach(fields, k, val)
+			json_object_object_add(cur, k, json_object_get(val));
+	}
+	json_object_object_add(cur, "status", json_object_new_string(status));
+	if (phn_status_terminal(status) &&
+	    (!json_object_object_get_ex(cur, "ended_at", &v) || v == NULL)) {
+		char iso[PHN_ISO_LEN];
+		phn_iso(phn_now(), iso);
+		json_object_object_add(cur, "ended_at", json_object_new_string(iso));
+	}
+	sp = phn_path_join(dir, "state.json");
+	r = phn_json_write(sp, cur) == -1 ? -1 : 1;
+	free(sp);
+	json_object_put(cur);
+	phn_lock_close(fd);
+	return r;
+}
+
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted entries of a directory, without dotfiles; NULL + errno on error. */
+char **
+phn_dir_list(const char *dir, size_t *np)
+{
+	DIR *d;
+	struct dirent *de;
+	char **v = NULL;
+	size_t n = 0;
+
+	*np = 0;
+	if ((d = opendir(dir)) == NULL)
+		return NULL;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		v = phn_realloc(v, (n + 2) * sizeof(*v));
+		v[n++] = phn_strdup(de->d_name);
+	}
+	closedir(d);
+	if (v == NULL)
+		v = phn_malloc(sizeof(*v));
+	v[n] = NULL;
+	qsort(v, n, sizeof(*v), name_cmp);
+	*np = n;
+	return v;
+}
+
+void
+phn_dir_list_free(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Batches: directories of runs/ not starting with '_' or '.' that hold a
+ * batch_meta.json, sorted by name. */
+char **
+phn_batch_list(const struct phn_paths *p, size_t *np)
+{
+	char **v = phn_dir_list(p->runs, np), **out;
+	size_t i, n = 0;
+
+	if (v == NULL)
+		return NULL;
+	out = phn_malloc((*np + 1) * sizeof(*out));
+	for (i = 0; i < *np; i++) {
+		char *f = phn_asprintf("%s/%s/batch_meta.json", p->runs, v[i]);
+		if (v[i][0] != '_' && access(f, F_OK) == 0)
+			out[n++] = v[i];
+		else
+			free(v[i]);
+		free(f);
+	}
+	free(v);
+	out[n] = NULL;
+	*np = n;
+	return out;
+}
+
+struct json_object *
+phn_batch_meta(const struct phn_paths *p, const char *batch, char *msg,
+    size_t msglen)
+{
+	char *f = phn_asprintf("%s/%s/batch_meta.json", p->runs, batch);
+	struct json_object *o = phn_json_load(f, msg, msglen);
+
+	free(f);
+	return o;
+}
+
+/* One attempt's entry for current.json: ids, relative dir, status. */
+static struct json_object *
+index_entry(const struct phn_paths *p, const char *dir, const char *run_id,
+    struct json_object *st)
+{
+	struct json_object *e = json_object_new_object(), *v;
+	char *rel = phn_path_rel(p->runs, dir), base[4096];
+	static const char *keep[] = { "status", "ended_at", "codex_thread_id",
+	    "failure_kind", NULL };
+	int i;
+
+	snprintf(base, sizeof(base), "%s/codex_home", rel);
+	json_object_object_add(e, "run_id", json_object_new_string(run_id));
+	json_object_object_add(e, "attempt_dir", json_object_new_string(rel));
+	json_object_object_add(e, "resume_base_dir", json_object_new_string(base));
+	for (i = 0; keep[i]; i++)
+		if (json_object_object_get_ex(st, keep[i], &v))
+			json_object_object_add(e, keep[i], json_object_get(v));
+	if (!json_object_object_get_ex(e, "status", NULL))
+		json_object_object_add(e, "status",
+		    json_object_new_string("queued"));
+	free(rel);
+	return e;
+}
+
+/* Rebuild current.json's content for a job from its attempt directories. */
+struct json_object *
+phn_current_rebuild(const struct phn_paths *p, const char *batch,
+    const char *job)
+{
+	char *sd = phn_asprintf("%s/%s/%s/steps", p->runs, batch, job), iso[PHN_ISO_LEN];
+	struct json_object *cur = json_object_new_object(), *steps;
+	char **sv, **av;
+	size_t ns, na, i, k;
+
+	steps = json_object_new_object();
+	phn_iso(phn_now(), iso);
+	json_object_object_add(cur, "batch_id", json_object_new_string(batch));
+	json_object_object_add(cur, "job_id", json_object_new_string(job));
+	json_object_object_add(cur, "updated_at", json_object_new_string(iso));
+	json_object_object_add(cur, "steps", steps);
+	if ((sv = phn_dir_list(sd, &ns)) == NULL) {
+		free(sd);
+		return cur;
+	}
+	for (i = 0; i < ns; i++) {
+		char *ad = phn_asprintf("%s/%s/attempts", sd, sv[i]);
+		struct json_object *se = NULL, *by = NULL, *latest = NULL,
+		    *lsucc = NULL;
+
+		if ((av = phn_dir_list(ad, &na)) == NULL || na == 0) {
+			phn_dir_list_free(av, na);
+			free(ad);
+			continue;
+		}
+		se = json_object_new_object();
+		by = json_object_new_object();
+		for (k = 0; k < na; k++) {
+			char *dir = phn_path_join(ad, av[k]);
+			const char *rid = strstr(av[k], "run_");
+			struct json_object *st = phn_state_read(dir), *e;
+
+			e = index_entry(p, dir, rid ? rid : av[k], st);
+			json_object_object_add(by, rid ? rid : av[k], e);
+			latest = e;	/* names sort by claim time */
+			if (st && phn_jstr(st, "status") &&
+			    strcmp(phn_jstr(st, "status"), "succeeded") == 0)
+				lsucc = e;
+			json_object_put(st);
+			free(dir);
+		}
+		json_object_object_add(se, "by_run_id", by);
+		json_object_object_add(se, "latest", json_object_get(latest));
+		if (lsucc)
+			json_object_object_add(se, "latest_successful",
+			    json_object_get(lsucc));
+		json_object_object_add(steps, sv[i], se);
+		phn_dir_list_free(av, na);
+		free(ad);
+	}
+	phn_dir_list_free(sv, ns);
+	free(sd);
+	return cur;
+}
+
+/* current.json, rebuilt in memory when missing or corrupt. */
+struct json_object *
+phn_current_read(const struct phn_paths *p, const char *batch, const char *job)
+{
+	char *f = phn_asprintf("%s/%s/%s/current.json", p->runs, batch, job);
+	char msg[512];
+	struct json_object *o = phn_json_load(f, msg, sizeof(msg)), *s;
+
+	free(f);
+	if (o == NULL || !json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, "steps", &s) ||
+	    !json_object_is_type(s, json_type_object)) {
+		json_object_put(o);
+		return phn_current_rebuild(p, batch, job);
+	}
+	return o;
+}
+
+/*
+ * Record an attempt in current.json under the job's lock: its by_run_id
+ * entry (status and fields from state), latest if it is the newest, and
+ * latest_successful when it succeeded.  A corrupt file is rebuilt.
+ */
+int
+phn_current_note(const struct phn_paths *p, const struct phn_attempt *a,
+    struct json_object *st)
+{
+	char *lp = phn_path_join(a->jobdir, "current.lock");
+	char *f = phn_path_join(a->jobdir, "current.json"), iso[PHN_ISO_LEN];
+	struct json_object *cur, *steps, *se, *by, *e, *lat;
+	const char *status = phn_jstr(st, "status"), *ld;
+	int fd, r;
+
+	if ((fd = phn_lock_wait(lp, 30)) == -1) {
+		free(lp);
+		free(f);
+		return -1;
+	}
+	cur = phn_current_read(p, a->batch, a->job);
+	steps = json_object_object_get(cur, "steps");
+	if (!json_object_object_get_ex(steps, a->step, &se) ||
+	    !json_object_is_type(se, json_type_object)) {
+		se = json_object_new_object();
+		json_object_object_add(steps, a->step, se);
+	}
+	if (!json_object_object_get_ex(se, "by_run_id", &by) ||
+	    !json_object_is_type(by, json_type_object)) {
+		by = json_object_new_object();
+		json_object_object_add(se, "by_run_id", by);
+	}
+	e = index_entry(p, a->dir, a->run_id, st);
+	json_object_object_add(by, a->run_id, e);
+	lat = json_object_object_get(se, "latest");
+	ld = phn_jstr(lat, "attempt_dir");
+	if (ld == NULL || strcmp(ld, phn_jstr(e, "attempt_dir")) <= 0 ||
+	    strcmp(phn_jstr(lat, "run_id") ? phn_jstr(lat, "run_id") : "",
+	    a->run_id) == 0)
+		json_object_object_add(se, "latest", json_object_get(e));
+	if (status && strcmp(status, "succeeded") == 0)
+		json_object_object_add(se, "latest_successful",
+		    json_object_get(e));
+	phn_iso(phn_now(), iso);
+	json_object_object_add(cur, "batch_id", json_object_new_string(a->batch));
+	json_object_object_add(cur, "job_id", json_object_new_string(a->job));
+	json_object_object_add(cur, "updated_at", json_object_new_string(iso));
+	r = phn_json_write(f, cur);
+	json_object_put(cur);
+	phn_lock_close(fd);
+	free(lp);
+	free(f);
+	return r;
+}
+
+/*
+ * Find an attempt by ids: current.json's by_run_id, then a directory
+ * named <run_id> or ending in _<run_id>.  NULL with errno ENOENT (none)
+ * or EEXIST (ambiguous).
+ */
+char *
+phn_attempt_find(const struct phn_paths *p, const char *batch, const char *job,
+    const char *step, const char *run_id)
+{
+	struct json_object *cur = phn_current_read(p, batch, job), *e;
+	char *ad, **v, *found = NULL, *suffix;
+	const char *rel;
+	size_t n, i, hits = 0;
+	struct stat st;
+
+	e = phn_json_path_get(cur, "steps");
+	if (json_object_object_get_ex(e, step, &e) &&
+	    json_object_object_get_ex(e, "by_run_id", &e) &&
+	    json_object_object_get_ex(e, run_id, &e) &&
+	    (rel = phn_jstr(e, "attempt_dir")) != NULL) {
+		char *d = phn_path_abs(p->runs, rel);
+		if (stat(d, &st) == 0 && S_ISDIR(st.st_mode)) {
+			json_object_put(cur);
+			return d;
+		}
+		free(d);
+	}
+	json_object_put(cur);
+	ad = phn_asprintf("%s/%s/%s/steps/%s/attempts", p->runs, batch, job, step);
+	suffix = phn_asprintf("_%s", run_id);
+	if ((v = phn_dir_list(ad, &n)) != NULL) {
+		for (i = 0; i < n; i++) {
+			size_t l = strlen(v[i]), sl = strlen(suffix);
+			if (strcmp(v[i], run_id) == 0 ||
+			    (l > sl && strcmp(v[i] + l - sl, suffix) == 0)) {
+				if (hits++ == 0)
+					found = phn_path_join(ad, v[i]);
+			}
+		}
+		phn_dir_list_free(v, n);
+	}
+	free(suffix);
+	free(ad);
+	if (hits > 1) {
+		free(found);
+		errno = EEXIST;
+		return NULL;
+	}
+	if (found == NULL)
+		errno = ENOENT;
+	return found;
+}
+
+/*
+ * The ready index: runs/<batch>/_ready/<JOB>@<STEP>, one entry per step
+ * believed runnable, holding {"not_before": EPOCH}.  Entries are hints:
+ * every claim re-checks the step under its lock, so a stale or duplicate
+ * entry costs a little time and never a wrong run.
+ */
+int
+phn_ready_add(const struct phn_paths *p, const char *batch, const char *job,
+    const char *step, double not_before)
+{
+	char *d = phn_asprintf("%s/%s/_ready", p->runs, batch);
+	char *f = phn_asprintf("%s/%s@%s", d, job, step);
+	char buf[64];
+	int r;
+
+	snprintf(buf, sizeof(buf), "{\"not_before\": %.6f}\n", not_before);
+	r = phn_mkdirs(d, 0755);
+	if (r == 0)
+		r = phn_atomic_write(f, buf, strlen(buf));
+	free(d);
+	free(f);
+	return r;
+}
+
+/* Process identity, from /proc: start time in clock ticks since boot. */
+unsigned long long
+phn_proc_start(pid_t pid)
+{
+	char *f = phn_asprintf("/proc/%d/stat", (int)pid), *buf, *s;
+	unsigned long long t = 0;
+	size_t len;
+	int i;
+
+	if (phn_read_file(f, &buf, &len, 65536) == -1) {
+		free(f);
+		return 0;
+	}
+	free(f);
+	/* Field 2 (comm) may hold spaces and parens; count after the last ')'. */
+	if ((s = strrchr(buf, ')')) != NULL) {
+		for (i = 2; i < 22 && s; i++)
+			s = strchr(s + 1, ' ');
+		if (s)
+			t = strtoull(s + 1, NULL, 10);
+	}
+	free(buf);
+	return t;
+}
+
+const char *
+phn_boot_id(void)
+{
+	static char id[64];
+	char *buf;
+	size_t len;
+
+	if (id[0] == '\0') {
+		if (phn_read_file("/proc/sys/kernel/random/boot_id", &buf, &len,
+		    256) == 0) {
+			snprintf(id, sizeof(id), "%.*s", (int)strcspn(buf, "\n"),
+			    buf);
+			free(buf);
+		} else
+			strcpy(id, "unknown");
+	}
+	return id;
+}
+
+const char *
+phn_hostname(void)
+{
+	static char host[256];
+
+	if (host[0] == '\0' && gethostname(host, sizeof(host) - 1) == -1)
+		strcpy(host, "localhost");
+	return host;
+}
+
+/* Whether state's recorded process (pid_key, start_key) is on this
+ * machine and still the same process. */
+int
+phn_state_proc_alive(struct json_object *st, const char *pid_key,
+    const char *start_key)
+{
+	struct json_object *v;
+	const char *host = phn_jstr(st, "host"), *boot = phn_jstr(st, "boot_id");
+	long long pid;
+	unsigned long long want;
+
+	if (host == NULL || boot == NULL || strcmp(host, phn_hostname()) ||
+	    strcmp(boot, phn_boot_id()))
+		return 0;
+	if (!json_object_object_get_ex(st, pid_key, &v) || !phn_json_is_int(v))
+		return 0;
+	pid = json_object_get_int64(v);
+	if (pid <= 1)
+		return 0;
+	want = json_object_object_get_ex(st, start_key, &v) ?
+	    (unsigned long long)json_object_get_int64(v) : 0;
+	return want != 0 && phn_proc_start((pid_t)pid) == want;
+}
+
+/*
+ * Classify an attempt for recovery.  PHN_FAULT_NONE: nothing to do.
+ * PHN_FAULT_LEASE: queued, not picked up within claim_lease_seconds.
+ * PHN_FAULT_ORPHAN: running (or claimed by a spawner that died), and the
+ * spawner is gone: spawn.lock free on this host, or on another host a
+ * heartbeat older than heartbeat_stale_after_seconds.
+ * PHN_FAULT_STUCK: spawner alive, but no codex event for
+ * stuck_after_seconds (reported, never reaped).
+ */
+int
+phn_attempt_fault(const char *dir, struct json_object *st, double now,
+    double lease, double stale, double stuck)
+{
+	const char *status = phn_jstr(st, "status"), *host;
+	char *lp;
+	double t;
+	int held, local;
+
+	if (status == NULL || phn_status_terminal(status))
+		return PHN_FAULT_NONE;
+	lp = phn_path_join(dir, "spawn.lock");
+	held = phn_lock_held(lp);
+	free(lp);
+	host = phn_jstr(st, "host");
+	local = host == NULL || (strcmp(host, phn_hostname()) == 0 &&
+	    phn_jstr(st, "boot_id") && strcmp(phn_jstr(st, "boot_id"),
+	    phn_boot_id()) == 0);
+	if (strcmp(status, "queued") == 0) {
+		if (held == 1)
+			return PHN_FAULT_NONE;
+		if (phn_iso_parse(phn_jstr(st, "claimed_at"), &t) == 0 &&
+		    now - t > lease)
+			return PHN_FAULT_LEASE;
+		return PHN_FAULT_NONE;
+	}
+	if (held == 1)
+		goto alive;
+	if (local && phn_jstr(st, "host") != NULL)
+		return PHN_FAULT_ORPHAN;
+	if (phn_iso_parse(phn_jstr(st, "last_heartbeat_at"), &t) == -1 &&
+	    phn_iso_parse(phn_jstr(st, "started_at"), &t) == -1)
+		return PHN_FAULT_ORPHAN;
+	if (now - t > stale)
+		return PHN_FAULT_ORPHAN;
+alive:
+	if (phn_iso_parse(phn_jstr(st, "last_event_at"), &t) == -1 &&
+	    phn_iso_parse(phn_jstr(st, "started_at"), &t) == -1)
+		return PHN_FAULT_NONE;
+	return now - t > stuck ? PHN_FAULT_STUCK : PHN_FAULT_NONE;
+}
+
+/*
+ * End a faulted attempt: kill its codex process group when its identity
+ * still matches (the Node launcher leaves codex running when its parent
+ * dies), mark it failed with kind "orphaned" or "claim_expired", note it
+ * in current.json, and put the step back in the ready index.  Returns 1
+ * if reaped, 0 if the attempt was already terminal, -1 on error.
+ */
+int
+phn_attempt_reap(const struct phn_paths *p, const struct phn_attempt *a,
+    int fault)
+{
+	struct json_object *st = phn_state_read(a->dir), *f, *v;
+	const char *kind = fault == PHN_FAULT_LEASE ? "claim_expired" :
+	    "orphaned";
+	int r;
+
+	if (st != NULL && phn_state_proc_alive(st, "pgid", "codex_start") &&
+	    json_object_object_get_ex(st, "pgid", &v)) {
+		pid_t pg = (pid_t)json_object_get_int64(v);
+		kill(-pg, SIGTERM);
+		usleep(200 * 1000);
+		kill(-pg, SIGKILL);
+	}
+	json_object_put(st);
+	f = json_object_new_object();
+	json_object_object_add(f, "failure_kind", json_object_new_string(kind));
+	json_object_object_add(f, "harness_fault", json_object_new_boolean(1));
+	json_object_object_add(f, "current_item", json_object_new_string(
+	    fault == PHN_FAULT_LEASE ? "claim lease expired before phn-spawn "
+	    "picked it up" : "orphaned: the spawner died"));
+	r = phn_state_update(a->dir, "failed", f);
+	json_object_put(f);
+	if (r != 1)
+		return r;
+	st = phn_state_read(a->dir);
+	if (st != NULL)
+		phn_current_note(p, a, st);
+	json_object_put(st);
+	phn_ready_add(p, a->batch, a->job, a->step, 0);
+	return 1;
+}
