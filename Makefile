@@ -17,13 +17,29 @@ LDLIBS = $(JSONC_LIBS) -lmd -lm
 BATS = bats
 BATS_JOBS = 2
 
-CMDS = cmd/phn-ingest cmd/phn-init
+# One line per area, so that work on one area does not touch another's.
+CMDS_INGEST = cmd/phn-ingest cmd/phn-init
+CMDS_CLAIM =
+CMDS_SPAWN =
+CMDS_SCORE =
+CMDS = $(CMDS_INGEST) $(CMDS_CLAIM) $(CMDS_SPAWN) $(CMDS_SCORE)
 SCRIPTS = cmd/phn
-LIBOBJ = lib/err.o lib/atomic.o lib/lock.o lib/jscan.o lib/json.o lib/sha.o \
-	lib/time.o lib/id.o lib/path.o lib/config.o lib/lt.o lib/store.o
-MAN1 = man/phn-ingest.1 man/phn-init.1 man/phn.1
+LIBOBJ_BASE = lib/err.o lib/atomic.o lib/lock.o lib/jscan.o lib/json.o \
+	lib/sha.o lib/time.o lib/id.o lib/path.o lib/config.o lib/lt.o \
+	lib/store.o
+LIBOBJ_CLAIM = lib/sched.o
+LIBOBJ_SPAWN =
+LIBOBJ_SCORE =
+LIBOBJ = $(LIBOBJ_BASE) $(LIBOBJ_CLAIM) $(LIBOBJ_SPAWN) $(LIBOBJ_SCORE)
+MAN1_INGEST = man/phn-ingest.1 man/phn-init.1 man/phn.1
+MAN1_CLAIM =
+MAN1_SPAWN =
+MAN1_SCORE =
+MAN1 = $(MAN1_INGEST) $(MAN1_CLAIM) $(MAN1_SPAWN) $(MAN1_SCORE)
 MAN5 = man/phn.5
 MAN7 = man/phn.7
+# Test-only programs, built by make test.
+TESTPROGS =
 
 all: $(CMDS)
 
@@ -46,7 +62,10 @@ check: deps
 	$(MAKE) all
 	$(MAKE) test
 
-test: all
+$(TESTPROGS): lib/libphn.a lib/phn.h
+	$(CC) $(PHN_CFLAGS) $(CFLAGS) -o $@ $@.c lib/libphn.a $(LDFLAGS) $(LDLIBS)
+
+test: all $(TESTPROGS)
 	mandoc -Tlint -W warning $(MAN1) $(MAN5) $(MAN7)
 	$(BATS) --jobs $(BATS_JOBS) tests
 
@@ -78,6 +97,6 @@ uninstall:
 	-rmdir $(DESTDIR)$(DATADIR)
 
 clean:
-	rm -f $(CMDS) lib/*.o lib/libphn.a
+	rm -f $(CMDS) $(TESTPROGS) lib/*.o lib/libphn.a
 
 .PHONY: all deps check test check-sanitize demo install uninstall clean

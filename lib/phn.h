@@ -17,6 +17,17 @@
 
 #ifndef JSON_C_TO_STRING_NOSLASHESCAPE
 #define JSON_C_TO_STRING_NOSLASHESCAPE 0
+/* sched.c: the scheduler's side (phn-claim); the ready index and limits */
+int	phn_sched_attempt_ended(const struct phn_paths *,
+	    const struct phn_attempt *);
+/* -- claim declarations end -- */
+
+/* spawn: running an attempt (phn-spawn, phn-heartbeat) */
+/* -- spawn declarations end -- */
+
+/* score: scoreboards and operator commands (phn-score, phn-cancel, ...) */
+/* -- score declarations end -- */
+
 #endif
 
 #define PHN_EXIT_OK	0
@@ -202,5 +213,16 @@ int	phn_attempt_fault(const char *, struct json_object *, double, double,
 	    double, double);
 int	phn_attempt_reap(const struct phn_paths *, const struct phn_attempt *,
 	    int);
+
+/* sched.c: the scheduler's side (phn-claim); the ready index and limits */
+int	phn_sched_attempt_ended(const struct phn_paths *,
+	    const struct phn_attempt *);
+/* -- claim declarations end -- */
+
+/* spawn: running an attempt (phn-spawn, phn-heartbeat) */
+/* -- spawn declarations end -- */
+
+/* score: scoreboards and operator commands (phn-score, phn-cancel, ...) */
+/* -- score declarations end -- */
 
 #endif
