@@ -689,6 +689,6 @@ phn_attempt_reap(const struct phn_paths *p, const struct phn_attempt *a,
 	if (st != NULL)
 		phn_current_note(p, a, st);
 	json_object_put(st);
-	phn_ready_add(p, a->batch, a->job, a->step, 0);
+	phn_sched_attempt_ended(p, a);
 	return 1;
 }
