@@ -20,16 +20,16 @@ BATS_JOBS = 2
 # One line per area, so that work on one area does not touch another's.
 CMDS_INGEST = cmd/phn-ingest cmd/phn-init
 CMDS_CLAIM =
-CMDS_SPAWN =
-CMDS_SCORE =
+CMDS_SPAWN = cmd/phn-spawn
+CMDS_SCORE = cmd/phn-score
 CMDS = $(CMDS_INGEST) $(CMDS_CLAIM) $(CMDS_SPAWN) $(CMDS_SCORE)
 SCRIPTS = cmd/phn
 LIBOBJ_BASE = lib/err.o lib/atomic.o lib/lock.o lib/jscan.o lib/json.o \
 	lib/sha.o lib/time.o lib/id.o lib/path.o lib/config.o lib/lt.o \
-	lib/store.o
+	lib/store.o lib/schema.o
 LIBOBJ_CLAIM = lib/sched.o
-LIBOBJ_SPAWN =
-LIBOBJ_SCORE =
+LIBOBJ_SPAWN = lib/spawn.o lib/supervise.o lib/report.o lib/workspace.o
+LIBOBJ_SCORE = lib/score.o lib/ops.o
 LIBOBJ = $(LIBOBJ_BASE) $(LIBOBJ_CLAIM) $(LIBOBJ_SPAWN) $(LIBOBJ_SCORE)
 MAN1_INGEST = man/phn-ingest.1 man/phn-init.1 man/phn.1
 MAN1_CLAIM =
@@ -39,7 +39,7 @@ MAN1 = $(MAN1_INGEST) $(MAN1_CLAIM) $(MAN1_SPAWN) $(MAN1_SCORE)
 MAN5 = man/phn.5
 MAN7 = man/phn.7
 # Test-only programs, built by make test.
-TESTPROGS =
+TESTPROGS = tests/t-schema tests/t-claim1
 
 all: $(CMDS)
 

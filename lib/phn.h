@@ -17,6 +17,11 @@
 
 #ifndef JSON_C_TO_STRING_NOSLASHESCAPE
 #define JSON_C_TO_STRING_NOSLASHESCAPE 0
+/* schema.c: JSON Schema validation; 0 valid, 1 invalid, -1 broken schema */
+#define PHN_SCHEMA_MAXERRS	50
+int	phn_schema_validate(struct json_object *, struct json_object *,
+	    struct phn_errs *);
+
 /* sched.c: the scheduler's side (phn-claim); the ready index and limits */
 int	phn_sched_attempt_ended(const struct phn_paths *,
 	    const struct phn_attempt *);
@@ -214,15 +219,94 @@ int	phn_attempt_fault(const char *, struct json_object *, double, double,
 int	phn_attempt_reap(const struct phn_paths *, const struct phn_attempt *,
 	    int);
 
+/* schema.c: JSON Schema validation; 0 valid, 1 invalid, -1 broken schema */
+#define PHN_SCHEMA_MAXERRS	50
+int	phn_schema_validate(struct json_object *, struct json_object *,
+	    struct phn_errs *);
+
 /* sched.c: the scheduler's side (phn-claim); the ready index and limits */
 int	phn_sched_attempt_ended(const struct phn_paths *,
 	    const struct phn_attempt *);
 /* -- claim declarations end -- */
 
 /* spawn: running an attempt (phn-spawn, phn-heartbeat) */
+#define PHN_EXIT_ATTENTION	3	/* phn-spawn: needs_attention */
+#define PHN_EXIT_CANCELED	4	/* phn-spawn: canceled */
+#define PHN_EXIT_TIMEOUT	124	/* phn-spawn: timed out, as timeout(1) */
+#define PHN_EXIT_NOEXEC	126	/* phn-spawn: codex not executable */
+#define PHN_EXIT_NOTFOUND	127	/* phn-spawn: codex not found */
+#define PHN_EVENT_LINE_MAX	(4L * 1024 * 1024)	/* longer: kept, not parsed */
+#define PHN_STOP_NONE		0
+#define PHN_STOP_CANCEL		1	/* SIGTERM, SIGINT or SIGHUP */
+#define PHN_STOP_TIMEOUT	2
+#define PHN_STOP_THREAD		3	/* resume reported another thread */
+#define PHN_STOP_ENDED		4	/* someone else ended the attempt */
+/* One attempt being run by phn-spawn: what to run, what happened. */
+struct phn_run {
+	const struct phn_paths *p;
+	struct phn_attempt a;
+	int	 lockfd;		/* spawn.lock, held for life */
+	int	 nocodex;
+	struct json_object *meta, *bmeta, *cfg;	/* owned; may be NULL */
+	struct json_object *job, *step, *policy; /* borrowed */
+	struct json_object *schema;
+	char	*schema_path, *workdir, *home, *codex, *resume_src;
+	char	*prompt;
+	size_t	 prompt_len;
+	char	*thread_want;		/* resume: the thread to continue */
+	char	**argv;
+	size_t	 argc;
+	double	 started, timeout, hb, grace;
+	pid_t	 pid;			/* codex = its process group */
+	unsigned long long codex_start;
+	int	 exited, wstatus, exec_errno, stop;
+	int	 turn_completed, turn_failed;
+	char	*thread_id, *current_item, *model_error, *last_error;
+	char	*stderr_tail, *version;
+	double	 last_event_at;
+	struct json_object *usage, *usage_base, *usage_attempt;
+	struct phn_errs errs;
+	const char *status, *kind;	/* the outcome */
+	int	 code, exit_code, signal;
+	struct json_object *report, *artifacts;
+};
+void	phn_run_init(struct phn_run *, const struct phn_paths *);
+void	phn_run_free(struct phn_run *);
+int	phn_run_start(struct phn_run *, const char *);
+int	phn_run_prepare(struct phn_run *);
+void	phn_run_supervise(struct phn_run *, double);
+double	phn_run_fake_begin(struct phn_run *);
+void	phn_run_fake_end(struct phn_run *);
+void	phn_run_outcome(struct phn_run *);
+int	phn_run_end(struct phn_run *, int);
+int	phn_run_status_code(const char *);
+int	phn_signals_init(void);
+int	phn_signal_canceled(void);
+char	*phn_shquote(char *const []);
+int	phn_cmd_run(char *const [], const char *, char *const [], char **,
+	    char **, double);
+int	phn_copy_tree(const char *, const char *, const char *const *);
+char	*phn_codex_find(int *, char **);
+char	*phn_resume_resolve(const struct phn_paths *, const char *,
+	    const char *, struct json_object *, char **);
+char	*phn_attempt_thread(const char *);
+char	*phn_workspace_isolated(const struct phn_paths *, const char *,
+	    const char *, const char *, struct phn_errs *);
 /* -- spawn declarations end -- */
 
 /* score: scoreboards and operator commands (phn-score, phn-cancel, ...) */
+struct json_object *phn_score_batch(const struct phn_paths *,
+	    struct json_object *, const char *, double, struct json_object *,
+	    char *, size_t);
+int	phn_score_exit(struct json_object *);
+struct json_object *phn_score_row(struct json_object *);
+void	phn_score_sort_rows(struct json_object *);
+struct json_object *phn_config_peek(const struct phn_paths *);
+char	*phn_attempt_select(const struct phn_paths *, const char *,
+	    const char *, const char *, const char *, const char *);
+char	*phn_artifact_path(const char *, const char *);
+int	phn_cancel(const struct phn_paths *, const struct phn_attempt *,
+	    double, struct json_object **);
 /* -- score declarations end -- */
 
 #endif

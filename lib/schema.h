@@ -1,0 +1,2 @@
+/* Kept for files that still include it; the declarations are in phn.h. */
+#include "phn.h"
