@@ -418,7 +418,7 @@ edge_add(struct graph *g, size_t from, size_t to)
 static void
 cycles(struct phn_lt_ctx *c, struct graph *g)
 {
-	unsigned char *color = calloc(g->n, 1);
+	unsigned char *color = calloc(g->n + 1, 1);
 	size_t *stack = phn_malloc((g->n + 1) * sizeof(*stack));
 	size_t *pos = phn_malloc((g->n + 1) * sizeof(*pos));
 	size_t s, sp, i;
@@ -736,8 +736,11 @@ v_edges(struct phn_lt_ctx *c, struct graph *g, size_t self,
 	json_object_object_foreach(v, k, val) {
 		(void)val;
 		if (strcmp(k, "step_id") && strcmp(k, "selector") &&
-		    strcmp(k, "run_id") && strcmp(k, "codex_thread_id"))
-			unknown_key(c, sp, k);
+		    strcmp(k, "run_id") && strcmp(k, "codex_thread_id")) {
+			char *rp = phn_asprintf("%s.resume_from", sp);
+			unknown_key(c, rp, k);
+			free(rp);
+		}
 	}
 	x = NULL;
 	json_object_object_get_ex(v, "step_id", &x);
@@ -1029,10 +1032,11 @@ phn_lt_validate(struct json_object *raw, struct phn_lt_ctx *c)
 		json_object_object_add(jobids, ji[i].id,
 		    json_object_new_int((int)i));
 		ji[i].ok = 1;
-		if (!json_object_object_get_ex(job, "working_directory", &v) ||
-		    !is_str(v))
-			E("%s.working_directory: required: a directory path (is %s)",
-			    jp, v ? phn_json_type(v) : "missing");
+		if (!json_object_object_get_ex(job, "working_directory", &v))
+			E("%s.working_directory: required: a directory path", jp);
+		else if (!is_str(v))
+			E("%s.working_directory: must be a directory path (is %s)",
+			    jp, phn_json_type(v));
 		else {
 			ji[i].workdir = phn_path_abs(wrabs, json_object_get_string(v));
 			if (access(ji[i].workdir, F_OK) == -1)

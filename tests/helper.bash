@@ -1,0 +1,97 @@
+# tests/helper.bash -- shared setup for the phn bats suites.
+#
+# Load it from a .bats file with `load helper`, then call phn_setup from
+# setup().  What it gives:
+#
+#   PATH             $PHN_BIN_DIR (default: the build's cmd/) comes first
+#   PHN_REPO         the source tree (absolute)
+#   phn_setup        fresh empty dir under $BATS_TEST_TMPDIR, cd into it,
+#                    PHN_ROOT=that dir, PHN_DATADIR=$PHN_REPO (so
+#                    run_report.schema.json is found); sets $T to the dir
+#   goal_words N     print N words on one line (for batch_goal_summary)
+#   write_lt FILE    a minimal valid Launch Table: a 151-word goal, one job
+#                    (working_directory "."), one step with a prompt; edit
+#                    it afterwards with jq (see jq_edit)
+#   jq_edit FILE [JQ-OPTION...] FILTER
+#                    rewrite FILE in place through jq
+#   assert_json_lines    every line of $output parses as JSON (jq -e .)
+#   assert_stderr_prefix PROG
+#                    every line of $stderr (run --separate-stderr) starts
+#                    with "PROG: "
+#   assert_stderr_line [--partial] TEXT
+#                    some line of $stderr equals (contains) TEXT
+
+load '/usr/lib/bats/bats-support/load'
+load '/usr/lib/bats/bats-assert/load'
+
+PHN_REPO=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+PATH="${PHN_BIN_DIR:-$PHN_REPO/cmd}:$PATH"
+export PATH PHN_REPO
+
+phn_setup() {
+	T=$(mktemp -d "$BATS_TEST_TMPDIR/t.XXXXXX")
+	cd "$T" || return 1
+	T=$(pwd -P)
+	PHN_ROOT=$T
+	PHN_DATADIR=$PHN_REPO
+	export T PHN_ROOT PHN_DATADIR
+}
+
+goal_words() {
+	awk -v n="$1" 'BEGIN { for (i = 1; i <= n; i++)
+	    printf "%sw%d", (i > 1 ? " " : ""), i; print "" }'
+}
+
+write_lt() {
+	jq -n --arg goal "$(goal_words 151)" '{
+		batch_goal_summary: $goal,
+		jobs: [{ working_directory: ".",
+		    steps: [{ prompt: "Say hello." }] }]
+	}' >"$1"
+}
+
+jq_edit() {
+	local f=$1 tmp
+	shift
+	tmp=$(mktemp "$f.XXXXXX") || return 1
+	jq "$@" "$f" >"$tmp" && mv "$tmp" "$f"
+}
+
+assert_json_lines() {
+	local line
+	[ -z "$output" ] && return 0
+	while IFS= read -r line; do
+		printf '%s\n' "$line" | jq -e . >/dev/null 2>&1 ||
+		    fail "stdout line is not JSON: $line"
+	done <<<"$output"
+}
+
+assert_stderr_prefix() {
+	local line
+	while IFS= read -r line; do
+		[ -z "$line" ] && continue
+		case $line in
+		"$1: "*) ;;
+		*) fail "stderr line does not start with '$1: ': $line" ;;
+		esac
+	done <<<"$stderr"
+}
+
+assert_stderr_line() {
+	local partial= how='equal to' line
+	if [ "$1" = --partial ]; then
+		partial=1
+		how=containing
+		shift
+	fi
+	while IFS= read -r line; do
+		if [ -n "$partial" ]; then
+			case $line in *"$1"*) return 0 ;; esac
+		elif [ "$line" = "$1" ]; then
+			return 0
+		fi
+	done <<<"$stderr"
+	printf 'no stderr line %s: %s\nstderr:\n%s\n' \
+	    "$how" "$1" "$stderr" |
+	    fail
+}
