@@ -25,6 +25,7 @@
 
 static int cflag;	/* --check: validate only */
 static int nflag;	/* --new: a new batch even for a known table */
+static int cfg_pending;	/* the default config is not written yet */
 
 static struct phn_paths P;
 static struct phn_config C;
@@ -296,6 +297,11 @@ ingest(struct result *r, const char *buf, size_t len, const char *name,
 		    json_object_object_get(json_object_array_get_idx(jobs, i),
 		    "job_id")));
 
+	if (cfg_pending) {
+		phn_config_free(&C);
+		phn_config_load(&P, 1, &C);
+		cfg_pending = 0;
+	}
 	lockp = phn_asprintf("%s/_queue/index/by_launch_table_sha256", P.runs);
 	if (phn_mkdirs(lockp, 0755) == -1)
 		fail(r, PHN_EXIT_TEMP, "unable to create %s: %s", lockp,
@@ -587,12 +593,17 @@ main(int argc, char *argv[])
 		usage();
 	phn_paths_init(&P, root, runs, runners);
 	cfgpath = phn_asprintf("%s/_system/harness_config.json", P.runs);
-	if (cflag && access(cfgpath, F_OK) == -1) {
-		/* --check writes nothing: use the defaults in memory. */
+	if (access(cfgpath, F_OK) == -1 && errno == ENOENT) {
+		/*
+		 * No store yet: validate against the defaults in memory, and
+		 * write the config only when a valid table is committed, so
+		 * that an invalid table leaves nothing under runs/.
+		 */
 		C.doc = phn_config_default();
 		phn_config_version(C.doc, C.version);
+		cfg_pending = 1;
 	} else
-		phn_config_load(&P, 1, &C);
+		phn_config_load(&P, 0, &C);
 	free(cfgpath);
 	code = qflag ? queue() : one(argv[0]);
 	phn_config_free(&C);

@@ -32,6 +32,9 @@ phn_json_parse(const char *buf, size_t len, const char *name, char *msg,
 	if ((tok = json_tokener_new_ex(PHN_JSON_MAX_DEPTH + 1)) == NULL)
 		phn_die(PHN_EXIT_TEMP, "out of memory");
 	o = json_tokener_parse_ex(tok, buf, (int)len);
+	/* A bare scalar at the very end leaves json-c wanting more input. */
+	if (o == NULL && json_tokener_get_error(tok) == json_tokener_continue)
+		o = json_tokener_parse_ex(tok, "", 1);
 	if (o == NULL && json_tokener_get_error(tok) == json_tokener_success)
 		snprintf(msg, msglen, "%s: the document is null, not an object",
 		    name);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <math.h>
 #include <regex.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,7 +119,9 @@ want_num(struct phn_lt_ctx *c, struct json_object *v, const char *path,
 		return;
 	}
 	d = json_object_get_double(v);
-	if (strict ? d <= min : d < min)
+	if (!isfinite(d))
+		E("%s: must be a finite number", path);
+	else if (strict ? d <= min : d < min)
 		E("%s: must be %s %g (is %s)", path, strict ? ">" : ">=", min,
 		    json_object_to_json_string(v));
 }
@@ -601,8 +604,8 @@ v_step(struct phn_lt_ctx *c, struct json_object *st, const char *sp,
 	} else {
 		kp = phn_asprintf("%s.prompt_ref", sp);
 		if (!is_str(pf) || json_object_get_string_len(pf) == 0)
-			E("%s: must be a non-empty string (is %s)", kp,
-			    phn_json_type(pf));
+			E("%s: must be a non-empty file path without \\u0000",
+			    kp);
 		else if (j->workdir && (file = find_ref(c, j->workdir,
 		    json_object_get_string(pf), kp)) != NULL) {
 			base = refbuf = read_ref(c, file, kp, &len);
@@ -631,8 +634,8 @@ v_step(struct phn_lt_ctx *c, struct json_object *st, const char *sp,
 	if (json_object_object_get_ex(st, "output_schema_ref", &v) && v != NULL) {
 		kp = phn_asprintf("%s.output_schema_ref", sp);
 		if (!is_str(v) || json_object_get_string_len(v) == 0)
-			E("%s: must be a non-empty string (is %s)", kp,
-			    phn_json_type(v));
+			E("%s: must be a non-empty file path without \\u0000",
+			    kp);
 		else if (j->workdir && (file = find_ref(c, j->workdir,
 		    json_object_get_string(v), kp)) != NULL) {
 			char msg[512];
@@ -862,6 +865,41 @@ v_overrides(struct phn_lt_ctx *c, struct json_object *lt)
 	return ov;
 }
 
+/* add_dirs (and its alias add_dir) resolve against the table's directory. */
+static void
+resolve_dirs(struct phn_lt_ctx *c, struct json_object *ep)
+{
+	static const char *keys[] = { "add_dirs", "add_dir", NULL };
+	struct json_object *v, *out;
+	size_t i, n;
+	int k;
+
+	for (k = 0; keys[k]; k++) {
+		if (!json_object_object_get_ex(ep, keys[k], &v) || v == NULL)
+			continue;
+		if (is_str(v)) {
+			char *a = phn_path_abs(c->base, json_object_get_string(v));
+			json_object_object_add(ep, keys[k], json_object_new_string(a));
+			free(a);
+			continue;
+		}
+		if (!json_object_is_type(v, json_type_array))
+			continue;
+		out = json_object_new_array();
+		n = json_object_array_length(v);
+		for (i = 0; i < n; i++) {
+			struct json_object *x = json_object_array_get_idx(v, i);
+			char *a;
+			if (!is_str(x))
+				continue;
+			a = phn_path_abs(c->base, json_object_get_string(x));
+			json_object_array_add(out, json_object_new_string(a));
+			free(a);
+		}
+		json_object_object_add(ep, keys[k], out);
+	}
+}
+
 /* harness defaults, then the table's top-level sections, then overrides. */
 static void
 effective(struct phn_lt_ctx *c, struct json_object *lt, struct json_object *ov,
@@ -892,6 +930,7 @@ effective(struct phn_lt_ctx *c, struct json_object *lt, struct json_object *ov,
 		}
 		json_object_object_add(eff, sections[i], cur);
 	}
+	resolve_dirs(c, json_object_object_get(eff, "execution_policy"));
 	iv = phn_json_path_get(eff, "scoreboard.heartbeat_interval_seconds");
 	sv = phn_json_path_get(eff, "scoreboard.heartbeat_stale_after_seconds");
 	if (phn_json_is_int(iv) && phn_json_is_int(sv) &&

@@ -228,7 +228,7 @@ IDMSG='must be 1-128 characters of [A-Za-z0-9._-] starting with a letter or digi
 	    .jobs[0].steps[0] = {prompt_ref: "nope.txt"}'
 	assert_stderr_line "$E jobs[0].steps[0].prompt_ref: \"nope.txt\" not found (looked for $T/wd/nope.txt and $T/nope.txt)"
 	reject '.jobs[0].steps[0] = {prompt_ref: ""}'
-	assert_stderr_line --partial "$E jobs[0].steps[0].prompt_ref: must be a non-empty string"
+	assert_stderr_line --partial "$E jobs[0].steps[0].prompt_ref: must be a non-empty file path"
 }
 
 @test "prompt_ref: a file that is not UTF-8 is rejected" {
@@ -616,7 +616,6 @@ nt() {
 }
 
 @test "strict JSON: a bare scalar top level (no final newline) is not an object" {
-	skip 'lib/json.c: phn_json_parse reports "continue" when the input ends inside a scalar (no final newline)'
 	nt '3' 'an integer'
 	nt 'true' 'a boolean'
 	printf 'null' >s.json
@@ -1026,4 +1025,37 @@ nt() {
 	echo '{' >$c
 	run -100 --separate-stderr phn-init
 	assert_stderr_line "phn-init: $T/$c:2:1: expected a string key"
+}
+
+# --- lead's additions ------------------------------------------------------
+
+@test "an invalid table on a fresh root creates no runs/ at all" {
+	[ ! -e runs ]
+	reject '.concurrency = 0'
+	[ ! -e runs ]
+}
+
+@test "a valid table on a fresh root writes the default harness config" {
+	[ ! -e runs ]
+	accept '.'
+	[ -f runs/_system/harness_config.json ]
+	[ "$(meta .harness_config_version)" = \
+	    "$(ls runs/_system/harness_config_versions | sed 's/\.json$//')" ]
+}
+
+@test "add_dirs resolve against the table's directory" {
+	mkdir sub
+	jq '.execution_policy.add_dirs = ["data", "/abs/x"]' \
+	    "$BATS_FILE_TMPDIR/base.json" >sub/lt.json
+	run -0 --separate-stderr phn-ingest sub/lt.json
+	ID=$output
+	[ "$(meta '.effective_defaults.execution_policy.add_dirs[0]')" = "$T/sub/data" ]
+	[ "$(meta '.effective_defaults.execution_policy.add_dirs[1]')" = "/abs/x" ]
+}
+
+@test "numbers must be finite" {
+	printf '%s' "$(jq -c '.timeouts.step_timeout_seconds = 12345' \
+	    "$BATS_FILE_TMPDIR/base.json")" | sed 's/12345/1e400/' >lt.json
+	run -100 --separate-stderr phn-ingest lt.json
+	assert_stderr_line "$E timeouts.step_timeout_seconds: must be a finite number"
 }
