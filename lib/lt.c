@@ -556,12 +556,11 @@ pack_text(struct json_object *packs, const char *id)
 static void
 v_step(struct phn_lt_ctx *c, struct json_object *st, const char *sp,
     struct jobinfo *j, struct json_object *packs, const char *dflt_pack,
-    const char *job_pack)
+    const char *job_pack, struct phn_lt_step *ls)
 {
 	static const char *affinity[] = { "none", "pin_resume_source",
 	    "prefer_resume_source", NULL };
 	struct json_object *v, *pr = NULL, *pf = NULL;
-	struct phn_lt_step *ls = &c->steps[c->nsteps - 1];
 	const char *pack = dflt_pack, *base = NULL;
 	char *kp, *refbuf = NULL, *file;
 	size_t len;
@@ -1051,26 +1050,29 @@ phn_lt_validate(struct json_object *raw, struct phn_lt_ctx *c)
 		}
 		if (json_object_object_get_ex(job, "job_id", &v)) {
 			const char *why = phn_id_problem(v);
-			if (why) {
+			if (why)
 				E("%s.job_id: %s", jp, why);
-				continue;
-			}
 		} else {
 			char gen[32];
 			snprintf(gen, sizeof(gen), "job_%04zu", i + 1);
 			json_object_object_add(job, "job_id",
 			    json_object_new_string(gen));
 		}
-		ji[i].id = json_object_get_string(json_object_object_get(job,
-		    "job_id"));
-		if (json_object_object_get_ex(jobids, ji[i].id, &v)) {
+		/*
+		 * A job with a bad or duplicate id is still checked field by
+		 * field, so every problem shows at once; it only stays out of
+		 * the dependency graph.
+		 */
+		v = json_object_object_get(job, "job_id");
+		ji[i].ok = phn_id_problem(v) == NULL;
+		ji[i].id = ji[i].ok ? json_object_get_string(v) : "?";
+		if (ji[i].ok && json_object_object_get_ex(jobids, ji[i].id, &v)) {
 			E("%s.job_id: \"%s\" is used by jobs[%d] too; job ids must "
 			    "be unique", jp, ji[i].id, json_object_get_int(v));
-			continue;
-		}
-		json_object_object_add(jobids, ji[i].id,
-		    json_object_new_int((int)i));
-		ji[i].ok = 1;
+			ji[i].ok = 0;
+		} else if (ji[i].ok)
+			json_object_object_add(jobids, ji[i].id,
+			    json_object_new_int((int)i));
 		if (!json_object_object_get_ex(job, "working_directory", &v))
 			E("%s.working_directory: required: a directory path", jp);
 		else if (!is_str(v))
@@ -1117,7 +1119,9 @@ phn_lt_validate(struct json_object *raw, struct phn_lt_ctx *c)
 		for (k = 0; k < ns; k++) {
 			struct json_object *st = json_object_array_get_idx(steps, k);
 			char *sp = phn_asprintf("%s.steps[%zu]", jp, k);
-			const char *sid;
+			const char *sid = NULL;
+			struct phn_lt_step scratch = { NULL, NULL, NULL, NULL, NULL };
+			int reg = ji[i].ok;
 
 			paths = phn_realloc(paths, (npaths + 1) * sizeof(*paths));
 			paths[npaths++] = sp;
@@ -1130,7 +1134,7 @@ phn_lt_validate(struct json_object *raw, struct phn_lt_ctx *c)
 				const char *why = phn_id_problem(v);
 				if (why) {
 					E("%s.step_id: %s", sp, why);
-					continue;
+					reg = 0;
 				}
 			} else {
 				char gen[32];
@@ -1138,16 +1142,26 @@ phn_lt_validate(struct json_object *raw, struct phn_lt_ctx *c)
 				json_object_object_add(st, "step_id",
 				    json_object_new_string(gen));
 			}
-			sid = json_object_get_string(json_object_object_get(st,
-			    "step_id"));
-			if (json_object_object_get_ex(stepids, sid, &v)) {
-				E("%s.step_id: \"%s\" is used by steps[%d] too; "
-				    "step ids must be unique in a job", sp, sid,
-				    json_object_get_int(v));
+			if (phn_id_problem(json_object_object_get(st,
+			    "step_id")) == NULL) {
+				sid = json_object_get_string(
+				    json_object_object_get(st, "step_id"));
+				if (json_object_object_get_ex(stepids, sid, &v)) {
+					E("%s.step_id: \"%s\" is used by steps[%d] "
+					    "too; step ids must be unique in a job",
+					    sp, sid, json_object_get_int(v));
+					reg = 0;
+				} else
+					json_object_object_add(stepids, sid,
+					    json_object_new_int((int)k));
+			}
+			if (!reg) {
+				v_step(c, st, sp, &ji[i], packs, dflt_pack,
+				    job_pack, &scratch);
+				free(scratch.prompt);
+				free(scratch.schema);
 				continue;
 			}
-			json_object_object_add(stepids, sid,
-			    json_object_new_int((int)k));
 			node_add(&g, ji[i].id, sid, sp);
 			c->steps = phn_realloc(c->steps, (c->nsteps + 1) *
 			    sizeof(*c->steps));
@@ -1157,7 +1171,8 @@ phn_lt_validate(struct json_object *raw, struct phn_lt_ctx *c)
 			c->steps[c->nsteps].schema = NULL;
 			c->steps[c->nsteps].obj = st;
 			c->nsteps++;
-			v_step(c, st, sp, &ji[i], packs, dflt_pack, job_pack);
+			v_step(c, st, sp, &ji[i], packs, dflt_pack, job_pack,
+			    &c->steps[c->nsteps - 1]);
 		}
 		json_object_put(stepids);
 	}

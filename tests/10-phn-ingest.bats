@@ -1059,3 +1059,11 @@ nt() {
 	run -100 --separate-stderr phn-ingest lt.json
 	assert_stderr_line "$E timeouts.step_timeout_seconds: must be a finite number"
 }
+
+@test "a job with a bad id is still checked field by field" {
+	reject '.jobs[0].job_id = "a/b" | del(.jobs[0].steps[0].prompt) |
+	    .jobs[0].steps[0].step_id = "x y"'
+	assert_stderr_line "$E jobs[0].job_id: $IDMSG"
+	assert_stderr_line "$E jobs[0].steps[0].step_id: $IDMSG"
+	assert_stderr_line "$E jobs[0].steps[0]: needs a prompt or a prompt_ref"
+}
