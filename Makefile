@@ -19,27 +19,35 @@ BATS_JOBS = 2
 
 # One line per area, so that work on one area does not touch another's.
 CMDS_INGEST = cmd/phn-ingest cmd/phn-init
-CMDS_CLAIM =
-CMDS_SPAWN = cmd/phn-spawn
-CMDS_SCORE = cmd/phn-score
-CMDS = $(CMDS_INGEST) $(CMDS_CLAIM) $(CMDS_SPAWN) $(CMDS_SCORE)
+CMDS_CLAIM = cmd/phn-claim cmd/phn-force-retry cmd/phn-mark-failed \
+	cmd/phn-requeue cmd/phn-close-batch
+CMDS_SPAWN = cmd/phn-spawn cmd/phn-heartbeat
+CMDS_SCORE = cmd/phn-score cmd/phn-cancel cmd/phn-gc cmd/phn-artifact \
+	cmd/phn-tail
+CMDS_LIBPHN = $(CMDS_INGEST) $(CMDS_CLAIM) $(CMDS_SPAWN) $(CMDS_SCORE)
+CMDS_API = cmd/phn-api
+CMDS = $(CMDS_LIBPHN) $(CMDS_API)
 SCRIPTS = cmd/phn
 LIBOBJ_BASE = lib/err.o lib/atomic.o lib/lock.o lib/jscan.o lib/json.o \
 	lib/sha.o lib/time.o lib/id.o lib/path.o lib/config.o lib/lt.o \
-	lib/store.o lib/schema.o
-LIBOBJ_CLAIM = lib/sched.o
-LIBOBJ_SPAWN = lib/spawn.o lib/supervise.o lib/report.o lib/workspace.o
+	lib/store.o lib/schema.o lib/run.o
+LIBOBJ_CLAIM = lib/sched.o lib/claim.o lib/overrides.o
+LIBOBJ_SPAWN = lib/spawn.o lib/codex.o lib/supervise.o lib/report.o \
+	lib/workspace.o lib/liveness.o
 LIBOBJ_SCORE = lib/score.o lib/ops.o
 LIBOBJ = $(LIBOBJ_BASE) $(LIBOBJ_CLAIM) $(LIBOBJ_SPAWN) $(LIBOBJ_SCORE)
 MAN1_INGEST = man/phn-ingest.1 man/phn-init.1 man/phn.1
-MAN1_CLAIM =
-MAN1_SPAWN =
-MAN1_SCORE =
-MAN1 = $(MAN1_INGEST) $(MAN1_CLAIM) $(MAN1_SPAWN) $(MAN1_SCORE)
+MAN1_CLAIM = man/phn-claim.1 man/phn-force-retry.1 man/phn-mark-failed.1 \
+	man/phn-requeue.1 man/phn-close-batch.1
+MAN1_SPAWN = man/phn-spawn.1 man/phn-heartbeat.1
+MAN1_SCORE = man/phn-score.1 man/phn-cancel.1 man/phn-gc.1 \
+	man/phn-artifact.1 man/phn-tail.1
+MAN1_API = man/phn-api.1
+MAN1 = $(MAN1_INGEST) $(MAN1_CLAIM) $(MAN1_SPAWN) $(MAN1_SCORE) $(MAN1_API)
 MAN5 = man/phn.5
 MAN7 = man/phn.7
 # Test-only programs, built by make test.
-TESTPROGS = tests/t-schema tests/t-claim1
+TESTPROGS = tests/t-schema tests/t-claim1 tests/t-finish
 
 all: $(CMDS)
 
@@ -52,8 +60,13 @@ lib/libphn.a: $(LIBOBJ)
 .c.o:
 	$(CC) $(PHN_CFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(CMDS): lib/libphn.a lib/phn.h
+$(CMDS_LIBPHN): lib/libphn.a lib/phn.h
 	$(CC) $(PHN_CFLAGS) $(CFLAGS) -o $@ $@.c lib/libphn.a $(LDFLAGS) $(LDLIBS)
+
+# Only the HTTP façade links libmicrohttpd.
+cmd/phn-api: cmd/phn-api.c lib/libphn.a lib/phn.h
+	$(CC) $(PHN_CFLAGS) $(CFLAGS) -o $@ cmd/phn-api.c lib/libphn.a \
+		$(LDFLAGS) -lmicrohttpd $(LDLIBS)
 
 deps:
 	sh .ci/deps.sh

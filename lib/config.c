@@ -98,7 +98,8 @@ secret_key(const char *k)
 			if (strcmp(part[i], bad[j]) == 0)
 				return 1;
 		if (i + 1 < np) {
-			snprintf(two, sizeof(two), "%s%s", part[i], part[i + 1]);
+			snprintf(two, sizeof(two), "%.63s%.63s", part[i],
+			    part[i + 1]);
 			for (j = 0; bad[j]; j++)
 				if (strcmp(two, bad[j]) == 0)
 					return 1;
@@ -115,7 +116,7 @@ phn_config_secrets(struct json_object *o, const char *path,
 	size_t i, n;
 
 	switch (json_object_get_type(o)) {
-	case json_type_object:
+	case json_type_object: {	/* a block: the macro declares */
 		json_object_object_foreach(o, k, v) {
 			char *sub = *path ? phn_asprintf("%s.%s", path, k) :
 			    phn_strdup(k);
@@ -127,6 +128,7 @@ phn_config_secrets(struct json_object *o, const char *path,
 			free(sub);
 		}
 		break;
+	}
 	case json_type_array:
 		n = json_object_array_length(o);
 		for (i = 0; i < n; i++) {

@@ -156,7 +156,7 @@ phn_state_read(const char *dir)
 int
 phn_state_update(const char *dir, const char *status, struct json_object *fields)
 {
-	char *lp = phn_path_join(dir, "state.lock"), *sp;
+	char *lp = phn_path_join(dir, "state.lock"), *sp, keep[32];
 	struct json_object *cur, *v;
 	const char *prev;
 	int fd, r;
@@ -180,8 +180,11 @@ phn_state_update(const char *dir, const char *status, struct json_object *fields
 		phn_lock_close(fd);
 		return 0;
 	}
-	if (status == NULL)
-		status = prev ? prev : "queued";
+	/* prev dies when "status" is replaced below: keep a copy. */
+	if (status == NULL) {
+		snprintf(keep, sizeof(keep), "%s", prev ? prev : "queued");
+		status = keep;
+	}
 	if (prev != NULL && (!phn_status_valid(prev) ||
 	    (strcmp(prev, "running") == 0 && strcmp(status, "queued") == 0))) {
 		json_object_put(cur);

@@ -1,0 +1,157 @@
+/*
+ * phn-artifact - print one file of an attempt.
+ *
+ * Input: an attempt (its directory, or its ids) and a file name inside
+ * it.  Output: the file's bytes, unchanged; with -o, the file is copied
+ * there instead and one JSON object reports it.
+ *
+ * Invariant: only files inside the attempt directory are served: a name
+ * with "..", an absolute name, or a symbolic link leading out of it (as
+ * codex_home/auth.json does) is refused.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "phn.h"
+
+enum { O_RUNS = 1000, O_RUNNERS };
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: phn-artifact [-o file] [-r root] "
+	    "[--runs-root dir] attempt_dir name\n"
+	    "       phn-artifact [-o file] [-r root] [--runs-root dir] "
+	    "-b batch -j job -s step -R run_id name\n");
+	exit(PHN_EXIT_PERM);
+}
+
+/* Copy fd to stdout. */
+static void
+cat(int fd, const char *path)
+{
+	char buf[65536];
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) != 0) {
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			phn_die(PHN_EXIT_TEMP, "unable to read %s:", path);
+		}
+		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
+			phn_die(PHN_EXIT_TEMP, "unable to write standard output:");
+	}
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option lopts[] = {
+		{ "attempt-dir", required_argument, NULL, 'a' },
+		{ "batch", required_argument, NULL, 'b' },
+		{ "batch-id", required_argument, NULL, 'b' },
+		{ "job", required_argument, NULL, 'j' },
+		{ "job-id", required_argument, NULL, 'j' },
+		{ "name", required_argument, NULL, 'N' },
+		{ "out", required_argument, NULL, 'o' },
+		{ "root", required_argument, NULL, 'r' },
+		{ "run-id", required_argument, NULL, 'R' },
+		{ "runs-root", required_argument, NULL, O_RUNS },
+		{ "runners-root", required_argument, NULL, O_RUNNERS },
+		{ "step", required_argument, NULL, 's' },
+		{ "step-id", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *root = NULL, *runs = NULL, *runners = NULL, *b = NULL,
+	    *j = NULL, *s = NULL, *run = NULL, *adir = NULL, *name = NULL,
+	    *out = NULL;
+	struct phn_paths P;
+	struct json_object *o;
+	char *dir, *f, *buf, *rel;
+	struct stat sb;
+	size_t len;
+	int ch, ids, fd;
+
+	PROG = "phn-artifact";
+	while ((ch = getopt_long(argc, argv, "a:b:j:N:o:r:R:s:", lopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'a': adir = optarg; break;
+		case 'b': b = optarg; break;
+		case 'j': j = optarg; break;
+		case 'N': name = optarg; break;
+		case 'o': out = optarg; break;
+		case 'r': root = optarg; break;
+		case 'R': run = optarg; break;
+		case 's': s = optarg; break;
+		case O_RUNS: runs = optarg; break;
+		case O_RUNNERS: runners = optarg; break;
+		default: usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	ids = adir != NULL || b || j || s || run;
+	if (!ids && argc > 0) {
+		adir = argv[0];
+		argc--;
+		argv++;
+	}
+	if (name == NULL && argc == 1)
+		name = argv[0];
+	else if (argc != 0)
+		usage();
+	if (name == NULL || (adir == NULL && !ids))
+		usage();
+	phn_paths_init(&P, root, runs, runners);
+	dir = phn_attempt_select(&P, adir, b, j, s, run);
+	if ((f = phn_artifact_path(dir, name)) == NULL) {
+		if (errno == ENOENT)
+			phn_die(PHN_EXIT_NO, "%s/%s: artifact not found", dir, name);
+		if (errno == EPERM)
+			phn_die(PHN_EXIT_PERM, "%s: not a file inside the attempt "
+			    "directory %s", name, dir);
+		phn_die(PHN_EXIT_TEMP, "%s/%s:", dir, name);
+	}
+	if (out != NULL) {
+		if (phn_read_file(f, &buf, &len, 0) == -1)
+			phn_die(errno == EISDIR ? PHN_EXIT_PERM : PHN_EXIT_TEMP,
+			    "unable to read %s:", f);
+		if (phn_atomic_write(out, buf, len) == -1)
+			phn_die(PHN_EXIT_TEMP, "unable to write %s:", out);
+		free(buf);
+		setvbuf(stdout, NULL, _IOLBF, 0);
+		o = json_object_new_object();
+		rel = phn_path_rel(P.runs, dir);
+		json_object_object_add(o, "ok", json_object_new_boolean(1));
+		json_object_object_add(o, "attempt_dir", json_object_new_string(rel));
+		json_object_object_add(o, "name", json_object_new_string(name));
+		json_object_object_add(o, "out", json_object_new_string(out));
+		json_object_object_add(o, "bytes", json_object_new_int64(
+		    (int64_t)len));
+		phn_json_emit(stdout, o);
+		json_object_put(o);
+		free(rel);
+	} else {
+		if ((fd = open(f, O_RDONLY | O_CLOEXEC)) == -1)
+			phn_die(PHN_EXIT_TEMP, "unable to open %s:", f);
+		if (fstat(fd, &sb) == 0 && S_ISDIR(sb.st_mode))
+			phn_die(PHN_EXIT_PERM, "%s: is a directory", f);
+		cat(fd, f);
+		close(fd);
+	}
+	free(f);
+	free(dir);
+	phn_paths_free(&P);
+	phn_stdout_close();
+	return 0;
+}

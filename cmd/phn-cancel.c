@@ -1,0 +1,131 @@
+/*
+ * phn-cancel - cancel attempts.
+ *
+ * Input: attempt directories as operands, or one attempt by its ids.
+ * Output: one JSON object per attempt: what was done.
+ *
+ * Invariants: a signal goes only to a process whose identity (host,
+ * boot id, pid and start time) matches the attempt's record (see
+ * lib/ops.c); a terminal attempt is left untouched, not even a lock
+ * file is created in it; a canceled attempt is recorded in current.json
+ * and its step handed back to the scheduler, like any other ending.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "phn.h"
+
+static struct phn_paths P;
+
+enum { O_RUNS = 1000, O_RUNNERS };
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: phn-cancel [-g seconds] [-r root] "
+	    "[--runs-root dir] attempt_dir ...\n"
+	    "       phn-cancel [-g seconds] [-r root] [--runs-root dir] "
+	    "-b batch -j job -s step -R run_id\n");
+	exit(PHN_EXIT_PERM);
+}
+
+static int
+one(const char *dir, double grace)
+{
+	struct phn_attempt a;
+	struct json_object *res = NULL;
+	int r;
+
+	if (phn_attempt_parse(&P, dir, &a) == -1)
+		phn_die(PHN_EXIT_PERM, "%s: not an attempt directory", dir);
+	r = phn_cancel(&P, &a, grace, &res);
+	if (r == -1)
+		phn_warn("%s: unable to cancel:", a.dir);
+	else
+		phn_json_emit(stdout, res);
+	json_object_put(res);
+	phn_attempt_free(&a);
+	return r == -1 ? PHN_EXIT_TEMP : r == 0 ? PHN_EXIT_NO : 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option lopts[] = {
+		{ "attempt-dir", required_argument, NULL, 'a' },
+		{ "batch", required_argument, NULL, 'b' },
+		{ "batch-id", required_argument, NULL, 'b' },
+		{ "grace", required_argument, NULL, 'g' },
+		{ "grace-seconds", required_argument, NULL, 'g' },
+		{ "job", required_argument, NULL, 'j' },
+		{ "job-id", required_argument, NULL, 'j' },
+		{ "root", required_argument, NULL, 'r' },
+		{ "run-id", required_argument, NULL, 'R' },
+		{ "runs-root", required_argument, NULL, O_RUNS },
+		{ "runners-root", required_argument, NULL, O_RUNNERS },
+		{ "step", required_argument, NULL, 's' },
+		{ "step-id", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *root = NULL, *runs = NULL, *runners = NULL, *b = NULL,
+	    *j = NULL, *s = NULL, *run = NULL, *adir = NULL;
+	struct json_object *cfg, *v;
+	double grace = -1;
+	char *d, *end;
+	int ch, code = 0, c, i;
+
+	PROG = "phn-cancel";
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	while ((ch = getopt_long(argc, argv, "a:b:g:j:r:R:s:", lopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'a': adir = optarg; break;
+		case 'b': b = optarg; break;
+		case 'g':
+			errno = 0;
+			grace = strtod(optarg, &end);
+			if (*optarg == '\0' || *end != '\0' || errno ||
+			    !(grace >= 0 && grace <= 86400))
+				phn_die(PHN_EXIT_PERM, "--grace: invalid value "
+				    "'%s' (want 0..86400 seconds)", optarg);
+			break;
+		case 'j': j = optarg; break;
+		case 'r': root = optarg; break;
+		case 'R': run = optarg; break;
+		case 's': s = optarg; break;
+		case O_RUNS: runs = optarg; break;
+		case O_RUNNERS: runners = optarg; break;
+		default: usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if ((argc == 0) == (adir == NULL && b == NULL && j == NULL &&
+	    s == NULL && run == NULL))
+		usage();
+	phn_paths_init(&P, root, runs, runners);
+	cfg = phn_config_peek(&P);
+	v = phn_json_path_get(cfg, "defaults.kill_grace_seconds");
+	if (grace < 0)
+		grace = phn_json_is_num(v) ? json_object_get_double(v) : 10;
+	json_object_put(cfg);
+	if (argc == 0) {
+		d = phn_attempt_select(&P, adir, b, j, s, run);
+		code = one(d, grace);
+		free(d);
+	}
+	for (i = 0; i < argc; i++) {
+		d = phn_attempt_select(&P, argv[i], NULL, NULL, NULL, NULL);
+		c = one(d, grace);
+		free(d);
+		if (c == PHN_EXIT_TEMP || (c == PHN_EXIT_NO && code == 0))
+			code = c;
+	}
+	phn_paths_free(&P);
+	phn_stdout_close();
+	return code;
+}

@@ -1,0 +1,90 @@
+/*
+ * phn-close-batch - close a batch: phn-claim claims nothing more from it.
+ *
+ * Output: one JSON object, {"ok":true,"action":"close-batch",...}.
+ * Writes runs/BATCH/batch_closed.json write-once ({batch_id, closed_at,
+ * reason}); attempts already queued or running are left to finish.  A
+ * batch that is already closed is a negative answer (exit 1).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "phn.h"
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: phn-close-batch [-m reason] [-r root] "
+	    "[--runs-root dir] batch\n");
+	exit(PHN_EXIT_PERM);
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option lopts[] = {
+		{ "reason", required_argument, NULL, 'm' },
+		{ "root", required_argument, NULL, 'r' },
+		{ "runners-root", required_argument, NULL, 'U' },
+		{ "runs-root", required_argument, NULL, 'R' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct phn_paths P;
+	struct json_object *o, *old;
+	const char *root = NULL, *runs = NULL, *runners = NULL, *reason = NULL;
+	char msg[1024], iso[PHN_ISO_LEN], *f;
+	int ch, r;
+
+	PROG = "phn-close-batch";
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	while ((ch = getopt_long(argc, argv, "m:r:", lopts, NULL)) != -1) {
+		switch (ch) {
+		case 'm': reason = optarg; break;
+		case 'r': root = optarg; break;
+		case 'R': runs = optarg; break;
+		case 'U': runners = optarg; break;
+		default: usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc != 1)
+		usage();
+	phn_paths_init(&P, root, runs, runners);
+	if ((r = phn_sched_step_check(&P, argv[0], NULL, NULL, msg,
+	    sizeof(msg))) != 0)
+		phn_die(r == -1 ? PHN_EXIT_PERM : PHN_EXIT_TEMP, "%s", msg);
+	phn_iso(phn_now(), iso);
+	o = json_object_new_object();
+	json_object_object_add(o, "batch_id", json_object_new_string(argv[0]));
+	json_object_object_add(o, "closed_at", json_object_new_string(iso));
+	json_object_object_add(o, "reason", reason ?
+	    json_object_new_string(reason) : NULL);
+	f = phn_asprintf("%s/%s/batch_closed.json", P.runs, argv[0]);
+	if (phn_json_write_once(f, o) == -1) {
+		if (errno != EEXIST)
+			phn_die(PHN_EXIT_TEMP, "unable to write %s:", f);
+		old = phn_json_load(f, msg, sizeof(msg));
+		phn_warn("%s: already closed at %s", argv[0],
+		    phn_jstr(old, "closed_at") ? phn_jstr(old, "closed_at") : "?");
+		json_object_put(old);
+		json_object_put(o);
+		free(f);
+		phn_paths_free(&P);
+		return PHN_EXIT_NO;
+	}
+	json_object_object_add(o, "ok", json_object_new_boolean(1));
+	json_object_object_add(o, "action", json_object_new_string(
+	    "close-batch"));
+	json_object_object_add(o, "closed_path", json_object_new_string(f));
+	phn_json_emit(stdout, o);
+	json_object_put(o);
+	free(f);
+	phn_paths_free(&P);
+	phn_stdout_close();
+	return 0;
+}

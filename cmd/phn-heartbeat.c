@@ -1,0 +1,283 @@
+/*
+ * phn-heartbeat - liveness of attempts: beat for one, list the orphans,
+ * reap them.
+ *
+ * phn-heartbeat ATTEMPT [TEXT]: a heartbeat (and current_item = TEXT) in
+ * the attempt's state.json, for wrapper scripts outside the agent's
+ * sandbox.  --stale: every attempt whose spawner is gone (spawn.lock free
+ * on this host, or a heartbeat older than heartbeat_stale_after_seconds)
+ * or whose claim lease expired, one path per line; exit 1 if any.
+ * --reap: end each of them (kill its codex process group if it is still
+ * the same process, failed with kind orphaned or claim_expired, the step
+ * runnable again), printing each reaped path.  Stuck agents (spawner
+ * alive, no codex event for stuck_after_seconds) are never reaped: they
+ * go to stderr (or, with --json, out with "fault": "stuck").
+ *
+ * Invariant: a reap happens only with the attempt's spawn.lock held by
+ * this process, after re-checking the state (phn_attempt_reap_locked), so
+ * a live spawner is never touched.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "phn.h"
+
+static int jflag, zflag, kflag;
+static struct phn_paths P;
+static int found, failed;
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: phn-heartbeat [-r root] attempt_dir [text]\n"
+	    "       phn-heartbeat -s [-0j] [-b batch] [-r root]\n"
+	    "       phn-heartbeat -k [-0j] [-b batch] [-r root]\n");
+	exit(PHN_EXIT_PERM);
+}
+
+static int
+beat(const char *dir, const char *text)
+{
+	struct phn_attempt a;
+	struct json_object *st, *f;
+	char iso[PHN_ISO_LEN];
+	int r;
+
+	if (phn_attempt_parse(&P, dir, &a) == -1)
+		phn_die(PHN_EXIT_PERM, "%s: not an attempt directory", dir);
+	if ((st = phn_state_read(a.dir)) == NULL)
+		phn_die(errno == ENOENT ? PHN_EXIT_PERM : PHN_EXIT_TEMP,
+		    "%s: no readable state.json:", a.dir);
+	json_object_put(st);
+	f = json_object_new_object();
+	phn_iso(phn_now(), iso);
+	json_object_object_add(f, "last_heartbeat_at", json_object_new_string(iso));
+	if (text != NULL)
+		json_object_object_add(f, "current_item",
+		    json_object_new_string(text));
+	r = phn_state_update(a.dir, NULL, f);
+	json_object_put(f);
+	if (r == -1)
+		phn_die(PHN_EXIT_TEMP, "%s: unable to update state.json:", a.dir);
+	if (r == 0) {
+		st = phn_state_read(a.dir);
+		phn_warn("%s: the attempt has ended (%s); beat ignored", a.dir,
+		    phn_jstr(st, "status") ? phn_jstr(st, "status") : "?");
+		json_object_put(st);
+	}
+	phn_attempt_free(&a);
+	return r == 1 ? 0 : PHN_EXIT_NO;
+}
+
+static const char *
+fault_name(int fault)
+{
+	return fault == PHN_FAULT_LEASE ? "claim_expired" :
+	    fault == PHN_FAULT_ORPHAN ? "orphaned" : "stuck";
+}
+
+static void
+report(const struct phn_attempt *a, struct json_object *st, const char *fault,
+    double now, int reaped)
+{
+	struct json_object *o, *v;
+	double t;
+
+	if (!jflag) {
+		printf("%s%c", a->dir, zflag ? '\0' : '\n');
+		return;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "attempt_dir", json_object_new_string(a->dir));
+	json_object_object_add(o, "batch_id", json_object_new_string(a->batch));
+	json_object_object_add(o, "job_id", json_object_new_string(a->job));
+	json_object_object_add(o, "step_id", json_object_new_string(a->step));
+	json_object_object_add(o, "run_id", json_object_new_string(a->run_id));
+	json_object_object_add(o, "status", phn_jstr(st, "status") ?
+	    json_object_new_string(phn_jstr(st, "status")) : NULL);
+	json_object_object_add(o, "fault", json_object_new_string(fault));
+	if (phn_iso_parse(phn_jstr(st, "last_heartbeat_at"), &t) == 0 ||
+	    phn_iso_parse(phn_jstr(st, "claimed_at"), &t) == 0)
+		json_object_object_add(o, "heartbeat_age_seconds",
+		    json_object_new_int64((int64_t)(now - t)));
+	if (phn_iso_parse(phn_jstr(st, "last_event_at"), &t) == 0)
+		json_object_object_add(o, "event_age_seconds",
+		    json_object_new_int64((int64_t)(now - t)));
+	json_object_object_get_ex(st, "spawner_pid", &v);
+	json_object_object_add(o, "spawner_pid", json_object_get(v));
+	json_object_object_add(o, "host", phn_jstr(st, "host") ?
+	    json_object_new_string(phn_jstr(st, "host")) : NULL);
+	if (kflag)
+		json_object_object_add(o, "reaped",
+		    json_object_new_boolean(reaped));
+	phn_json_emit(stdout, o);
+	json_object_put(o);
+}
+
+static void
+one(const char *dir, double lease, double stale, double stuck)
+{
+	struct phn_attempt a;
+	struct json_object *st = phn_state_read(dir);
+	const char *kind;
+	double now = phn_now(), t;
+	int fault, r;
+
+	if (st == NULL || phn_status_terminal(phn_jstr(st, "status"))) {
+		json_object_put(st);
+		return;
+	}
+	fault = phn_attempt_fault(dir, st, now, lease, stale, stuck);
+	if (fault == PHN_FAULT_NONE || phn_attempt_parse(&P, dir, &a) == -1) {
+		json_object_put(st);
+		return;
+	}
+	if (fault == PHN_FAULT_STUCK) {
+		if (jflag)
+			report(&a, st, "stuck", now, 0);
+		else if (phn_iso_parse(phn_jstr(st, "last_event_at"), &t) == 0 ||
+		    phn_iso_parse(phn_jstr(st, "started_at"), &t) == 0)
+			phn_warn("%s: stuck: its spawner is alive but no codex "
+			    "event came for %.0f s (not reaped; phn-cancel it if "
+			    "it is hung)", a.dir, now - t);
+	} else if (!kflag) {
+		found = 1;
+		report(&a, st, fault_name(fault), now, 0);
+	} else {
+		r = phn_attempt_reap_locked(&P, &a, lease, stale, &kind);
+		if (r == -1) {
+			phn_warn("%s: unable to reap:", a.dir);
+			failed = 1;
+		} else if (r == 1)
+			report(&a, st, kind, now, 1);
+	}
+	phn_attempt_free(&a);
+	json_object_put(st);
+}
+
+static void
+scan_batch(const char *batch, struct json_object *cfg)
+{
+	struct json_object *bm;
+	double lease, stale, stuck;
+	char msg[512], **jobs, **steps, **atts, *d;
+	size_t nj, ns, na, i, k, m;
+
+	if ((bm = phn_batch_meta(&P, batch, msg, sizeof(msg))) == NULL) {
+		phn_warn("%s", msg);
+		failed = 1;
+		return;
+	}
+	phn_live_limits(bm, cfg, &lease, &stale, &stuck);
+	json_object_put(bm);
+	d = phn_path_join(P.runs, batch);
+	jobs = phn_dir_list(d, &nj);
+	free(d);
+	for (i = 0; jobs && i < nj; i++) {
+		d = phn_asprintf("%s/%s/%s/steps", P.runs, batch, jobs[i]);
+		steps = phn_dir_list(d, &ns);
+		free(d);
+		for (k = 0; steps && k < ns; k++) {
+			d = phn_asprintf("%s/%s/%s/steps/%s/attempts", P.runs,
+			    batch, jobs[i], steps[k]);
+			atts = phn_dir_list(d, &na);
+			for (m = 0; atts && m < na; m++) {
+				char *ad = phn_path_join(d, atts[m]);
+				one(ad, lease, stale, stuck);
+				free(ad);
+			}
+			phn_dir_list_free(atts, na);
+			free(d);
+		}
+		phn_dir_list_free(steps, ns);
+	}
+	phn_dir_list_free(jobs, nj);
+}
+
+static int
+scan(const char *batch)
+{
+	struct json_object *cfg;
+	char msg[512], *cf, **v;
+	size_t n, i;
+
+	cf = phn_path_join(P.runs, "_system/harness_config.json");
+	cfg = phn_json_load(cf, msg, sizeof(msg));
+	free(cf);
+	if (batch != NULL) {
+		if (phn_id_valid(batch, strlen(batch)) == 0)
+			phn_die(PHN_EXIT_PERM, "--batch %s: not a batch id", batch);
+		cf = phn_asprintf("%s/%s/batch_meta.json", P.runs, batch);
+		if (access(cf, F_OK) == -1)
+			phn_die(PHN_EXIT_PERM, "--batch %s: no such batch in %s",
+			    batch, P.runs);
+		free(cf);
+		scan_batch(batch, cfg);
+	} else {
+		if ((v = phn_batch_list(&P, &n)) == NULL) {
+			if (errno != ENOENT)
+				phn_die(PHN_EXIT_TEMP, "unable to list %s:", P.runs);
+			n = 0;
+		}
+		for (i = 0; i < n; i++)
+			scan_batch(v[i], cfg);
+		phn_dir_list_free(v, n);
+	}
+	json_object_put(cfg);
+	if (failed)
+		return PHN_EXIT_TEMP;
+	return !kflag && found ? PHN_EXIT_NO : 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option lopts[] = {
+		{ "stale", no_argument, NULL, 's' },
+		{ "reap", no_argument, NULL, 'k' },
+		{ "batch", required_argument, NULL, 'b' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "root", required_argument, NULL, 'r' },
+		{ "runs-root", required_argument, NULL, 'R' },
+		{ "runners-root", required_argument, NULL, 'U' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *root = NULL, *runs = NULL, *runners = NULL, *batch = NULL;
+	int ch, sflag = 0, code;
+
+	PROG = "phn-heartbeat";
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	while ((ch = getopt_long(argc, argv, "0b:jkr:s", lopts, NULL)) != -1) {
+		switch (ch) {
+		case '0': zflag = 1; break;
+		case 'b': batch = optarg; break;
+		case 'j': jflag = 1; break;
+		case 'k': kflag = 1; break;
+		case 'r': root = optarg; break;
+		case 'R': runs = optarg; break;
+		case 's': sflag = 1; break;
+		case 'U': runners = optarg; break;
+		default: usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (sflag && kflag)
+		usage();
+	if ((sflag || kflag) ? argc != 0 : (argc < 1 || argc > 2 || batch ||
+	    zflag || jflag))
+		usage();
+	phn_paths_init(&P, root, runs, runners);
+	if (sflag || kflag)
+		code = scan(batch);
+	else
+		code = beat(argv[0], argc == 2 ? argv[1] : NULL);
+	phn_paths_free(&P);
+	phn_stdout_close();
+	return code;
+}

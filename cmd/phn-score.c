@@ -1,0 +1,596 @@
+/*
+ * phn-score - derive step statuses and print or write the scoreboards.
+ *
+ * Input: the runs store (read only, unless --write).  Output, one of: a
+ * human table (default), --json (one object: {"batch": ...} with
+ * --batch-id, else {"system": [...]}), --steps (JSON Lines, one object
+ * per step), --watch (a view refreshed in place until nothing is in
+ * flight), or nothing (--quiet).  --write replaces scoreboard.batch.json
+ * of each batch and _system/scoreboard.system.json atomically.
+ *
+ * Exit status says where the batches stand: 3 while any step is ready,
+ * queued, running or waiting out a backoff; else 1 if any failed, needs
+ * attention, was canceled or is blocked; else 0.
+ *
+ * Invariants: reading creates no file (not even a lock); one unreadable
+ * batch is reported and skipped, never hides the others.
+ */
+#include <sys/ioctl.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "phn.h"
+
+static int Jflag, qflag, sflag, wflag, Wflag;
+static double interval = 2;
+static int color, tty;
+static struct phn_paths P;
+static struct json_object *cfg;
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: phn-score [-J | -s | -w [-i seconds] | -q] [-W] "
+	    "[-b batch] [-r root]\n"
+	    "                 [--runs-root dir] [--runners-root dir]\n");
+	exit(PHN_EXIT_PERM);
+}
+
+/* --- human output -------------------------------------------------- */
+
+static const char *
+paint(const char *status)
+{
+	static const struct { const char *s, *c; } tab[] = {
+		{ "succeeded", "32" }, { "failed", "31" },
+		{ "needs_attention", "33" }, { "canceled", "35" },
+		{ "running", "36" }, { "ready", "34" }, { "blocked", "2" },
+		{ "orphaned", "1;31" }, { "stuck", "1;33" },
+		{ "in_progress", "36" },
+		{ NULL, NULL }
+	};
+	int i;
+
+	for (i = 0; color && status && tab[i].s; i++)
+		if (strcmp(status, tab[i].s) == 0)
+			return tab[i].c;
+	return NULL;
+}
+
+static void
+cput(const char *s, int width)
+{
+	const char *c = paint(s);
+
+	if (c)
+		printf("\033[%sm%-*s\033[0m", c, width, s);
+	else
+		printf("%-*s", width, s);
+}
+
+static char *
+dur(struct json_object *v)
+{
+	long long s;
+
+	if (v == NULL || !phn_json_is_num(v))
+		return phn_strdup("-");
+	s = json_object_get_int64(v);
+	if (s < 0)
+		s = 0;
+	if (s < 60)
+		return phn_asprintf("%llds", s);
+	if (s < 3600)
+		return phn_asprintf("%lldm%02llds", s / 60, s % 60);
+	if (s < 86400)
+		return phn_asprintf("%lldh%02lldm", s / 3600, s % 3600 / 60);
+	return phn_asprintf("%lldd%02lldh", s / 86400, s % 86400 / 3600);
+}
+
+static long long
+cnt(struct json_object *o, const char *k)
+{
+	return json_object_get_int64(phn_json_path_get(o, k));
+}
+
+static void
+system_table(struct json_object *rows)
+{
+	size_t i, n = json_object_array_length(rows);
+
+	printf("%-34s %5s %5s %4s %5s %5s %4s %4s %8s %8s  %s\n", "BATCH",
+	    "STEPS", "DONE", "RUN", "READY", "BLOCK", "FAIL", "ATTN", "ELAPSED",
+	    "ETA", "GOAL");
+	for (i = 0; i < n; i++) {
+		struct json_object *r = json_object_array_get_idx(rows, i);
+		char *el = dur(json_object_object_get(r, "elapsed_seconds"));
+		char *eta = dur(json_object_object_get(r,
+		    "remaining_seconds_estimate"));
+		const char *g = phn_jstr(r, "batch_goal_summary_preview");
+
+		printf("%-34s %5lld %5lld %4lld %5lld %5lld %4lld %4lld %8s %8s  "
+		    "%.40s\n", phn_jstr(r, "batch_id"), cnt(r, "steps_total"),
+		    cnt(r, "counts.succeeded"), cnt(r, "counts.running"),
+		    cnt(r, "counts.ready"), cnt(r, "counts.blocked"),
+		    cnt(r, "counts.failed") + cnt(r, "counts.needs_attention") +
+		    cnt(r, "counts.canceled"), cnt(r, "attention_steps"), el, eta,
+		    g ? g : "");
+		free(el);
+		free(eta);
+	}
+}
+
+static char *
+step_time(struct json_object *s)
+{
+	double a, b;
+	struct json_object *v;
+	char *r;
+
+	if (phn_iso_parse(phn_jstr(s, "started_at"), &a) == -1)
+		return phn_strdup("-");
+	if (phn_iso_parse(phn_jstr(s, "ended_at"), &b) == -1)
+		b = phn_now();
+	v = json_object_new_int64((int64_t)(b - a));
+	r = dur(v);
+	json_object_put(v);
+	return r;
+}
+
+static char *
+step_detail(struct json_object *s)
+{
+	const char *st = phn_jstr(s, "status"), *x;
+	struct json_object *v;
+	char *d = phn_strdup(""), *t;
+	size_t i, n;
+
+	if (strcmp(st, "blocked") == 0) {
+		v = json_object_object_get(s, "reasons");
+		n = json_object_array_length(v);
+		for (i = 0; i < n; i++) {
+			t = phn_asprintf("%s%s%s", d, i ? "; " : "",
+			    json_object_get_string(json_object_array_get_idx(v,
+			    i)));
+			free(d);
+			d = t;
+		}
+	} else if (strcmp(st, "running") == 0) {
+		x = phn_jstr(s, "current_item");
+		free(d);
+		d = phn_asprintf("%s%s%s%s", phn_jstr(s, "attention") ? "[" : "",
+		    phn_jstr(s, "attention") ? phn_jstr(s, "attention") : "",
+		    phn_jstr(s, "attention") ? "] " : "", x ? x : "");
+	} else if (strcmp(st, "ready") == 0 &&
+	    (x = phn_jstr(s, "not_before")) != NULL) {
+		free(d);
+		d = phn_asprintf("retry not before %s", x);
+	} else if ((x = phn_jstr(s, "failure_kind")) != NULL) {
+		v = json_object_object_get(s, "exit_code");
+		free(d);
+		d = v ? phn_asprintf("%s (exit %s)", x,
+		    json_object_get_string(v)) : phn_strdup(x);
+	}
+	if (json_object_object_get(s, "forced_terminal")) {
+		t = phn_asprintf("forced by operator%s%s", *d ? "; " : "", d);
+		free(d);
+		d = t;
+	}
+	return d;
+}
+
+static void
+usage_line(struct json_object *sb)
+{
+	printf("tokens: input %lld (cached %lld), output %lld (reasoning %lld)\n",
+	    cnt(sb, "usage.input_tokens"), cnt(sb, "usage.cached_input_tokens"),
+	    cnt(sb, "usage.output_tokens"),
+	    cnt(sb, "usage.reasoning_output_tokens"));
+}
+
+static void
+batch_head(struct json_object *sb)
+{
+	char *el = dur(json_object_object_get(sb, "elapsed_seconds"));
+	char *eta = dur(json_object_object_get(sb, "remaining_seconds_estimate"));
+
+	printf("batch %s  ", phn_jstr(sb, "batch_id"));
+	cput(phn_jstr(sb, "outcome"), 0);
+	printf("  %lld/%lld steps succeeded  elapsed %s  eta %s%s\n",
+	    cnt(sb, "counts.succeeded"), cnt(sb, "steps_total"), el, eta,
+	    json_object_get_boolean(json_object_object_get(sb, "closed")) ?
+	    "  (closed)" : "");
+	free(el);
+	free(eta);
+}
+
+static void
+step_table(struct json_object *steps)
+{
+	size_t i, n = json_object_array_length(steps), wj = 3, ws = 4, l;
+
+	for (i = 0; i < n; i++) {
+		struct json_object *s = json_object_array_get_idx(steps, i);
+		if ((l = strlen(phn_jstr(s, "job_id"))) > wj)
+			wj = l;
+		if ((l = strlen(phn_jstr(s, "step_id"))) > ws)
+			ws = l;
+	}
+	printf("%-*s  %-*s  %-15s  %3s  %-32s  %7s  %s\n", (int)wj, "JOB",
+	    (int)ws, "STEP", "STATUS", "ATT", "RUN", "TIME", "DETAIL");
+	for (i = 0; i < n; i++) {
+		struct json_object *s = json_object_array_get_idx(steps, i);
+		const char *run = phn_jstr(s, "run_id");
+		char *t = step_time(s), *d = step_detail(s);
+
+		printf("%-*s  %-*s  ", (int)wj, phn_jstr(s, "job_id"), (int)ws,
+		    phn_jstr(s, "step_id"));
+		cput(phn_jstr(s, "status"), 15);
+		printf("  %3lld  %-32s  %7s  %s\n", cnt(s, "attempts"),
+		    run ? run : "-", t, d);
+		free(t);
+		free(d);
+	}
+}
+
+static void
+batch_table(struct json_object *sb, struct json_object *steps)
+{
+	const char *g = phn_jstr(sb, "batch_goal_summary");
+
+	batch_head(sb);
+	if (g != NULL)
+		printf("goal: %.100s%s\n", g, strlen(g) > 100 ? "..." : "");
+	usage_line(sb);
+	step_table(steps);
+}
+
+static int
+termwidth(void)
+{
+	struct winsize ws;
+
+	if (tty && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20)
+		return ws.ws_col;
+	return 80;
+}
+
+static void
+bar(struct json_object *sb)
+{
+	long long tot = cnt(sb, "steps_total"), ok = cnt(sb, "counts.succeeded");
+	long long bad = cnt(sb, "counts.failed") + cnt(sb, "counts.needs_attention")
+	    + cnt(sb, "counts.canceled");
+	int w = termwidth() - 50, i, nok, nbad;
+	char *el = dur(json_object_object_get(sb, "elapsed_seconds"));
+	char *eta = dur(json_object_object_get(sb, "remaining_seconds_estimate"));
+
+	if (w < 10)
+		w = 10;
+	if (w > 60)
+		w = 60;
+	nok = tot ? (int)(ok * w / tot) : 0;
+	nbad = tot ? (int)(bad * w / tot) : 0;
+	printf("%s\n  [", phn_jstr(sb, "batch_id"));
+	for (i = 0; i < w; i++) {
+		const char *c = i < nok ? "#" : i < nok + nbad ? "!" : ".";
+		if (color && i < nok + nbad)
+			printf("\033[%sm%s\033[0m", i < nok ? "32" : "31", c);
+		else
+			fputs(c, stdout);
+	}
+	printf("] %lld/%lld  run %lld ready %lld blocked %lld failed %lld  "
+	    "%s eta %s\n", ok + bad, tot, cnt(sb, "counts.running"),
+	    cnt(sb, "counts.ready"), cnt(sb, "counts.blocked"), bad, el, eta);
+	free(el);
+	free(eta);
+}
+
+static void
+attention_lines(struct json_object *sb, int max)
+{
+	struct json_object *a = json_object_object_get(sb, "attention");
+	size_t i, n = json_object_array_length(a);
+
+	for (i = 0; i < n && (int)i < max; i++) {
+		struct json_object *x = json_object_array_get_idx(a, i);
+		const char *why = phn_jstr(x, "reason");
+		printf("  ! ");
+		cput(phn_jstr(x, "kind"), 0);
+		printf(" %s/%s %s%s\n", phn_jstr(x, "job_id"),
+		    phn_jstr(x, "step_id"), why ? why : phn_jstr(x,
+		    "failure_kind") ? phn_jstr(x, "failure_kind") : "",
+		    "");
+	}
+	if ((int)n > max)
+		printf("  ... and %zu more\n", n - (size_t)max);
+}
+
+/* --- computing ----------------------------------------------------- */
+
+struct scores {
+	struct json_object *sbs;	/* batch scoreboards */
+	struct json_object *rows;	/* system rows */
+	struct json_object *steps;	/* step records, if wanted */
+	int	 code;
+};
+
+static int
+worse(int a, int b)
+{
+	if (a == 3 || b == 3)
+		return 3;
+	return a > b ? a : b;
+}
+
+static void
+compute(const char *only, int want_steps, struct scores *sc)
+{
+	char **v, msg[512];
+	size_t n, i;
+	double now = phn_now();
+	struct json_object *sb;
+
+	sc->sbs = json_object_new_array();
+	sc->rows = json_object_new_array();
+	sc->steps = want_steps ? json_object_new_array() : NULL;
+	sc->code = 0;
+	if (only != NULL) {
+		v = phn_malloc(2 * sizeof(*v));
+		v[0] = phn_strdup(only);
+		n = 1;
+	} else if ((v = phn_batch_list(&P, &n)) == NULL) {
+		if (errno != ENOENT)
+			phn_die(PHN_EXIT_TEMP, "unable to read %s:", P.runs);
+		n = 0;
+	}
+	for (i = 0; i < n; i++) {
+		sb = phn_score_batch(&P, cfg, v[i], now, sc->steps, msg,
+		    sizeof(msg));
+		if (sb == NULL) {
+			if (only != NULL)
+				phn_die(PHN_EXIT_PERM, "%s", msg);
+			phn_warn("warning: %s (batch skipped)", msg);
+			sc->code = worse(sc->code, 1);
+			continue;
+		}
+		sc->code = worse(sc->code, phn_score_exit(sb));
+		json_object_array_add(sc->rows, phn_score_row(sb));
+		json_object_array_add(sc->sbs, sb);
+	}
+	phn_dir_list_free(v, n);
+	phn_score_sort_rows(sc->rows);
+}
+
+static void
+scores_free(struct scores *sc)
+{
+	json_object_put(sc->sbs);
+	json_object_put(sc->rows);
+	json_object_put(sc->steps);
+}
+
+static void
+write_files(struct scores *sc)
+{
+	size_t i, n = json_object_array_length(sc->sbs);
+	char *f, *d;
+
+	for (i = 0; i < n; i++) {
+		struct json_object *sb = json_object_array_get_idx(sc->sbs, i);
+		f = phn_asprintf("%s/%s/scoreboard.batch.json", P.runs,
+		    phn_jstr(sb, "batch_id"));
+		if (phn_json_write(f, sb) == -1)
+			phn_die(PHN_EXIT_TEMP, "unable to write %s:", f);
+		free(f);
+	}
+	d = phn_path_join(P.runs, "_system");
+	if (phn_mkdirs(d, 0755) == -1)
+		phn_die(PHN_EXIT_TEMP, "unable to create %s:", d);
+	f = phn_path_join(d, "scoreboard.system.json");
+	if (phn_json_write(f, sc->rows) == -1)
+		phn_die(PHN_EXIT_TEMP, "unable to write %s:", f);
+	free(f);
+	free(d);
+}
+
+/* The selected batch's scoreboard among the computed ones. */
+static struct json_object *
+pick(struct scores *sc, const char *batch)
+{
+	size_t i, n = json_object_array_length(sc->sbs);
+
+	for (i = 0; i < n; i++) {
+		struct json_object *sb = json_object_array_get_idx(sc->sbs, i);
+		if (strcmp(phn_jstr(sb, "batch_id"), batch) == 0)
+			return sb;
+	}
+	return NULL;
+}
+
+/* The step records of one batch. */
+static struct json_object *
+of_batch(struct json_object *steps, const char *batch)
+{
+	struct json_object *o = json_object_new_array(), *x;
+	size_t i, n = json_object_array_length(steps);
+
+	for (i = 0; i < n; i++) {
+		x = json_object_array_get_idx(steps, i);
+		if (strcmp(phn_jstr(x, "batch_id"), batch) == 0)
+			json_object_array_add(o, json_object_get(x));
+	}
+	return o;
+}
+
+static void
+output(struct scores *sc, const char *batch)
+{
+	struct json_object *o, *sb = batch ? pick(sc, batch) : NULL;
+	size_t i, n;
+
+	if (qflag)
+		return;
+	if (Jflag) {
+		o = json_object_new_object();
+		json_object_object_add(o, batch ? "batch" : "system",
+		    json_object_get(batch ? sb : sc->rows));
+		phn_json_emit(stdout, o);
+		json_object_put(o);
+	} else if (sflag) {
+		n = json_object_array_length(sc->steps);
+		for (i = 0; i < n; i++) {
+			o = json_object_array_get_idx(sc->steps, i);
+			if (batch == NULL || strcmp(phn_jstr(o, "batch_id"),
+			    batch) == 0)
+				phn_json_emit(stdout, o);
+		}
+	} else if (batch != NULL) {
+		o = of_batch(sc->steps, batch);
+		batch_table(sb, o);
+		json_object_put(o);
+	} else
+		system_table(sc->rows);
+}
+
+static void
+frame(struct scores *sc, const char *batch)
+{
+	size_t i, n = json_object_array_length(sc->sbs);
+	char iso[PHN_ISO_LEN];
+
+	if (tty)
+		fputs("\033[H\033[2J", stdout);
+	phn_iso(phn_now(), iso);
+	printf("phn-score --watch  %.19sZ  %s\n\n", iso, P.runs);
+	if (n == 0)
+		printf("no batches\n");
+	for (i = 0; i < n; i++) {
+		struct json_object *sb = json_object_array_get_idx(sc->sbs, i);
+		if (batch && strcmp(phn_jstr(sb, "batch_id"), batch))
+			continue;
+		bar(sb);
+		attention_lines(sb, batch ? 20 : 5);
+	}
+	if (batch != NULL) {
+		struct json_object *o = of_batch(sc->steps, batch);
+		printf("\n");
+		step_table(o);
+		json_object_put(o);
+	}
+	if (!tty)
+		printf("\n");
+	fflush(stdout);
+}
+
+static int
+watch(const char *batch)
+{
+	struct scores sc;
+	struct timespec ts;
+	int code;
+
+	for (;;) {
+		compute(Wflag ? NULL : batch, batch != NULL, &sc);
+		if (Wflag)
+			write_files(&sc);
+		frame(&sc, batch);
+		code = batch ? phn_score_exit(pick(&sc, batch)) : sc.code;
+		scores_free(&sc);
+		if (code != 3)
+			return code;
+		ts.tv_sec = (time_t)interval;
+		ts.tv_nsec = (long)((interval - floor(interval)) * 1e9);
+		nanosleep(&ts, NULL);
+	}
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option lopts[] = {
+		{ "batch", required_argument, NULL, 'b' },
+		{ "batch-id", required_argument, NULL, 'b' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "root", required_argument, NULL, 'r' },
+		{ "runs-root", required_argument, NULL, 'R' },
+		{ "runners-root", required_argument, NULL, 'U' },
+		{ "steps", no_argument, NULL, 's' },
+		{ "watch", no_argument, NULL, 'w' },
+		{ "write", no_argument, NULL, 'W' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *root = NULL, *runs = NULL, *runners = NULL, *batch = NULL;
+	struct scores sc;
+	char *bm, *end;
+	int ch, code;
+
+	PROG = "phn-score";
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	while ((ch = getopt_long(argc, argv, "b:i:Jqr:swW", lopts, NULL)) != -1) {
+		switch (ch) {
+		case 'b': batch = optarg; break;
+		case 'i':
+			errno = 0;
+			interval = strtod(optarg, &end);
+			if (*optarg == '\0' || *end != '\0' || errno ||
+			    !(interval >= 0.1 && interval <= 3600))
+				phn_die(PHN_EXIT_PERM, "--interval: invalid value "
+				    "'%s' (want 0.1..3600 seconds)", optarg);
+			break;
+		case 'J': Jflag = 1; break;
+		case 'q': qflag = 1; break;
+		case 'r': root = optarg; break;
+		case 'R': runs = optarg; break;
+		case 'U': runners = optarg; break;
+		case 's': sflag = 1; break;
+		case 'w': wflag = 1; break;
+		case 'W': Wflag = 1; break;
+		default: usage();
+		}
+	}
+	if (argc != optind || Jflag + sflag + wflag + qflag > 1)
+		usage();
+	phn_paths_init(&P, root, runs, runners);
+	if (batch != NULL) {
+		if (!phn_id_valid(batch, strlen(batch)))
+			phn_die(PHN_EXIT_PERM, "%s: invalid batch id", batch);
+		bm = phn_asprintf("%s/%s/batch_meta.json", P.runs, batch);
+		ch = access(bm, F_OK);
+		free(bm);
+		if (ch == -1)
+			phn_die(PHN_EXIT_PERM, "%s: no such batch in %s", batch,
+			    P.runs);
+	}
+	cfg = phn_config_peek(&P);
+	tty = isatty(STDOUT_FILENO);
+	color = tty && getenv("NO_COLOR") == NULL;
+	if (wflag)
+		code = watch(batch);
+	else {
+		/* --write rewrites every batch, and the system file needs all. */
+		compute(Wflag ? NULL : batch, sflag || (batch && !Jflag && !qflag),
+		    &sc);
+		if (Wflag)
+			write_files(&sc);
+		if (batch != NULL && Wflag)
+			sc.code = phn_score_exit(pick(&sc, batch));
+		output(&sc, batch);
+		code = sc.code;
+		scores_free(&sc);
+	}
+	json_object_put(cfg);
+	phn_paths_free(&P);
+	phn_stdout_close();
+	return code;
+}

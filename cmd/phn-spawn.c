@@ -1,0 +1,92 @@
+/*
+ * phn-spawn - run one claimed attempt: codex exec (or exec resume),
+ * supervised to its end, everything recorded in the attempt directory.
+ *
+ * Input: one attempt directory, as phn-claim prints it.  Output: nothing,
+ * or with --json one summary object.  The exit status is the outcome
+ * (SPEC 6.6): 0 succeeded, 1 failed, 3 needs_attention, 4 canceled,
+ * 124 timed out, 126 codex not executable, 127 codex not found, 100
+ * usage or not a claimed attempt, 111 a harness error.
+ *
+ * Invariants: spawn.lock is taken before the state changes and held to
+ * exit, so "lock held" means "spawner alive"; only a queued attempt is
+ * run; once running it always ends in a terminal state written by
+ * phn_run_end (if even that write fails: 111, and the reaper will find
+ * an orphan).  SIGTERM, SIGINT and SIGHUP cancel: phn-spawn never dies
+ * from them and never exits 255, either of which would stop an xargs
+ * fan-out.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "phn.h"
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: phn-spawn [-jn] [-r root] [--runs-root dir] "
+	    "[--runners-root dir] attempt_dir\n");
+	exit(PHN_EXIT_PERM);
+}
+
+static int
+run(struct phn_run *r, int json)
+{
+	double sleep;
+
+	if (phn_run_prepare(r) == 0) {
+		sleep = r->nocodex ? phn_run_fake_begin(r) : 0;
+		phn_run_supervise(r, sleep);
+		if (r->nocodex)
+			phn_run_fake_end(r);
+		phn_run_outcome(r);
+	}
+	return phn_run_end(r, json);
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option lopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "no-codex", no_argument, NULL, 'n' },
+		{ "root", required_argument, NULL, 'r' },
+		{ "runs-root", required_argument, NULL, 'R' },
+		{ "runners-root", required_argument, NULL, 'U' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *root = NULL, *runs = NULL, *runners = NULL;
+	struct phn_paths paths;
+	struct phn_run r;
+	int ch, jflag = 0, nflag = 0, code;
+
+	PROG = "phn-spawn";
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	while ((ch = getopt_long(argc, argv, "jnr:", lopts, NULL)) != -1) {
+		switch (ch) {
+		case 'j': jflag = 1; break;
+		case 'n': nflag = 1; break;
+		case 'r': root = optarg; break;
+		case 'R': runs = optarg; break;
+		case 'U': runners = optarg; break;
+		default: usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc != 1)
+		usage();
+	if (phn_signals_init() == -1)
+		phn_die(PHN_EXIT_TEMP, "unable to set up signal handling:");
+	phn_paths_init(&paths, root, runs, runners);
+	phn_run_init(&r, &paths);
+	r.nocodex = nflag;
+	if ((code = phn_run_start(&r, argv[0])) == 0)
+		code = run(&r, jflag);
+	phn_run_free(&r);
+	phn_paths_free(&paths);
+	phn_stdout_close();
+	return code;
+}

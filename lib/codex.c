@@ -1,0 +1,502 @@
+/*
+ * codex.c - the Codex CLI from phn-spawn's side: finding the binary, the
+ * exact argv of SPEC 6.1 for `codex exec` and `codex exec resume`, the
+ * --strict-config probe for a web search key, and the small helpers that
+ * run other programs (git, the probe) and seed a CODEX_HOME.
+ *
+ * exec:   codex exec -C WORKDIR --color never --output-schema SCHEMA
+ *         [-m MODEL] [-c model_reasoning_effort="E"] [-s SANDBOX]
+ *         [--add-dir D]... [-c approval_policy="A"]
+ *         [--skip-git-repo-check] [-c WEB_SEARCH_KEY] --json -o FINAL -
+ * resume: codex exec resume --json -o FINAL --output-schema SCHEMA [-m MODEL]
+ *         [-c model_reasoning_effort="E"] [-c sandbox_mode="S"]
+ *         [-c sandbox_workspace_write.writable_roots=[D,...]]
+ *         [-c approval_policy="A"] [--skip-git-repo-check]
+ *         [-c WEB_SEARCH_KEY] THREAD_ID -
+ * resume has no -C, -s, --color or --add-dir: it runs with WORKDIR as its
+ * cwd, and the sandbox and extra roots go as config keys.
+ */
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "phn.h"
+
+static void
+argv_add(struct phn_run *r, const char *s)
+{
+	r->argv = phn_realloc(r->argv, (r->argc + 2) * sizeof(*r->argv));
+	r->argv[r->argc++] = phn_strdup(s);
+	r->argv[r->argc] = NULL;
+}
+
+/* -c KEY=VALUE with VALUE a TOML basic string (JSON escapes are TOML's). */
+static void
+argv_cfg(struct phn_run *r, const char *key, const char *val)
+{
+	struct json_object *s = json_object_new_string(val);
+	char *kv = phn_asprintf("%s=%s", key, json_object_to_json_string_ext(s,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+
+	argv_add(r, "-c");
+	argv_add(r, kv);
+	free(kv);
+	json_object_put(s);
+}
+
+/* POSIX sh quoting: safe words bare, others in '...' ("'" as '"'"'). */
+char *
+phn_shquote(char *const argv[])
+{
+	static const char safe[] = "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-";
+	size_t cap = 64, len = 0, i;
+	char *out = phn_malloc(cap);
+	const char *s;
+
+	out[0] = '\0';
+	for (i = 0; argv[i]; i++) {
+		char *q;
+		s = argv[i];
+		if (*s != '\0' && strspn(s, safe) == strlen(s))
+			q = phn_strdup(s);
+		else {
+			size_t n = 3;
+			const char *c;
+			char *d;
+			for (c = s; *c; c++)
+				n += *c == '\'' ? 5 : 1;
+			q = d = phn_malloc(n);
+			*d++ = '\'';
+			for (c = s; *c; c++) {
+				if (*c == '\'') {
+					memcpy(d, "'\"'\"'", 5);
+					d += 5;
+				} else
+					*d++ = *c;
+			}
+			*d++ = '\'';
+			*d = '\0';
+		}
+		if (len + strlen(q) + 2 > cap) {
+			cap = (len + strlen(q) + 2) * 2;
+			out = phn_realloc(out, cap);
+		}
+		if (i > 0)
+			out[len++] = ' ';
+		memcpy(out + len, q, strlen(q) + 1);
+		len += strlen(q);
+		free(q);
+	}
+	return out;
+}
+
+static double
+mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+slurp(int fd, char **buf, size_t *len, size_t *cap, size_t max, int *open)
+{
+	char tmp[8192];
+	ssize_t n = read(fd, tmp, sizeof(tmp));
+
+	if (n == -1 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		close(fd);
+		*open = 0;
+		return;
+	}
+	if (*len + (size_t)n + 1 > *cap) {
+		*cap = (*len + (size_t)n + 1) * 2;
+		*buf = phn_realloc(*buf, *cap);
+	}
+	if (*len + (size_t)n <= max) {
+		memcpy(*buf + *len, tmp, (size_t)n);
+		*len += (size_t)n;
+	}
+	(*buf)[*len] = '\0';
+}
+
+/*
+ * Run a helper command (git, a codex probe) with stdin from /dev/null and
+ * env ("K=V" strings) added to the environment, collecting stdout and
+ * stderr (up to 64 MiB each), killed after timeout seconds.  Returns its
+ * exit status (128+N for signal N) or -1 + errno.
+ */
+int
+phn_cmd_run(char *const argv[], const char *cwd, char *const env[],
+    char **out, char **err, double timeout)
+{
+	int op[2], ep[2], ox = 1, ex = 1, st, null;
+	char *ob = NULL, *eb = NULL;
+	size_t ol = 0, oc = 0, el = 0, ec = 0;
+	double end = mono() + timeout;
+	pid_t pid;
+
+	if (out)
+		*out = NULL;
+	if (err)
+		*err = NULL;
+	if (pipe2(op, O_CLOEXEC) == -1)
+		return -1;
+	if (pipe2(ep, O_CLOEXEC) == -1) {
+		close(op[0]);
+		close(op[1]);
+		return -1;
+	}
+	if ((pid = fork()) == -1) {
+		close(op[0]);
+		close(op[1]);
+		close(ep[0]);
+		close(ep[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		signal(SIGPIPE, SIG_DFL);
+		setsid();
+		if ((null = open("/dev/null", O_RDONLY)) != -1)
+			dup2(null, 0);
+		dup2(op[1], 1);
+		dup2(ep[1], 2);
+		if (cwd != NULL && chdir(cwd) == -1)
+			_exit(126);
+		setenv("GIT_TERMINAL_PROMPT", "0", 1);
+		while (env && *env)
+			putenv((char *)*env++);
+		execvp(argv[0], argv);
+		_exit(errno == ENOENT ? 127 : 126);
+	}
+	close(op[1]);
+	close(ep[1]);
+	ob = phn_malloc(1);
+	eb = phn_malloc(1);
+	ob[0] = eb[0] = '\0';
+	oc = ec = 1;
+	while (ox || ex) {
+		struct pollfd pf[2] = { { op[0], POLLIN, 0 }, { ep[0], POLLIN, 0 } };
+		double left = end - mono();
+		if (left <= 0) {
+			kill(-pid, SIGKILL);
+			break;
+		}
+		if (!ox)
+			pf[0].fd = -1;
+		if (!ex)
+			pf[1].fd = -1;
+		if (poll(pf, 2, (int)(left * 1000) + 1) == -1 && errno != EINTR)
+			break;
+		if (ox && pf[0].revents)
+			slurp(op[0], &ob, &ol, &oc, 64 << 20, &ox);
+		if (ex && pf[1].revents)
+			slurp(ep[0], &eb, &el, &ec, 64 << 20, &ex);
+	}
+	if (ox)
+		close(op[0]);
+	if (ex)
+		close(ep[0]);
+	kill(-pid, SIGKILL);
+	while (waitpid(pid, &st, 0) == -1)
+		if (errno != EINTR) {
+			st = -1;
+			break;
+		}
+	if (out)
+		*out = ob;
+	else
+		free(ob);
+	if (err)
+		*err = eb;
+	else
+		free(eb);
+	if (st == -1)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Copy a tree, keeping symlinks as symlinks; skip names in top at depth 0. */
+int
+phn_copy_tree(const char *from, const char *to, const char *const *skip)
+{
+	DIR *d;
+	struct dirent *de;
+	struct stat st;
+	int r = 0;
+
+	if (lstat(from, &st) == -1)
+		return -1;
+	if (mkdir(to, st.st_mode & 07777) == -1 && errno != EEXIST)
+		return -1;
+	if ((d = opendir(from)) == NULL)
+		return -1;
+	while (r == 0 && (de = readdir(d)) != NULL) {
+		char *s, *t;
+		int i, skipit = 0;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		for (i = 0; skip && skip[i]; i++)
+			if (strcmp(de->d_name, skip[i]) == 0)
+				skipit = 1;
+		if (skipit)
+			continue;
+		s = phn_path_join(from, de->d_name);
+		t = phn_path_join(to, de->d_name);
+		if (lstat(s, &st) == -1)
+			r = -1;
+		else if (S_ISDIR(st.st_mode))
+			r = phn_copy_tree(s, t, NULL);
+		else if (S_ISLNK(st.st_mode)) {
+			char buf[4096];
+			ssize_t n = readlink(s, buf, sizeof(buf) - 1);
+			if (n == -1)
+				r = -1;
+			else {
+				buf[n] = '\0';
+				if (symlink(buf, t) == -1 && errno != EEXIST)
+					r = -1;
+			}
+		} else if (S_ISREG(st.st_mode)) {
+			int in = open(s, O_RDONLY | O_CLOEXEC), out;
+			char buf[65536];
+			ssize_t n = 0;
+			if (in == -1)
+				r = -1;
+			else if ((out = open(t, O_WRONLY | O_CREAT | O_TRUNC |
+			    O_CLOEXEC, st.st_mode & 07777)) == -1) {
+				close(in);
+				r = -1;
+			} else {
+				while ((n = read(in, buf, sizeof(buf))) > 0)
+					if (write(out, buf, (size_t)n) != n) {
+						n = -1;
+						break;
+					}
+				if (n == -1 || close(out) == -1)
+					r = -1;
+				close(in);
+			}
+		}
+		free(s);
+		free(t);
+	}
+	closedir(d);
+	return r;
+}
+
+/* The codex binary: $PHN_CODEX, else codex on PATH.  code: 126 or 127. */
+char *
+phn_codex_find(int *code, char **why)
+{
+	const char *env = getenv("PHN_CODEX"), *name = env && *env ? env :
+	    "codex", *path = getenv("PATH");
+	char *c, *f = NULL, *dirs, *s, *save = NULL;
+	struct stat st;
+
+	*why = NULL;
+	if (strchr(name, '/') != NULL) {
+		c = getcwd(NULL, 0);
+		f = phn_path_abs(c ? c : "/", name);
+		free(c);
+	} else {
+		dirs = phn_strdup(path && *path ? path : "/usr/bin:/bin");
+		for (s = strtok_r(dirs, ":", &save); s; s = strtok_r(NULL, ":",
+		    &save)) {
+			char *t = phn_path_join(*s ? s : ".", name);
+			if (access(t, F_OK) == 0) {
+				if (f == NULL)
+					f = t;
+				else
+					free(t);
+				if (access(f, X_OK) == 0 &&
+				    stat(f, &st) == 0 && S_ISREG(st.st_mode))
+					break;
+				continue;
+			}
+			free(t);
+		}
+		free(dirs);
+		if (f == NULL) {
+			*code = 127;
+			*why = phn_asprintf("%s: not found on PATH (install it, "
+			    "or set PHN_CODEX to its path)", name);
+			return NULL;
+		}
+	}
+	if (stat(f, &st) == -1) {
+		*code = 127;
+		*why = phn_asprintf("%s%s: %s", f, env && *env ?
+		    " (from PHN_CODEX)" : "", strerror(errno));
+		free(f);
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode) || access(f, X_OK) == -1) {
+		*code = 126;
+		*why = phn_asprintf("%s: not an executable file", f);
+		free(f);
+		return NULL;
+	}
+	return f;
+}
+
+static struct json_object *
+jget(struct json_object *o, const char *k)
+{
+	struct json_object *v = NULL;
+
+	if (!json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, k, &v))
+		return NULL;
+	return v;
+}
+
+static int
+truthy(struct json_object *o, const char *k)
+{
+	struct json_object *v = jget(o, k);
+
+	return json_object_is_type(v, json_type_boolean) &&
+	    json_object_get_boolean(v);
+}
+
+/*
+ * web_search_enabled: the first of these overrides that the installed
+ * codex accepts under --strict-config (a config error is reported before
+ * it reads the empty prompt).
+ */
+const char *
+phn_codex_web_search(struct phn_run *r)
+{
+	static const char *cands[] = { "web_search=\"live\"",
+	    "tools.web_search=true", "features.web_search_request=true", NULL };
+	char *probe = phn_path_join(r->a.dir, "tmp/web_search_probe"), *err;
+	int i, st;
+
+	phn_mkdirs(probe, 0700);
+	for (i = 0; cands[i]; i++) {
+		char *argv[] = { r->codex, "exec", "--strict-config",
+		    "--ignore-user-config", "--skip-git-repo-check", "-C",
+		    probe, "-c", (char *)cands[i], "-", NULL };
+		char *env[] = { phn_asprintf("CODEX_HOME=%s", probe), NULL };
+		st = phn_cmd_run(argv, probe, env, NULL, &err, 30);
+		free(env[0]);
+		if (st != -1 && err != NULL && strstr(err, "unknown "
+		    "configuration field") == NULL && strstr(err,
+		    "rror loading config") == NULL) {
+			free(err);
+			phn_rmtree(probe);
+			free(probe);
+			return cands[i];
+		}
+		free(err);
+	}
+	phn_rmtree(probe);
+	free(probe);
+	return NULL;
+}
+
+void
+phn_codex_argv(struct phn_run *r, const char *ws)
+{
+	const char *model = phn_jstr(r->policy, "model");
+	const char *effort = phn_jstr(r->policy, "model_reasoning_effort");
+	const char *sandbox = phn_jstr(r->policy, "sandbox");
+	const char *appr = phn_jstr(r->policy, "approval_policy");
+	struct json_object *dirs = jget(r->policy, "add_dirs"), *roots;
+	char *final = phn_path_join(r->a.dir, "final.txt"), *d;
+	size_t i, n;
+
+	if (dirs == NULL)
+		dirs = jget(r->policy, "add_dir");
+	argv_add(r, r->codex);
+	argv_add(r, "exec");
+	if (r->thread_want != NULL) {
+		argv_add(r, "resume");
+		argv_add(r, "--json");
+		argv_add(r, "-o");
+		argv_add(r, final);
+		argv_add(r, "--output-schema");
+		argv_add(r, r->schema_path);
+	} else {
+		argv_add(r, "-C");
+		argv_add(r, r->workdir);
+		argv_add(r, "--color");
+		argv_add(r, "never");
+		argv_add(r, "--output-schema");
+		argv_add(r, r->schema_path);
+	}
+	if (model) {
+		argv_add(r, "-m");
+		argv_add(r, model);
+	}
+	if (effort)
+		argv_cfg(r, "model_reasoning_effort", effort);
+	if (sandbox && r->thread_want == NULL) {
+		argv_add(r, "-s");
+		argv_add(r, sandbox);
+	} else if (sandbox)
+		argv_cfg(r, "sandbox_mode", sandbox);
+	n = json_object_is_type(dirs, json_type_array) ?
+	    json_object_array_length(dirs) : dirs ? 1 : 0;
+	roots = json_object_new_array();
+	for (i = 0; i < n; i++) {
+		struct json_object *x = json_object_is_type(dirs,
+		    json_type_array) ? json_object_array_get_idx(dirs, i) : dirs;
+		if (!json_object_is_type(x, json_type_string) ||
+		    json_object_get_string_len(x) == 0)
+			continue;
+		d = phn_path_abs(phn_jstr(r->job, "job_workdir") ?
+		    phn_jstr(r->job, "job_workdir") : r->workdir,
+		    json_object_get_string(x));
+		if (r->thread_want == NULL) {
+			argv_add(r, "--add-dir");
+			argv_add(r, d);
+		} else
+			json_object_array_add(roots, json_object_new_string(d));
+		free(d);
+	}
+	if (json_object_array_length(roots) > 0) {
+		/* resume has no --add-dir: the config key behind it. */
+		d = phn_asprintf("sandbox_workspace_write.writable_roots=%s",
+		    json_object_to_json_string_ext(roots, JSON_C_TO_STRING_PLAIN |
+		    JSON_C_TO_STRING_NOSLASHESCAPE));
+		argv_add(r, "-c");
+		argv_add(r, d);
+		free(d);
+	}
+	json_object_put(roots);
+	if (appr)
+		argv_cfg(r, "approval_policy", appr);
+	if (truthy(r->policy, "skip_git_repo_check"))
+		argv_add(r, "--skip-git-repo-check");
+	if (ws) {
+		argv_add(r, "-c");
+		argv_add(r, ws);
+	}
+	if (r->thread_want != NULL)
+		argv_add(r, r->thread_want);
+	else {
+		argv_add(r, "--json");
+		argv_add(r, "-o");
+		argv_add(r, final);
+	}
+	argv_add(r, "-");
+	free(final);
+}
+

@@ -1,0 +1,404 @@
+/*
+ * ops.c - what the observing and operator commands share: the harness
+ * config read without side effects, finding an attempt by directory or
+ * by ids, confining artifact names to their attempt, and cancel.
+ *
+ * Cancel protocol (shared with phn-spawn): an attempt's state.json names
+ * its spawner (spawner_pid, spawner_start) and codex's process group
+ * (pgid, codex_start) with host and boot_id.  A signal goes only to a
+ * process whose start time still matches the record on this host, so a
+ * reused pid is never hit.  A live spawner gets SIGTERM, which phn-spawn
+ * treats as cancel (it stops codex's group and records the outcome
+ * itself); without one, codex's group is stopped here (SIGTERM, grace,
+ * SIGKILL) and the attempt ended canceled.  A terminal attempt is left
+ * exactly as it is: not even a lock file is created in it.
+ */
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "phn.h"
+
+/*
+ * The harness config, or the defaults when there is none yet; nothing
+ * is written (phn_config_load() would snapshot the version).  Dies 100
+ * on an invalid config.
+ */
+struct json_object *
+phn_config_peek(const struct phn_paths *p)
+{
+	char *f = phn_asprintf("%s/_system/harness_config.json", p->runs);
+	char msg[512];
+	struct phn_errs e = { 0 };
+	struct json_object *doc;
+	size_t i;
+
+	if (access(f, F_OK) == -1 && errno == ENOENT) {
+		free(f);
+		return phn_config_default();
+	}
+	if ((doc = phn_json_load(f, msg, sizeof(msg))) == NULL) {
+		free(f);
+		phn_die(errno == EACCES || errno == EIO ? PHN_EXIT_TEMP :
+		    PHN_EXIT_PERM, "%s", msg);
+	}
+	if (phn_config_check(doc, &e) == -1) {
+		for (i = 0; i < e.n; i++)
+			phn_warn("%s: %s", f, e.v[i]);
+		snprintf(msg, sizeof(msg), "%s", f);
+		phn_errs_free(&e);
+		json_object_put(doc);
+		free(f);
+		phn_die(PHN_EXIT_PERM, "%s: invalid harness config; fix it, or "
+		    "recreate it with phn-init --force", msg);
+	}
+	free(f);
+	return doc;
+}
+
+/*
+ * The attempt directory named by dir (absolute, relative to the cwd or
+ * to the runs root) or by the four ids.  Dies 100 when it cannot be
+ * found or lies outside the runs store.
+ */
+char *
+phn_attempt_select(const struct phn_paths *p, const char *dir,
+    const char *batch, const char *job, const char *step, const char *run)
+{
+	struct phn_attempt a;
+	struct stat st;
+	char *d;
+
+	if (dir != NULL) {
+		if (phn_attempt_parse(p, dir, &a) == -1)
+			phn_die(PHN_EXIT_PERM, "%s: not an attempt directory of "
+			    "%s (want BATCH/JOB/steps/STEP/attempts/NAME)", dir,
+			    p->runs);
+		d = phn_strdup(a.dir);
+		phn_attempt_free(&a);
+		if (stat(d, &st) == -1 || !S_ISDIR(st.st_mode))
+			phn_die(PHN_EXIT_PERM, "%s: no such attempt directory",
+			    dir);
+		return d;
+	}
+	if (batch == NULL || job == NULL || step == NULL || run == NULL)
+		phn_die(PHN_EXIT_PERM, "name an attempt: its directory, or all of "
+		    "--batch-id, --job-id, --step-id and --run-id");
+	if (!phn_id_valid(batch, strlen(batch)) || !phn_id_valid(job,
+	    strlen(job)) || !phn_id_valid(step, strlen(step)) ||
+	    !phn_id_valid(run, strlen(run)))
+		phn_die(PHN_EXIT_PERM, "%s/%s/%s/%s: invalid id (ids are "
+		    "[A-Za-z0-9._-], starting with a letter or digit)", batch,
+		    job, step, run);
+	if ((d = phn_attempt_find(p, batch, job, step, run)) == NULL)
+		phn_die(PHN_EXIT_PERM, "%s/%s/%s: %s", batch, job, step,
+		    errno == EEXIST ? "several attempt directories match that "
+		    "run id" : "no attempt with that run id");
+	return d;
+}
+
+/*
+ * dir/name when it resolves (symbolic links followed) to a file inside
+ * dir; NULL with errno ENOENT (missing) or EPERM (escapes: "..", an
+ * absolute name, or a link out such as codex_home/auth.json).
+ */
+char *
+phn_artifact_path(const char *dir, const char *name)
+{
+	char rdir[PATH_MAX], rf[PATH_MAX], *f;
+	size_t n;
+
+	if (name[0] == '\0' || name[0] == '/') {
+		errno = EPERM;
+		return NULL;
+	}
+	if (realpath(dir, rdir) == NULL)
+		return NULL;
+	f = phn_path_join(rdir, name);
+	if (realpath(f, rf) == NULL) {
+		int e = errno;
+		free(f);
+		errno = e == ENOENT || e == ENOTDIR ? ENOENT : e;
+		return NULL;
+	}
+	free(f);
+	n = strlen(rdir);
+	if (strncmp(rf, rdir, n) != 0 || rf[n] != '/') {
+		errno = EPERM;
+		return NULL;
+	}
+	return phn_strdup(rf);
+}
+
+static void
+nap(double s)
+{
+	struct timespec ts;
+
+	ts.tv_sec = (time_t)s;
+	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+	nanosleep(&ts, NULL);
+}
+
+/* Is the group led by the recorded codex still there (and the same)? */
+static int
+group_alive(struct json_object *st)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(st, "pgid", &v) || !phn_json_is_int(v))
+		return 0;
+	return kill(-(pid_t)json_object_get_int64(v), 0) == 0 ||
+	    errno == EPERM;
+}
+
+/* TERM, wait up to grace for the leader to go, then KILL the group. */
+static int
+stop_group(struct json_object *st, double grace)
+{
+	pid_t pg = (pid_t)json_object_get_int64(json_object_object_get(st,
+	    "pgid"));
+	double end = phn_now() + grace;
+
+	if (pg <= 1 || kill(-pg, SIGTERM) == -1)
+		return 0;
+	while (phn_now() < end && phn_state_proc_alive(st, "pgid",
+	    "codex_start"))
+		nap(0.05);
+	kill(-pg, SIGKILL);
+	nap(0.05);
+	return 1;
+}
+
+/* Wait up to secs for the attempt's state to become terminal. */
+static struct json_object *
+wait_terminal(const char *dir, double secs)
+{
+	double end = phn_now() + secs;
+	struct json_object *st;
+
+	for (;;) {
+		st = phn_state_read(dir);
+		if (st && phn_status_terminal(phn_jstr(st, "status")))
+			return st;
+		if (phn_now() >= end)
+			return st;
+		json_object_put(st);
+		nap(0.05);
+	}
+}
+
+static struct json_object *
+result(const struct phn_attempt *a)
+{
+	struct json_object *r = json_object_new_object();
+
+	json_object_object_add(r, "ok", json_object_new_boolean(1));
+	json_object_object_add(r, "attempt_dir", json_object_new_string(a->rel));
+	json_object_object_add(r, "batch_id", json_object_new_string(a->batch));
+	json_object_object_add(r, "job_id", json_object_new_string(a->job));
+	json_object_object_add(r, "step_id", json_object_new_string(a->step));
+	json_object_object_add(r, "run_id", json_object_new_string(a->run_id));
+	return r;
+}
+
+/*
+ * Cancel one attempt.  Returns 1 canceled, 0 already terminal (nothing
+ * changed), -1 on error (errno); *res gets the report object.
+ */
+int
+phn_cancel(const struct phn_paths *p, const struct phn_attempt *a,
+    double grace, struct json_object **res)
+{
+	struct json_object *st = phn_state_read(a->dir), *f, *r, *v;
+	const char *how = "queued", *status;
+	int killed = 0, u;
+
+	r = *res = result(a);
+	if (st != NULL && phn_status_terminal(phn_jstr(st, "status"))) {
+		json_object_object_add(r, "already_terminal",
+		    json_object_new_boolean(1));
+		json_object_object_add(r, "status",
+		    json_object_new_string(phn_jstr(st, "status")));
+		json_object_put(st);
+		return 0;
+	}
+	if (st != NULL && phn_state_proc_alive(st, "spawner_pid",
+	    "spawner_start")) {
+		/* phn-spawn treats SIGTERM as cancel and records it itself. */
+		pid_t sp = (pid_t)json_object_get_int64(json_object_object_get(st,
+		    "spawner_pid"));
+		if (kill(sp, SIGTERM) == 0) {
+			json_object_put(st);
+			st = wait_terminal(a->dir, grace + 5);
+			if (st && phn_status_terminal(phn_jstr(st, "status"))) {
+				json_object_object_add(r, "canceled",
+				    json_object_new_boolean(strcmp(phn_jstr(st,
+				    "status"), "canceled") == 0));
+				json_object_object_add(r, "status",
+				    json_object_new_string(phn_jstr(st, "status")));
+				json_object_object_add(r, "via",
+				    json_object_new_string("spawner"));
+				json_object_object_add(r, "killed",
+				    json_object_new_boolean(1));
+				json_object_put(st);
+				return 1;
+			}
+			/* The spawner did not finish in time: do it here. */
+		}
+	}
+	if (st != NULL && phn_state_proc_alive(st, "pgid", "codex_start")) {
+		killed = stop_group(st, grace);
+		how = "process_group";
+	} else if (st != NULL && (json_object_object_get_ex(st, "pgid", &v) ||
+	    json_object_object_get_ex(st, "spawner_pid", &v)) && v != NULL) {
+		const char *host = phn_jstr(st, "host");
+		how = host && strcmp(host, phn_hostname()) ? "remote" :
+		    "no_process";
+		if (strcmp(how, "no_process") == 0 && group_alive(st))
+			how = "identity_mismatch";
+	}
+	json_object_put(st);
+	f = json_object_new_object();
+	json_object_object_add(f, "failure_kind",
+	    json_object_new_string("canceled"));
+	json_object_object_add(f, "current_item", json_object_new_string(
+	    strcmp(how, "queued") == 0 ? "canceled before start" : "canceled"));
+	u = phn_state_update(a->dir, "canceled", f);
+	json_object_put(f);
+	if (u == -1)
+		return -1;
+	st = phn_state_read(a->dir);
+	status = st ? phn_jstr(st, "status") : NULL;
+	if (u == 0) {
+		/* It ended by itself meanwhile: report what it became. */
+		json_object_object_add(r, "already_terminal",
+		    json_object_new_boolean(1));
+		json_object_object_add(r, "status", status ? json_object_new_string(status) : NULL);
+		json_object_put(st);
+		return 0;
+	}
+	json_object_object_add(r, "canceled", json_object_new_boolean(1));
+	json_object_object_add(r, "status", json_object_new_string("canceled"));
+	json_object_object_add(r, "via", json_object_new_string(how));
+	json_object_object_add(r, "killed", json_object_new_boolean(killed));
+	if (st != NULL)
+		phn_current_note(p, a, st);
+	json_object_put(st);
+	phn_sched_attempt_ended(p, a);
+	return 1;
+}
+
+/*
+ * Run gzip with fd 0 and 1 as given, wait for it.  Compression goes
+ * through gzip(1) rather than a library so that the toolkit needs no
+ * zlib; GC is rare and files are few.
+ */
+static int
+gzip_run(char *const argv[], int in, int out)
+{
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int st, r;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, in, 0);
+	posix_spawn_file_actions_adddup2(&fa, out, 1);
+	r = posix_spawnp(&pid, "gzip", &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (r != 0) {
+		errno = r;
+		return -1;
+	}
+	while (waitpid(pid, &st, 0) == -1)
+		if (errno != EINTR)
+			return -1;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+/* Compress src into src.gz (atomically), then remove src. */
+int
+phn_gzip_file(const char *src)
+{
+	char *dst = phn_asprintf("%s.gz", src), *tmp;
+	char *argv[] = { "gzip", "-c", "-n", NULL };
+	int in, out, e, r = -1;
+
+	tmp = phn_asprintf("%s.XXXXXX", dst);
+	if ((in = open(src, O_RDONLY | O_CLOEXEC)) == -1)
+		goto done;
+	if ((out = mkostemp(tmp, O_CLOEXEC)) == -1) {
+		close(in);
+		goto done;
+	}
+	if (gzip_run(argv, in, out) == -1 || fchmod(out, 0644) == -1 ||
+	    fsync(out) == -1) {
+		e = errno;
+		close(in);
+		close(out);
+		unlink(tmp);
+		errno = e;
+		goto done;
+	}
+	close(in);
+	close(out);
+	if (rename(tmp, dst) == -1) {
+		e = errno;
+		unlink(tmp);
+		errno = e;
+		goto done;
+	}
+	r = unlink(src);
+done:
+	free(tmp);
+	free(dst);
+	return r;
+}
+
+/* A pipe reading gzip -dc path; *pid is gzip's, for phn_gzip_close. */
+int
+phn_gzip_open(const char *path, pid_t *pid)
+{
+	posix_spawn_file_actions_t fa;
+	char *argv[] = { "gzip", "-dc", (char *)path, NULL };
+	int p[2], r;
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		return -1;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+	r = posix_spawnp(pid, "gzip", &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(p[1]);
+	if (r != 0) {
+		close(p[0]);
+		errno = r;
+		return -1;
+	}
+	return p[0];
+}
+
+int
+phn_gzip_close(int fd, pid_t pid)
+{
+	int st;
+
+	close(fd);
+	while (waitpid(pid, &st, 0) == -1)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}

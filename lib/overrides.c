@@ -1,0 +1,426 @@
+/*
+ * overrides.c - operator overrides, runs/B/J/overrides.json:
+ *
+ *   {"version": 1, "updated_at": ISO, "steps": {STEP: {
+ *       "force_retry_nonce": N, "force_retry_reason": R,
+ *       "force_retry_requested_at": ISO,
+ *       "forced_terminal": {"status": "failed", "reason": R, "set_at": ISO},
+ *       "requeue_nonce": N,
+ *       "requeue": {"nonce": N, "target_runner_id": R|null,
+ *                   "different_from_last": BOOL, "reason": R,
+ *                   "requested_at": ISO}}}}
+ *
+ * the reference's format.  Every change is a read-modify-write under
+ * J/overrides.lock (the reference had no lock).  A pending nonce is one
+ * greater than the one recorded in the newest attempt's meta.json, where
+ * phn-claim writes it when it applies it; current.json mirrors the
+ * applied nonces and forced_terminal for readers of the reference's keys.
+ */
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "phn.h"
+
+static struct json_object *
+jget(struct json_object *o, const char *k)
+{
+	struct json_object *v = NULL;
+
+	if (!json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, k, &v))
+		return NULL;
+	return v;
+}
+
+/*
+ * A job's overrides: NULL when there are none.  An unreadable file sets
+ * *bad (and msg): its steps must not run on a guess, since it may hold a
+ * forced terminal state.
+ */
+struct json_object *
+phn_overrides_read(const struct phn_paths *p, const char *batch,
+    const char *job, int *bad, char *msg, size_t msglen)
+{
+	char *f = phn_asprintf("%s/%s/%s/overrides.json", p->runs, batch, job);
+	struct json_object *o;
+
+	*bad = 0;
+	o = phn_json_load(f, msg, msglen);
+	if (o == NULL && errno != ENOENT)
+		*bad = 1;
+	else if (o != NULL && (!json_object_is_type(o, json_type_object) ||
+	    (jget(o, "steps") != NULL && !json_object_is_type(jget(o, "steps"),
+	    json_type_object)))) {
+		snprintf(msg, msglen, "%s: not an overrides object", f);
+		*bad = 1;
+		json_object_put(o);
+		o = NULL;
+	}
+	free(f);
+	return o;
+}
+
+/* Set (val) or delete (NULL) a key of current.json's steps[step]. */
+int
+phn_current_step_set(const struct phn_paths *p, const char *batch,
+    const char *job, const char *step, const char *key,
+    struct json_object *val)
+{
+	char *lp = phn_asprintf("%s/%s/%s/current.lock", p->runs, batch, job);
+	char *f = phn_asprintf("%s/%s/%s/current.json", p->runs, batch, job);
+	char iso[PHN_ISO_LEN];
+	struct json_object *cur, *steps, *se;
+	int fd, r;
+
+	if ((fd = phn_lock_wait(lp, 30)) == -1) {
+		json_object_put(val);
+		free(lp);
+		free(f);
+		return -1;
+	}
+	cur = phn_current_read(p, batch, job);
+	steps = jget(cur, "steps");
+	if ((se = jget(steps, step)) == NULL ||
+	    !json_object_is_type(se, json_type_object)) {
+		if (val == NULL) {
+			json_object_put(cur);
+			phn_lock_close(fd);
+			free(lp);
+			free(f);
+			return 0;
+		}
+		se = json_object_new_object();
+		json_object_object_add(steps, step, se);
+	}
+	if (val == NULL)
+		json_object_object_del(se, key);
+	else
+		json_object_object_add(se, key, val);
+	phn_iso(phn_now(), iso);
+	json_object_object_add(cur, "updated_at", json_object_new_string(iso));
+	r = phn_json_write(f, cur);
+	json_object_put(cur);
+	phn_lock_close(fd);
+	free(lp);
+	free(f);
+	return r;
+}
+
+/*
+ * End the queued attempts of a step that no spawner holds, as canceled
+ * (mark-failed).  Under the step lock, so that a concurrent claim either
+ * sees the forced terminal state or has finished creating its attempt;
+ * and under each attempt's spawn.lock, so that no phn-spawn is starting
+ * it.  A running attempt is left alone: stopping it is phn-cancel's job.
+ * Returns the relative dirs of the attempts it ended.
+ */
+static struct json_object *
+end_queued(const struct phn_paths *p, const char *batch, const char *job,
+    const char *step, const char *reason)
+{
+	struct json_object *out = json_object_new_array(), *st, *f, *e;
+	char *ad, *lp, **v;
+	size_t n, i;
+	int sfd, fd;
+
+	lp = phn_asprintf("%s/%s/%s/steps/%s/step.lock", p->runs, batch, job,
+	    step);
+	sfd = phn_lock_wait(lp, 30);
+	free(lp);
+	if (sfd == -1)
+		return out;
+	ad = phn_asprintf("%s/%s/%s/steps/%s/attempts", p->runs, batch, job,
+	    step);
+	if ((v = phn_dir_list(ad, &n)) == NULL)
+		n = 0;
+	for (i = 0; i < n; i++) {
+		char *dir = phn_path_join(ad, v[i]);
+		struct phn_attempt a;
+
+		st = phn_state_read(dir);
+		if (st == NULL || strcmp(phn_jstr(st, "status") ?
+		    phn_jstr(st, "status") : "", "queued") != 0) {
+			json_object_put(st);
+			free(dir);
+			continue;
+		}
+		json_object_put(st);
+		lp = phn_path_join(dir, "spawn.lock");
+		fd = phn_lock_open(lp, LOCK_EX | LOCK_NB);
+		free(lp);
+		if (fd == -1) {
+			free(dir);
+			continue;
+		}
+		st = phn_state_read(dir);
+		if (st != NULL && strcmp(phn_jstr(st, "status") ?
+		    phn_jstr(st, "status") : "", "queued") == 0) {
+			json_object_put(st);
+			f = json_object_new_object();
+			json_object_object_add(f, "failure_kind",
+			    json_object_new_string("canceled"));
+			json_object_object_add(f, "current_item",
+			    json_object_new_string("canceled before start: step "
+			    "marked failed by the operator"));
+			e = json_object_new_array();
+			json_object_array_add(e, json_object_new_string(reason ?
+			    reason : "step marked failed by the operator"));
+			json_object_object_add(f, "errors", e);
+			if (phn_state_update(dir, "canceled", f) == 1 &&
+			    phn_attempt_parse(p, dir, &a) == 0) {
+				st = phn_state_read(dir);
+				phn_current_note(p, &a, st);
+				phn_sched_attempt_ended(p, &a);
+				json_object_array_add(out, json_object_new_string(
+				    a.rel));
+				phn_attempt_free(&a);
+			}
+			json_object_put(f);
+		}
+		json_object_put(st);
+		phn_lock_close(fd);
+		free(dir);
+	}
+	phn_dir_list_free(v, n);
+	free(ad);
+	phn_lock_close(sfd);
+	return out;
+}
+
+/*
+ * Apply one override to a step (the caller checked that it exists):
+ * action is "force-retry", "mark-failed" or "requeue" (with runner or
+ * different).  *out gets the command's result object.  Returns 0, or -1
+ * with msg (a system call failed).
+ */
+int
+phn_overrides_apply(const struct phn_paths *p, const char *batch,
+    const char *job, const char *step, const char *action, const char *reason,
+    const char *runner, int different, struct json_object **out, char *msg,
+    size_t msglen)
+{
+	char *lp = phn_asprintf("%s/%s/%s/overrides.lock", p->runs, batch, job);
+	char *f = phn_asprintf("%s/%s/%s/overrides.json", p->runs, batch, job);
+	char iso[PHN_ISO_LEN];
+	struct json_object *ov, *steps, *se, *o, *ended = NULL;
+	long long n;
+	int fd, bad;
+
+	*out = NULL;
+	if ((fd = phn_lock_wait(lp, 30)) == -1) {
+		snprintf(msg, msglen, "unable to lock %s: %s", lp,
+		    strerror(errno));
+		free(lp);
+		free(f);
+		return -1;
+	}
+	ov = phn_overrides_read(p, batch, job, &bad, msg, msglen);
+	if (bad) {
+		/* Keep the broken file for the operator; start afresh. */
+		char *keep = phn_asprintf("%s.broken", f);
+		phn_warn("warning: %s; moved to %s", msg, keep);
+		rename(f, keep);
+		free(keep);
+	}
+	if (ov == NULL) {
+		ov = json_object_new_object();
+		json_object_object_add(ov, "version", json_object_new_int(1));
+	}
+	if ((steps = jget(ov, "steps")) == NULL) {
+		steps = json_object_new_object();
+		json_object_object_add(ov, "steps", steps);
+	}
+	if ((se = jget(steps, step)) == NULL ||
+	    !json_object_is_type(se, json_type_object)) {
+		se = json_object_new_object();
+		json_object_object_add(steps, step, se);
+	}
+	phn_iso(phn_now(), iso);
+	if (strcmp(action, "force-retry") == 0) {
+		n = phn_json_is_int(jget(se, "force_retry_nonce")) ?
+		    json_object_get_int64(jget(se, "force_retry_nonce")) : 0;
+		json_object_object_add(se, "force_retry_nonce",
+		    json_object_new_int64(n > 0 ? n + 1 : 1));
+		json_object_object_add(se, "force_retry_reason", reason ?
+		    json_object_new_string(reason) : NULL);
+		json_object_object_add(se, "force_retry_requested_at",
+		    json_object_new_string(iso));
+		json_object_object_del(se, "forced_terminal");
+	} else if (strcmp(action, "mark-failed") == 0) {
+		o = json_object_new_object();
+		json_object_object_add(o, "status", json_object_new_string(
+		    "failed"));
+		json_object_object_add(o, "reason", reason ?
+		    json_object_new_string(reason) : NULL);
+		json_object_object_add(o, "set_at", json_object_new_string(iso));
+		json_object_object_add(se, "forced_terminal", o);
+	} else {
+		n = phn_json_is_int(jget(se, "requeue_nonce")) ?
+		    json_object_get_int64(jget(se, "requeue_nonce")) : 0;
+		n = n > 0 ? n + 1 : 1;
+		json_object_object_add(se, "requeue_nonce",
+		    json_object_new_int64(n));
+		o = json_object_new_object();
+		json_object_object_add(o, "nonce", json_object_new_int64(n));
+		json_object_object_add(o, "target_runner_id", runner ?
+		    json_object_new_string(runner) : NULL);
+		json_object_object_add(o, "different_from_last",
+		    json_object_new_boolean(different));
+		json_object_object_add(o, "reason", reason ?
+		    json_object_new_string(reason) : NULL);
+		json_object_object_add(o, "requested_at",
+		    json_object_new_string(iso));
+		json_object_object_add(se, "requeue", o);
+	}
+	json_object_object_add(ov, "updated_at", json_object_new_string(iso));
+	if (phn_json_write(f, ov) == -1) {
+		snprintf(msg, msglen, "unable to write %s: %s", f,
+		    strerror(errno));
+		json_object_put(ov);
+		phn_lock_close(fd);
+		free(lp);
+		free(f);
+		return -1;
+	}
+	phn_lock_close(fd);
+
+	/* The mirror in current.json, for readers of the reference's keys. */
+	if (strcmp(action, "mark-failed") == 0) {
+		phn_current_step_set(p, batch, job, step, "forced_terminal",
+		    json_object_get(jget(se, "forced_terminal")));
+		ended = end_queued(p, batch, job, step, reason);
+	} else if (strcmp(action, "force-retry") == 0)
+		phn_current_step_set(p, batch, job, step, "forced_terminal", NULL);
+	if (phn_sched_ready_add(p, batch, job, step, 0) == -1)
+		phn_warn("warning: unable to add %s/%s/%s to the ready index:",
+		    batch, job, step);
+	o = json_object_new_object();
+	json_object_object_add(o, "ok", json_object_new_boolean(1));
+	json_object_object_add(o, "action", json_object_new_string(action));
+	json_object_object_add(o, "batch_id", json_object_new_string(batch));
+	json_object_object_add(o, "job_id", json_object_new_string(job));
+	json_object_object_add(o, "step_id", json_object_new_string(step));
+	json_object_object_add(o, "step", json_object_get(se));
+	if (ended != NULL)
+		json_object_object_add(o, "ended_queued", ended);
+	json_object_object_add(o, "overrides_path", json_object_new_string(f));
+	json_object_object_add(o, "overrides", ov);
+	*out = o;
+	free(lp);
+	free(f);
+	return 0;
+}
+
+/*
+ * Check that batch/job/step exist: 0, or -1 with msg (100-class: the ids
+ * are wrong), or -2 with msg (111-class: the store could not be read).
+ */
+int
+phn_sched_step_check(const struct phn_paths *p, const char *batch,
+    const char *job, const char *step, char *msg, size_t msglen)
+{
+	struct json_object *jd;
+	char *f;
+
+	if (!phn_id_valid(batch, strlen(batch)) || (job &&
+	    !phn_id_valid(job, strlen(job))) || (step &&
+	    !phn_id_valid(step, strlen(step)))) {
+		snprintf(msg, msglen, "%s%s%s%s%s: not a valid id", batch,
+		    job ? "/" : "", job ? job : "", step ? "/" : "",
+		    step ? step : "");
+		return -1;
+	}
+	f = phn_asprintf("%s/%s/batch_meta.json", p->runs, batch);
+	if (access(f, F_OK) == -1) {
+		snprintf(msg, msglen, "no such batch: %s (in %s)", batch, p->runs);
+		free(f);
+		return -1;
+	}
+	free(f);
+	if (job == NULL)
+		return 0;
+	if (phn_sched_index(p, batch, msg, msglen) == -1)
+		return -2;
+	if ((jd = phn_sched_job(p, batch, job)) == NULL) {
+		snprintf(msg, msglen, "no such job in batch %s: %s", batch, job);
+		return -1;
+	}
+	if (step != NULL && jget(jget(jd, "steps"), step) == NULL) {
+		snprintf(msg, msglen, "no such step in %s/%s: %s", batch, job,
+		    step);
+		json_object_put(jd);
+		return -1;
+	}
+	json_object_put(jd);
+	return 0;
+}
+
+/*
+ * The main() of phn-force-retry, phn-mark-failed and phn-requeue:
+ * [options] BATCH JOB STEP, one JSON object on stdout.
+ */
+int
+phn_override_main(int argc, char *argv[], const char *action,
+    const char *usage)
+{
+	static const struct option lopts[] = {
+		{ "different", no_argument, NULL, 'd' },
+		{ "reason", required_argument, NULL, 'm' },
+		{ "root", required_argument, NULL, 'r' },
+		{ "runner-id", required_argument, NULL, 'i' },
+		{ "runners-root", required_argument, NULL, 'U' },
+		{ "runs-root", required_argument, NULL, 'R' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct phn_paths P;
+	struct json_object *out;
+	const char *root = NULL, *runs = NULL, *runners = NULL, *reason = NULL;
+	const char *runner = NULL;
+	char msg[1024];
+	int ch, dflag = 0, requeue = strcmp(action, "requeue") == 0, r;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	while ((ch = getopt_long(argc, argv, requeue ? "di:m:r:" : "m:r:",
+	    lopts, NULL)) != -1) {
+		switch (ch) {
+		case 'd': dflag = 1; break;
+		case 'i': runner = optarg; break;
+		case 'm': reason = optarg; break;
+		case 'r': root = optarg; break;
+		case 'R': runs = optarg; break;
+		case 'U': runners = optarg; break;
+		default:
+			fprintf(stderr, "%s", usage);
+			exit(PHN_EXIT_PERM);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc != 3 || (!requeue && (dflag || runner)) ||
+	    (requeue && (dflag == (runner != NULL)))) {
+		fprintf(stderr, "%s", usage);
+		exit(PHN_EXIT_PERM);
+	}
+	if (runner != NULL && !phn_id_valid(runner, strlen(runner)))
+		phn_die(PHN_EXIT_PERM, "--runner-id: '%s': not a runner id",
+		    runner);
+	phn_paths_init(&P, root, runs, runners);
+	if ((r = phn_sched_step_check(&P, argv[0], argv[1], argv[2], msg,
+	    sizeof(msg))) != 0)
+		phn_die(r == -1 ? PHN_EXIT_PERM : PHN_EXIT_TEMP, "%s", msg);
+	if (phn_overrides_apply(&P, argv[0], argv[1], argv[2], action, reason,
+	    runner, dflag, &out, msg, sizeof(msg)) == -1)
+		phn_die(PHN_EXIT_TEMP, "%s", msg);
+	phn_json_emit(stdout, out);
+	json_object_put(out);
+	phn_paths_free(&P);
+	phn_stdout_close();
+	return 0;
+}
