@@ -6,7 +6,9 @@
 #     phn-claim --follow -j 64 | t-finish -
 # from the first claim to the last, where tests/t-finish ends each attempt
 # as phn-spawn would (state.json running then succeeded, current.json,
-# phn_sched_attempt_ended), and print the cost per claim.  The time
+# phn_sched_attempt_ended), and print the cost per claim: wall-clock time,
+# and CPU time (user + system of both processes), which other load on
+# the machine disturbs less.  The time
 # includes building the batch's schedule and ready indexes on first sight;
 # ingesting the table does not count.  The claim cost must not grow with
 # the store: the last line prints the 100k/1k ratio of each shape.
@@ -15,7 +17,7 @@
 # measure the claim algorithm rather than the disk's fsync latency; set
 # BENCH_DIR to measure a disk.  BENCH_SIZES (default "1000 10000 100000")
 # and BENCH_SHAPES (default "indep chain") choose the cases.
-# Needs jq, bc, and a build: make all tests/t-finish.
+# Needs jq, bc, GNU time(1), and a build: make all tests/t-finish.
 set -eu
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,12 +36,12 @@ work=$(mktemp -d "$BENCH_DIR/phn-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 # Private copies: a rebuild of the tree during the run cannot disturb it.
 mkdir "$work/bin"
-for p in phn-init phn-ingest phn-claim t-finish jq bc; do
+for p in phn-init phn-ingest phn-claim t-finish jq bc time; do
 	f=$(command -v "$p" 2>/dev/null) || {
 		echo "bench/claim.sh: $p not found; run: make all tests/t-finish" >&2
 		exit 100
 	}
-	cp "$f" "$work/bin/"
+	case $p in time) timer=$f ;; *) cp "$f" "$work/bin/" ;; esac
 done
 PATH=$work/bin:$PATH
 
@@ -58,7 +60,8 @@ table() {
 now() { date +%s.%N; }
 
 echo "store: $BENCH_DIR ($(stat -f -c %T "$BENCH_DIR" 2>/dev/null || echo ?))"
-printf '%-6s %8s %10s %14s\n' shape steps seconds us_per_claim
+printf '%-6s %8s %9s %9s %13s %13s\n' shape steps wall_s cpu_s \
+    wall_us/claim cpu_us/claim
 results=
 for shape in $shapes; do
 	for n in $sizes; do
@@ -69,7 +72,8 @@ for shape in $shapes; do
 		table $((n / 10)) "$shape" >"$root/lt.json"
 		batch=$(phn-ingest "$root/lt.json")
 		t0=$(now)
-		phn-claim --follow -j 64 | t-finish -
+		"$timer" -o "$root/cpu" -f '%U %S' \
+		    sh -c 'phn-claim --follow -j 64 | t-finish -'
 		t1=$(now)
 		claims=$(find "$root/runs/$batch" -name meta.json | wc -l)
 		[ "$claims" -eq "$n" ] || {
@@ -77,9 +81,12 @@ for shape in $shapes; do
 			exit 1
 		}
 		secs=$(echo "$t1 - $t0" | bc -l)
+		cpu=$(tail -1 "$root/cpu" | awk '{ print $1 + $2 }')
 		per=$(echo "$secs * 1000000 / $n" | bc -l)
-		printf '%-6s %8d %10.2f %14.1f\n' "$shape" "$n" "$secs" "$per"
-		results="$results $shape:$n:$per"
+		cper=$(echo "$cpu * 1000000 / $n" | bc -l)
+		printf '%-6s %8d %9.2f %9.2f %13.1f %13.1f\n' "$shape" "$n" \
+		    "$secs" "$cpu" "$per" "$cper"
+		results="$results $shape:$n:$per:$cper"
 		rm -rf "$root"
 	done
 done
@@ -89,11 +96,12 @@ for shape in $shapes; do
 	a= b=
 	for r in $results; do
 		case $r in
-		"$shape:$lo:"*) a=${r##*:} ;;
-		"$shape:$hi:"*) b=${r##*:} ;;
+		"$shape:$lo:"*) a=${r#"$shape:$lo:"} ;;
+		"$shape:$hi:"*) b=${r#"$shape:$hi:"} ;;
 		esac
 	done
 	[ -n "$a" ] && [ -n "$b" ] &&
-	    printf 'ratio %s %s/%s: %.2f\n' "$shape" "$hi" "$lo" \
-		"$(echo "$b / $a" | bc -l)"
+	    printf 'ratio %s %s/%s: wall %.2f, cpu %.2f\n' "$shape" "$hi" \
+		"$lo" "$(echo "${b%:*} / ${a%:*}" | bc -l)" \
+		"$(echo "${b#*:} / ${a#*:}" | bc -l)"
 done

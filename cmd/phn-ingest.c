@@ -267,7 +267,7 @@ ingest(struct result *r, const char *buf, size_t len, const char *name,
 	struct json_object *raw, *meta, *jobs;
 	char msg[512], *lockp;
 	size_t i;
-	int lfd;
+	int lfd = -1;
 
 	memset(&ctx, 0, sizeof(ctx));
 	if (len > (size_t)PHN_LT_MAX_BYTES)

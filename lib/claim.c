@@ -145,8 +145,7 @@ struct wdir;
 
 enum { E_NONE, E_LIST, E_HEAP };
 
-struct ent {
-	char	*name;		/* JOB@STEP */
+struct ent {			/* one allocation, name included */
 	const char *step;
 	struct job *j;
 	long	 sidx;
@@ -157,6 +156,7 @@ struct ent {
 	int	 self;		/* own renames into _ready/ not yet seen */
 	size_t	 hpos;
 	struct ent *next;
+	char	 name[];	/* JOB@STEP */
 };
 
 struct job {
@@ -427,7 +427,6 @@ ent_free(struct claimer *c, struct ent *e)
 {
 	ent_unplace(c, e);
 	tab_del(&e->j->b->ents, e->name);
-	free(e->name);
 	free(e);
 }
 
@@ -484,7 +483,6 @@ job_load(struct claimer *c, struct job *j)
 		e->where = E_NONE;
 		if ((e->sidx = step_idx(j, e->step)) == LONG_MAX) {
 			tab_del(&j->b->ents, e->name);
-			free(e->name);
 			free(e);
 			continue;
 		}
@@ -587,14 +585,14 @@ ent_seen(struct claimer *c, struct batch *b, const char *name, int event)
 		tab_put(&b->jobs, j->id, j);
 	} else
 		free(jid);
-	e = phn_malloc(sizeof(*e));
+	e = phn_malloc(sizeof(*e) + strlen(name) + 1);
 	memset(e, 0, sizeof(*e));
-	e->name = phn_strdup(name);
+	strcpy(e->name, name);
 	e->step = strchr(e->name, '@') + 1;
 	e->j = j;
 	e->sidx = LONG_MAX;
 	if (j->loaded && (e->sidx = step_idx(j, e->step)) == LONG_MAX) {
-		free(e->name);	/* not a step of this job */
+		/* not a step of this job */
 		free(e);
 		return NULL;
 	}
@@ -687,7 +685,6 @@ batch_free(struct claimer *c, struct batch *b)
 		if (b->ents.k[i] && b->ents.k[i] != tomb) {
 			struct ent *e = b->ents.v[i];
 			ent_unplace(c, e);
-			free(e->name);
 			free(e);
 		}
 	for (i = 0; i < b->jobs.cap; i++)

@@ -17,27 +17,6 @@
 
 #ifndef JSON_C_TO_STRING_NOSLASHESCAPE
 #define JSON_C_TO_STRING_NOSLASHESCAPE 0
-/* schema.c: JSON Schema validation; 0 valid, 1 invalid, -1 broken schema */
-#define PHN_SCHEMA_MAXERRS	50
-int	phn_schema_validate(struct json_object *, struct json_object *,
-	    struct phn_errs *);
-
-/* run.c: run a toolkit program, capturing its output */
-char	*phn_tool_path(const char *);
-int	phn_run_capture(char *const [], const char *, size_t, char **,
-	    size_t *, char **);
-
-/* sched.c: the scheduler's side (phn-claim); the ready index and limits */
-int	phn_sched_attempt_ended(const struct phn_paths *,
-	    const struct phn_attempt *);
-/* -- claim declarations end -- */
-
-/* spawn: running an attempt (phn-spawn, phn-heartbeat) */
-/* -- spawn declarations end -- */
-
-/* score: scoreboards and operator commands (phn-score, phn-cancel, ...) */
-/* -- score declarations end -- */
-
 #endif
 
 #define PHN_EXIT_OK	0
