@@ -709,7 +709,16 @@ expire(struct phn_sched *s, const char *dir, double now)
 		return 0;
 	if (phn_attempt_parse(s->p, dir, &a) == -1)
 		return 0;
-	r = phn_attempt_reap(s->p, &a, fault);
+	/*
+	 * A spawner may take the attempt between the check above and the
+	 * reap: reap under its spawn.lock, re-checking there (liveness.c).
+	 */
+	if (missing)
+		r = phn_attempt_reap(s->p, &a, fault);
+	else {
+		const char *kind;
+		r = phn_attempt_reap_locked(s->p, &a, s->lease, s->stale, &kind);
+	}
 	phn_attempt_free(&a);
 	return r == 1;
 }
