@@ -355,21 +355,10 @@ phn_codex_find(int *code, char **why)
 	return f;
 }
 
-static struct json_object *
-jget(struct json_object *o, const char *k)
-{
-	struct json_object *v = NULL;
-
-	if (!json_object_is_type(o, json_type_object) ||
-	    !json_object_object_get_ex(o, k, &v))
-		return NULL;
-	return v;
-}
-
 static int
 truthy(struct json_object *o, const char *k)
 {
-	struct json_object *v = jget(o, k);
+	struct json_object *v = phn_json_get(o, k);
 
 	return json_object_is_type(v, json_type_boolean) &&
 	    json_object_get_boolean(v);
@@ -418,12 +407,12 @@ phn_codex_argv(struct phn_run *r, const char *ws)
 	const char *effort = phn_jstr(r->policy, "model_reasoning_effort");
 	const char *sandbox = phn_jstr(r->policy, "sandbox");
 	const char *appr = phn_jstr(r->policy, "approval_policy");
-	struct json_object *dirs = jget(r->policy, "add_dirs"), *roots;
+	struct json_object *dirs = phn_json_get(r->policy, "add_dirs"), *roots;
 	char *final = phn_path_join(r->a.dir, "final.txt"), *d;
 	size_t i, n;
 
 	if (dirs == NULL)
-		dirs = jget(r->policy, "add_dir");
+		dirs = phn_json_get(r->policy, "add_dir");
 	argv_add(r, r->codex);
 	argv_add(r, "exec");
 	if (r->thread_want != NULL) {

@@ -246,6 +246,18 @@ phn_json_is_num(struct json_object *o)
 	    json_object_is_type(o, json_type_double);
 }
 
+/* o[k] when o is an object that has k; NULL otherwise (or JSON null). */
+struct json_object *
+phn_json_get(struct json_object *o, const char *k)
+{
+	struct json_object *v = NULL;
+
+	if (!json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, k, &v))
+		return NULL;
+	return v;
+}
+
 /* Look up "a.b.c" through nested objects; NULL if any part is missing. */
 struct json_object *
 phn_json_path_get(struct json_object *o, const char *path)

@@ -27,17 +27,6 @@
 
 #include "phn.h"
 
-static struct json_object *
-jget(struct json_object *o, const char *k)
-{
-	struct json_object *v = NULL;
-
-	if (!json_object_is_type(o, json_type_object) ||
-	    !json_object_object_get_ex(o, k, &v))
-		return NULL;
-	return v;
-}
-
 /*
  * A job's overrides: NULL when there are none.  An unreadable file sets
  * *bad (and msg): its steps must not run on a guess, since it may hold a
@@ -55,7 +44,7 @@ phn_overrides_read(const struct phn_paths *p, const char *batch,
 	if (o == NULL && errno != ENOENT)
 		*bad = 1;
 	else if (o != NULL && (!json_object_is_type(o, json_type_object) ||
-	    (jget(o, "steps") != NULL && !json_object_is_type(jget(o, "steps"),
+	    (phn_json_get(o, "steps") != NULL && !json_object_is_type(phn_json_get(o, "steps"),
 	    json_type_object)))) {
 		snprintf(msg, msglen, "%s: not an overrides object", f);
 		*bad = 1;
@@ -85,8 +74,8 @@ phn_current_step_set(const struct phn_paths *p, const char *batch,
 		return -1;
 	}
 	cur = phn_current_read(p, batch, job);
-	steps = jget(cur, "steps");
-	if ((se = jget(steps, step)) == NULL ||
+	steps = phn_json_get(cur, "steps");
+	if ((se = phn_json_get(steps, step)) == NULL ||
 	    !json_object_is_type(se, json_type_object)) {
 		if (val == NULL) {
 			json_object_put(cur);
@@ -232,19 +221,19 @@ phn_overrides_apply(const struct phn_paths *p, const char *batch,
 		ov = json_object_new_object();
 		json_object_object_add(ov, "version", json_object_new_int(1));
 	}
-	if ((steps = jget(ov, "steps")) == NULL) {
+	if ((steps = phn_json_get(ov, "steps")) == NULL) {
 		steps = json_object_new_object();
 		json_object_object_add(ov, "steps", steps);
 	}
-	if ((se = jget(steps, step)) == NULL ||
+	if ((se = phn_json_get(steps, step)) == NULL ||
 	    !json_object_is_type(se, json_type_object)) {
 		se = json_object_new_object();
 		json_object_object_add(steps, step, se);
 	}
 	phn_iso(phn_now(), iso);
 	if (strcmp(action, "force-retry") == 0) {
-		n = phn_json_is_int(jget(se, "force_retry_nonce")) ?
-		    json_object_get_int64(jget(se, "force_retry_nonce")) : 0;
+		n = phn_json_is_int(phn_json_get(se, "force_retry_nonce")) ?
+		    json_object_get_int64(phn_json_get(se, "force_retry_nonce")) : 0;
 		json_object_object_add(se, "force_retry_nonce",
 		    json_object_new_int64(n > 0 ? n + 1 : 1));
 		json_object_object_add(se, "force_retry_reason", reason ?
@@ -261,8 +250,8 @@ phn_overrides_apply(const struct phn_paths *p, const char *batch,
 		json_object_object_add(o, "set_at", json_object_new_string(iso));
 		json_object_object_add(se, "forced_terminal", o);
 	} else {
-		n = phn_json_is_int(jget(se, "requeue_nonce")) ?
-		    json_object_get_int64(jget(se, "requeue_nonce")) : 0;
+		n = phn_json_is_int(phn_json_get(se, "requeue_nonce")) ?
+		    json_object_get_int64(phn_json_get(se, "requeue_nonce")) : 0;
 		n = n > 0 ? n + 1 : 1;
 		json_object_object_add(se, "requeue_nonce",
 		    json_object_new_int64(n));
@@ -293,7 +282,7 @@ phn_overrides_apply(const struct phn_paths *p, const char *batch,
 	/* The mirror in current.json, for readers of the reference's keys. */
 	if (strcmp(action, "mark-failed") == 0) {
 		phn_current_step_set(p, batch, job, step, "forced_terminal",
-		    json_object_get(jget(se, "forced_terminal")));
+		    json_object_get(phn_json_get(se, "forced_terminal")));
 		ended = end_queued(p, batch, job, step, reason);
 	} else if (strcmp(action, "force-retry") == 0)
 		phn_current_step_set(p, batch, job, step, "forced_terminal", NULL);
@@ -351,7 +340,7 @@ phn_sched_step_check(const struct phn_paths *p, const char *batch,
 		snprintf(msg, msglen, "no such job in batch %s: %s", batch, job);
 		return -1;
 	}
-	if (step != NULL && jget(jget(jd, "steps"), step) == NULL) {
+	if (step != NULL && phn_json_get(phn_json_get(jd, "steps"), step) == NULL) {
 		snprintf(msg, msglen, "no such step in %s/%s: %s", batch, job,
 		    step);
 		json_object_put(jd);

@@ -82,6 +82,7 @@ int	phn_json_write(const char *, struct json_object *);
 int	phn_json_write_once(const char *, struct json_object *);
 void	phn_json_emit(FILE *, struct json_object *);
 const char *phn_json_type(struct json_object *);
+struct json_object *phn_json_get(struct json_object *, const char *);
 struct json_object *phn_json_path_get(struct json_object *, const char *);
 struct json_object *phn_json_merge(struct json_object *,
 	    struct json_object *);

@@ -53,21 +53,10 @@ bpath(const struct phn_paths *p, const char *batch, const char *rest)
 	return phn_asprintf("%s/%s/%s", p->runs, batch, rest);
 }
 
-static struct json_object *
-jget(struct json_object *o, const char *k)
-{
-	struct json_object *v = NULL;
-
-	if (!json_object_is_type(o, json_type_object) ||
-	    !json_object_object_get_ex(o, k, &v))
-		return NULL;
-	return v;
-}
-
 static long long
 jint(struct json_object *o, const char *k, long long dflt)
 {
-	struct json_object *v = jget(o, k);
+	struct json_object *v = phn_json_get(o, k);
 
 	return phn_json_is_int(v) ? (long long)json_object_get_int64(v) : dflt;
 }
@@ -75,7 +64,7 @@ jint(struct json_object *o, const char *k, long long dflt)
 static double
 jnum(struct json_object *o, const char *k, double dflt)
 {
-	struct json_object *v = jget(o, k);
+	struct json_object *v = phn_json_get(o, k);
 
 	return phn_json_is_num(v) ? json_object_get_double(v) : dflt;
 }
@@ -181,7 +170,7 @@ step_entry(struct json_object *st, const char *job, size_t k,
 
 	json_object_object_add(o, "index", json_object_new_int64((int64_t)k));
 	a = json_object_new_array();
-	v = jget(st, "depends_on");
+	v = phn_json_get(st, "depends_on");
 	n = json_object_is_type(v, json_type_array) ?
 	    json_object_array_length(v) : 0;
 	for (i = 0; i < n; i++) {
@@ -194,7 +183,7 @@ step_entry(struct json_object *st, const char *job, size_t k,
 		free(r);
 	}
 	json_object_object_add(o, "depends_on", a);
-	v = jget(st, "resume_from");
+	v = phn_json_get(st, "resume_from");
 	if (json_object_is_type(v, json_type_object) &&
 	    phn_jstr(v, "step_id") != NULL) {
 		char *sj, *ss;
@@ -222,10 +211,10 @@ step_entry(struct json_object *st, const char *job, size_t k,
 		free(r);
 	}
 	/* The policy is replaced whole, as in the reference. */
-	v = jget(st, "retry_policy");
+	v = phn_json_get(st, "retry_policy");
 	if (!json_object_is_type(v, json_type_object) ||
 	    json_object_object_length(v) == 0)
-		v = jget(ed, "retries");
+		v = phn_json_get(ed, "retries");
 	if (json_object_is_type(v, json_type_object))
 		json_object_object_add(o, "retry", json_object_get(v));
 	else
@@ -236,7 +225,7 @@ step_entry(struct json_object *st, const char *job, size_t k,
 	/* A step's null falls back to the default (reference bug 13). */
 	t = jnum(st, "timeout_seconds", 0);
 	if (t <= 0)
-		t = jnum(jget(ed, "timeouts"), "step_timeout_seconds", 0);
+		t = jnum(phn_json_get(ed, "timeouts"), "step_timeout_seconds", 0);
 	json_object_object_add(o, "timeout_seconds", t <= 0 ? NULL :
 	    t == floor(t) && t < 1e15 ? json_object_new_int64((int64_t)t) :
 	    json_object_new_double(t));
@@ -278,15 +267,15 @@ index_build(const struct phn_paths *p, const char *batch, char *msg,
 
 	if ((meta = phn_batch_meta(p, batch, msg, msglen)) == NULL)
 		return -1;
-	ed = jget(meta, "effective_defaults");
-	jobs = jget(meta, "jobs");
+	ed = phn_json_get(meta, "effective_defaults");
+	jobs = phn_json_get(meta, "jobs");
 	nj = json_object_is_type(jobs, json_type_array) ?
 	    json_object_array_length(jobs) : 0;
 	rdeps = json_object_new_object();
 	for (i = 0; i < nj; i++) {
 		job = json_object_array_get_idx(jobs, i);
 		jid = phn_jstr(job, "job_id");
-		steps = jget(job, "steps");
+		steps = phn_json_get(job, "steps");
 		ns = json_object_is_type(steps, json_type_array) ?
 		    json_object_array_length(steps) : 0;
 		for (k = 0; jid && k < ns; k++) {
@@ -295,7 +284,7 @@ index_build(const struct phn_paths *p, const char *batch, char *msg,
 			if (phn_jstr(st, "step_id") == NULL)
 				continue;
 			me = phn_asprintf("%s/%s", jid, phn_jstr(st, "step_id"));
-			v = jget(st, "depends_on");
+			v = phn_json_get(st, "depends_on");
 			n = json_object_is_type(v, json_type_array) ?
 			    json_object_array_length(v) : 0;
 			for (q = 0; q < n; q++) {
@@ -307,8 +296,8 @@ index_build(const struct phn_paths *p, const char *batch, char *msg,
 				rdeps_add(rdeps, t, me);
 				free(t);
 			}
-			if (phn_jstr(jget(st, "resume_from"), "step_id")) {
-				t = ref_norm(jid, phn_jstr(jget(st, "resume_from"),
+			if (phn_jstr(phn_json_get(st, "resume_from"), "step_id")) {
+				t = ref_norm(jid, phn_jstr(phn_json_get(st, "resume_from"),
 				    "step_id"));
 				rdeps_add(rdeps, t, me);
 				free(t);
@@ -328,20 +317,20 @@ index_build(const struct phn_paths *p, const char *batch, char *msg,
 		    strerror(errno));
 		goto out;
 	}
-	dmode = phn_jstr(jget(ed, "workspace_policy"), "mode");
+	dmode = phn_jstr(phn_json_get(ed, "workspace_policy"), "mode");
 	if (dmode == NULL)
 		dmode = "shared";
 	info = json_object_new_object();
 	json_object_object_add(info, "version", json_object_new_int(1));
 	json_object_object_add(info, "batch_id", json_object_new_string(batch));
-	v = jget(meta, "concurrency");
+	v = phn_json_get(meta, "concurrency");
 	json_object_object_add(info, "concurrency", phn_json_is_int(v) ?
 	    json_object_new_int64(json_object_get_int64(v)) : NULL);
-	v = jget(ed, "execution_policy");
+	v = phn_json_get(ed, "execution_policy");
 	json_object_object_add(info, "execution_policy",
 	    json_object_is_type(v, json_type_object) ? json_object_get(v) :
 	    json_object_new_object());
-	v = jget(ed, "scoreboard");
+	v = phn_json_get(ed, "scoreboard");
 	json_object_object_add(info, "scoreboard",
 	    json_object_is_type(v, json_type_object) ? json_object_get(v) :
 	    json_object_new_object());
@@ -352,7 +341,7 @@ index_build(const struct phn_paths *p, const char *batch, char *msg,
 		if ((jid = phn_jstr(job, "job_id")) == NULL)
 			continue;
 		json_object_array_add(jl, json_object_new_string(jid));
-		mode = phn_jstr(jget(job, "workspace_policy"), "mode");
+		mode = phn_jstr(phn_json_get(job, "workspace_policy"), "mode");
 		jd = json_object_new_object();
 		json_object_object_add(jd, "job_id", json_object_new_string(jid));
 		json_object_object_add(jd, "index",
@@ -363,7 +352,7 @@ index_build(const struct phn_paths *p, const char *batch, char *msg,
 		    json_object_new_string(mode ? mode : dmode));
 		sd = json_object_new_object();
 		json_object_object_add(jd, "steps", sd);
-		steps = jget(job, "steps");
+		steps = phn_json_get(job, "steps");
 		ns = json_object_is_type(steps, json_type_array) ?
 		    json_object_array_length(steps) : 0;
 		for (k = 0; k < ns; k++) {
@@ -456,7 +445,7 @@ phn_sched_info(const struct phn_paths *p, const char *batch)
 	struct json_object *o = phn_json_load(f, msg, sizeof(msg));
 
 	free(f);
-	if (o != NULL && !json_object_is_type(jget(o, "jobs"),
+	if (o != NULL && !json_object_is_type(phn_json_get(o, "jobs"),
 	    json_type_array)) {
 		json_object_put(o);
 		errno = EINVAL;
@@ -479,7 +468,7 @@ phn_sched_job(const struct phn_paths *p, const char *batch, const char *job)
 	f = phn_asprintf("%s/%s/_sched/jobs/%s.json", p->runs, batch, job);
 	o = phn_json_load(f, msg, sizeof(msg));
 	free(f);
-	if (o != NULL && !json_object_is_type(jget(o, "steps"),
+	if (o != NULL && !json_object_is_type(phn_json_get(o, "steps"),
 	    json_type_object)) {
 		json_object_put(o);
 		errno = EINVAL;
@@ -561,7 +550,7 @@ atts_load(const struct phn_paths *p, const char *batch, const char *job,
 			a->kind = phn_strdup(phn_jstr(st, "failure_kind"));
 		if (phn_jstr(st, "codex_thread_id"))
 			a->thread = phn_strdup(phn_jstr(st, "codex_thread_id"));
-		x = jget(st, "harness_fault");
+		x = phn_json_get(st, "harness_fault");
 		a->fault = (json_object_is_type(x, json_type_boolean) &&
 		    json_object_get_boolean(x)) || (a->kind &&
 		    (strcmp(a->kind, "orphaned") == 0 ||
@@ -755,7 +744,7 @@ in_list(struct json_object *a, const char *s)
 static double
 backoff(struct json_object *retry, long long n, const char *latest)
 {
-	struct json_object *b = jget(retry, "backoff_seconds");
+	struct json_object *b = phn_json_get(retry, "backoff_seconds");
 	double base, factor, max, jit, d;
 
 	if (phn_json_is_num(b))
@@ -786,7 +775,7 @@ applied_nonce(struct phn_atts *as, const char *key)
 	for (i = as->n; i > 0; i--) {
 		if ((m = att_meta(as->v[i - 1].dir)) == NULL)
 			continue;
-		if (jget(m, key) != NULL) {
+		if (phn_json_get(m, key) != NULL) {
 			v = jint(m, key, 0);
 			json_object_put(m);
 			return v;
@@ -802,7 +791,7 @@ ov_nonce(struct json_object *ovs, const char *key, const char *legacy)
 	long long n = jint(ovs, key, 0);
 
 	if (n <= 0 && legacy != NULL)
-		n = jint(jget(ovs, legacy), "nonce", 0);
+		n = jint(phn_json_get(ovs, legacy), "nonce", 0);
 	return n > 0 ? n : 0;
 }
 
@@ -951,11 +940,11 @@ phn_sched_eval(struct phn_sched *s, const char *batch, struct json_object *jd,
 	int succ = 0, active = 0, again, pending, rounds = 0;
 
 	memset(ev, 0, sizeof(*ev));
-	sd = jget(jget(jd, "steps"), step);
+	sd = phn_json_get(phn_json_get(jd, "steps"), step);
 	if (job == NULL || sd == NULL)
 		return verdict(ev, PHN_EVAL_DONE, "no such step");
-	ovs = jget(jget(ov, "steps"), step);
-	ft = jget(ovs, "forced_terminal");
+	ovs = phn_json_get(phn_json_get(ov, "steps"), step);
+	ft = phn_json_get(ovs, "forced_terminal");
 	if (json_object_is_type(ft, json_type_object) && phn_jstr(ft, "status"))
 		return verdict(ev, PHN_EVAL_DONE, "forced terminal: %s",
 		    phn_jstr(ft, "status"));
@@ -1012,7 +1001,7 @@ phn_sched_eval(struct phn_sched *s, const char *batch, struct json_object *jd,
 		atts_put(s, as, &tmp);
 		return ev->verdict;
 	}
-	retry = jget(sd, "retry");
+	retry = phn_json_get(sd, "retry");
 	maxa = jint(retry, "max_attempts", 1);
 	if (!pending && as->n > 0) {
 		struct phn_att *l = &as->v[as->n - 1];
@@ -1024,7 +1013,7 @@ phn_sched_eval(struct phn_sched *s, const char *batch, struct json_object *jd,
 			return ev->verdict;
 		}
 		if (!l->fault) {
-			struct json_object *on = jget(retry, "retry_on_statuses");
+			struct json_object *on = phn_json_get(retry, "retry_on_statuses");
 			struct json_object *dflt = NULL;
 			double nb;
 			if (counted >= maxa) {
@@ -1055,7 +1044,7 @@ phn_sched_eval(struct phn_sched *s, const char *batch, struct json_object *jd,
 		}
 	}
 	/* Retry mode resume_last_attempt: the newest attempt with a session. */
-	if (jget(sd, "resume_from") == NULL && as->n > 0 && phn_jstr(retry,
+	if (phn_json_get(sd, "resume_from") == NULL && as->n > 0 && phn_jstr(retry,
 	    "mode") && strcmp(phn_jstr(retry, "mode"), "resume_last_attempt") == 0) {
 		for (i = as->n; i > 0 && ev->retry_resume == NULL; i--) {
 			struct phn_att *a = &as->v[i - 1];
@@ -1086,7 +1075,7 @@ phn_sched_eval(struct phn_sched *s, const char *batch, struct json_object *jd,
 		}
 	}
 	atts_put(s, as, &tmp);
-	deps = jget(sd, "depends_on");
+	deps = phn_json_get(sd, "depends_on");
 	n = json_object_is_type(deps, json_type_array) ?
 	    json_object_array_length(deps) : 0;
 	for (i = 0; i < n; i++) {
@@ -1108,17 +1097,17 @@ phn_sched_eval(struct phn_sched *s, const char *batch, struct json_object *jd,
 			return verdict(ev, PHN_EVAL_BLOCKED, "depends_on %s not "
 			    "succeeded", d);
 	}
-	if (jget(sd, "resume_from") != NULL && resume_resolve(s, batch,
-	    jget(sd, "resume_from"), ev) != PHN_EVAL_RUN)
+	if (phn_json_get(sd, "resume_from") != NULL && resume_resolve(s, batch,
+	    phn_json_get(sd, "resume_from"), ev) != PHN_EVAL_RUN)
 		return ev->verdict;
 	if (rn > ev->applied_requeue) {
-		struct json_object *rq = jget(ovs, "requeue");
+		struct json_object *rq = phn_json_get(ovs, "requeue");
 		ev->requeue_nonce = rn;
 		if (phn_jstr(rq, "target_runner_id") &&
 		    *phn_jstr(rq, "target_runner_id"))
 			ev->requeue_target = phn_strdup(phn_jstr(rq,
 			    "target_runner_id"));
-		else if (json_object_get_boolean(jget(rq, "different_from_last")))
+		else if (json_object_get_boolean(phn_json_get(rq, "different_from_last")))
 			ev->requeue_different = 1;
 	}
 	return verdict(ev, PHN_EVAL_RUN, "runnable");
@@ -1270,14 +1259,14 @@ ended_fallback(const struct phn_paths *p, const struct phn_attempt *a)
 		free(full);
 		return -1;
 	}
-	jobs = jget(meta, "jobs");
+	jobs = phn_json_get(meta, "jobs");
 	nj = json_object_is_type(jobs, json_type_array) ?
 	    json_object_array_length(jobs) : 0;
 	for (i = 0; i < nj; i++) {
 		const char *jid;
 		job = json_object_array_get_idx(jobs, i);
 		jid = phn_jstr(job, "job_id");
-		steps = jget(job, "steps");
+		steps = phn_json_get(job, "steps");
 		ns = jid && json_object_is_type(steps, json_type_array) ?
 		    json_object_array_length(steps) : 0;
 		for (k = 0; k < ns; k++) {
@@ -1285,7 +1274,7 @@ ended_fallback(const struct phn_paths *p, const struct phn_attempt *a)
 			st = json_object_array_get_idx(steps, k);
 			if (phn_jstr(st, "step_id") == NULL)
 				continue;
-			v = jget(st, "depends_on");
+			v = phn_json_get(st, "depends_on");
 			n = json_object_is_type(v, json_type_array) ?
 			    json_object_array_length(v) : 0;
 			for (q = 0; q < n && !hit; q++) {
@@ -1297,8 +1286,8 @@ ended_fallback(const struct phn_paths *p, const struct phn_attempt *a)
 				hit = strcmp(r, full) == 0;
 				free(r);
 			}
-			if (!hit && phn_jstr(jget(st, "resume_from"), "step_id")) {
-				r = ref_norm(jid, phn_jstr(jget(st,
+			if (!hit && phn_jstr(phn_json_get(st, "resume_from"), "step_id")) {
+				r = ref_norm(jid, phn_jstr(phn_json_get(st,
 				    "resume_from"), "step_id"));
 				hit = strcmp(r, full) == 0;
 				free(r);
@@ -1328,7 +1317,7 @@ phn_sched_attempt_ended(const struct phn_paths *p, const struct phn_attempt *a)
 		if (ended_fallback(p, a) == -1)
 			r = -1;
 	} else {
-		rd = jget(jget(jget(jd, "steps"), a->step), "rdeps");
+		rd = phn_json_get(phn_json_get(phn_json_get(jd, "steps"), a->step), "rdeps");
 		n = json_object_is_type(rd, json_type_array) ?
 		    json_object_array_length(rd) : 0;
 		for (i = 0; i < n; i++) {
@@ -1376,28 +1365,28 @@ void
 phn_sched_init(struct phn_sched *s, const struct phn_paths *p,
     const struct phn_config *cfg)
 {
-	struct json_object *d = jget(cfg->doc, "defaults"), *v;
+	struct json_object *d = phn_json_get(cfg->doc, "defaults"), *v;
 
 	memset(s, 0, sizeof(*s));
 	s->p = p;
 	s->lease = (double)jint(d, "claim_lease_seconds", 300);
-	s->stale = (double)jint(jget(d, "scoreboard"),
+	s->stale = (double)jint(phn_json_get(d, "scoreboard"),
 	    "heartbeat_stale_after_seconds", 300);
-	s->stuck = (double)jint(jget(d, "scoreboard"), "stuck_after_seconds",
+	s->stuck = (double)jint(phn_json_get(d, "scoreboard"), "stuck_after_seconds",
 	    1800);
-	s->max_harness = jint(jget(cfg->doc, "limits"), "max_harness_retries", 3);
-	v = jget(d, "runner_capacity");
+	s->max_harness = jint(phn_json_get(cfg->doc, "limits"), "max_harness_retries", 3);
+	v = phn_json_get(d, "runner_capacity");
 	s->runner_cap = phn_json_is_int(v) ? json_object_get_int64(v) : 0;
-	v = jget(jget(d, "runner_pool"), "shared_filesystem");
+	v = phn_json_get(phn_json_get(d, "runner_pool"), "shared_filesystem");
 	s->shared_fs = !json_object_is_type(v, json_type_boolean) ||
 	    json_object_get_boolean(v);
-	v = jget(jget(d, "runner_pool"), "resume_base_transfer_enabled");
+	v = phn_json_get(phn_json_get(d, "runner_pool"), "resume_base_transfer_enabled");
 	s->transfer = json_object_is_type(v, json_type_boolean) &&
 	    json_object_get_boolean(v);
-	s->resume_affinity = phn_jstr(jget(d, "runner_affinity"),
+	s->resume_affinity = phn_jstr(phn_json_get(d, "runner_affinity"),
 	    "resume_steps");
-	s->grace = jnum(jget(d, "runner_affinity"), "prefer_grace_seconds", 30);
-	s->workdirs = jget(jget(cfg->doc, "limits"), "per_workdir_concurrency");
+	s->grace = jnum(phn_json_get(d, "runner_affinity"), "prefer_grace_seconds", 30);
+	s->workdirs = phn_json_get(phn_json_get(cfg->doc, "limits"), "per_workdir_concurrency");
 	s->reap = 1;
 }
 
@@ -1545,14 +1534,14 @@ rescan(struct phn_sched *s, const char *batch, struct json_object **summary,
 	free(lp);
 	/* Stale entries first; the faulted attempts end through expire(). */
 	phn_sched_slots(s, ad, batch, 1, now);
-	jl = jget(info, "jobs");
+	jl = phn_json_get(info, "jobs");
 	nj = json_object_array_length(jl);
 	for (i = 0; i < nj; i++) {
 		const char *job = json_object_get_string(
 		    json_object_array_get_idx(jl, i));
 		if ((jd = phn_sched_job(p, batch, job)) == NULL)
 			continue;
-		json_object_object_foreach(jget(jd, "steps"), sid, sv) {
+		json_object_object_foreach(phn_json_get(jd, "steps"), sid, sv) {
 			struct phn_atts as;
 			(void)sv;
 			atts_load(p, batch, job, sid, &as);
@@ -1635,7 +1624,7 @@ rescan(struct phn_sched *s, const char *batch, struct json_object **summary,
 		if ((jd = phn_sched_job(p, batch, job)) == NULL)
 			continue;
 		ov = phn_overrides_read(p, batch, job, &bad, m2, sizeof(m2));
-		json_object_object_foreach(jget(jd, "steps"), sid, sv2) {
+		json_object_object_foreach(phn_json_get(jd, "steps"), sid, sv2) {
 			(void)sv2;
 			nsteps++;
 			if (bad)
@@ -1728,7 +1717,7 @@ schema_for(const struct phn_paths *p, const char *batch, const char *job,
 	char *f, *r;
 	struct json_object *o;
 
-	if (json_object_get_boolean(jget(sd, "output_schema")))
+	if (json_object_get_boolean(phn_json_get(sd, "output_schema")))
 		f = phn_asprintf("%s/%s/%s/steps/%s/output_schema.json", p->runs,
 		    batch, job, step);
 	else {
@@ -1760,7 +1749,7 @@ meta_build(struct phn_sched *s, const char *batch, struct json_object *info,
 	const char *job = phn_jstr(jd, "job_id");
 	char *pf;
 
-	sd = jget(jget(jd, "steps"), step);
+	sd = phn_json_get(phn_json_get(jd, "steps"), step);
 	json_object_object_add(m, "batch_id", json_object_new_string(batch));
 	json_object_object_add(m, "job_id", json_object_new_string(job));
 	json_object_object_add(m, "step_id", json_object_new_string(step));
@@ -1777,10 +1766,10 @@ meta_build(struct phn_sched *s, const char *batch, struct json_object *info,
 	pf = phn_asprintf("%s/%s/steps/%s/prompt.txt", batch, job, step);
 	json_object_object_add(m, "prompt_file", json_object_new_string(pf));
 	free(pf);
-	v = jget(info, "execution_policy");
+	v = phn_json_get(info, "execution_policy");
 	json_object_object_add(m, "policy_snapshot", v ? json_object_get(v) :
 	    json_object_new_object());
-	v = jget(sd, "timeout_seconds");
+	v = phn_json_get(sd, "timeout_seconds");
 	json_object_object_add(m, "timeout_seconds", phn_json_is_num(v) ?
 	    json_object_get(v) : NULL);
 	json_object_object_add(m, "workdir", phn_jstr(jd, "workdir") ?
@@ -1794,13 +1783,13 @@ meta_build(struct phn_sched *s, const char *batch, struct json_object *info,
 		json_object_object_add(m, "resume_from",
 		    json_object_get(ev->resume));
 		json_object_object_add(m, "parent_run_id", json_object_get(
-		    jget(ev->resume, "selected_run_id")));
+		    phn_json_get(ev->resume, "selected_run_id")));
 	}
 	if (ev->retry_resume != NULL) {
 		json_object_object_add(m, "retry_resume_from",
 		    json_object_get(ev->retry_resume));
 		json_object_object_add(m, "parent_run_id", json_object_get(
-		    jget(ev->retry_resume, "run_id")));
+		    phn_json_get(ev->retry_resume, "run_id")));
 	}
 	if (ev->resume != NULL || ev->retry_resume != NULL)
 		json_object_object_add(m, "codex_thread_id", ev->thread_id ?
@@ -1920,7 +1909,7 @@ phn_sched_claim(struct phn_sched *s, const char *batch,
 		claim_res(res, PHN_CLAIM_DROP, 0, ev.why);
 		goto out;
 	}
-	if (placement(s, jget(jget(jd, "steps"), step), &ev, now, since, &at)) {
+	if (placement(s, phn_json_get(phn_json_get(jd, "steps"), step), &ev, now, since, &at)) {
 		claim_res(res, PHN_CLAIM_NOTME, at, ev.requeue_nonce ?
 		    "requeued to another runner" : "affinity: for runner of the "
 		    "resume source");

@@ -38,17 +38,6 @@
 
 /* ------------------------------------------------------ resume source -- */
 
-static struct json_object *
-jget(struct json_object *o, const char *k)
-{
-	struct json_object *v = NULL;
-
-	if (!json_object_is_type(o, json_type_object) ||
-	    !json_object_object_get_ex(o, k, &v))
-		return NULL;
-	return v;
-}
-
 /*
  * Resolve resume_from {step_id ("STEP" or "JOB/STEP"), selector, run_id}
  * of a step of job to its source attempt (absolute).  NULL with *why.
@@ -101,7 +90,7 @@ phn_resume_resolve(const struct phn_paths *p, const char *batch,
 		goto check;
 	}
 	cur = phn_current_read(p, batch, sjob);
-	by = jget(jget(jget(cur, "steps"), sstep), "by_run_id");
+	by = phn_json_get(phn_json_get(phn_json_get(cur, "steps"), sstep), "by_run_id");
 	if (json_object_is_type(by, json_type_object)) {
 		json_object_object_foreach(by, k, e) {
 			const char *stt = phn_jstr(e, "status"), *ad =
@@ -384,7 +373,7 @@ num(struct json_object *v, double dflt)
 static struct json_object *
 eff(struct phn_run *r, const char *path)
 {
-	struct json_object *e = jget(r->bmeta, "effective_defaults");
+	struct json_object *e = phn_json_get(r->bmeta, "effective_defaults");
 	struct json_object *v = phn_json_path_get(e, path);
 	char *dp;
 
@@ -436,7 +425,7 @@ split_batch(struct phn_run *r, const char *want, char *msg, size_t msglen)
 		return NULL;
 	}
 	if ((bm = phn_batch_meta(r->p, r->a.batch, msg, msglen)) != NULL) {
-		jobs = jget(bm, "jobs");
+		jobs = phn_json_get(bm, "jobs");
 		n = json_object_is_type(jobs, json_type_array) ?
 		    json_object_array_length(jobs) : 0;
 		for (i = 0; i < n; i++) {
@@ -449,9 +438,9 @@ split_batch(struct phn_run *r, const char *want, char *msg, size_t msglen)
 				continue;
 			}
 			json_object_object_add(o, "batch_id", json_object_get(
-			    jget(bm, "batch_id")));
+			    phn_json_get(bm, "batch_id")));
 			json_object_object_add(o, "effective_defaults",
-			    json_object_get(jget(bm, "effective_defaults")));
+			    json_object_get(phn_json_get(bm, "effective_defaults")));
 			a = json_object_new_array();
 			json_object_array_add(a, json_object_get(j));
 			json_object_object_add(o, "jobs", a);
@@ -490,7 +479,7 @@ load_batch(struct phn_run *r)
 	if (r->bmeta == NULL && (r->bmeta = split_batch(r, r->a.job, msg,
 	    sizeof(msg))) == NULL)
 		return fail(r, 1, "batch_meta.json: %s", msg);
-	jobs = jget(r->bmeta, "jobs");
+	jobs = phn_json_get(r->bmeta, "jobs");
 	n = json_object_is_type(jobs, json_type_array) ?
 	    json_object_array_length(jobs) : 0;
 	for (i = 0; i < n && r->job == NULL; i++) {
@@ -499,7 +488,7 @@ load_batch(struct phn_run *r)
 		if (id && strcmp(id, r->a.job) == 0)
 			r->job = j;
 	}
-	steps = jget(r->job, "steps");
+	steps = phn_json_get(r->job, "steps");
 	n = json_object_is_type(steps, json_type_array) ?
 	    json_object_array_length(steps) : 0;
 	for (i = 0; i < n && r->step == NULL; i++) {
@@ -525,7 +514,7 @@ load_policy(struct phn_run *r)
 		r->policy = eff(r, "execution_policy");
 	v = meta(r, "timeout_seconds", &has);
 	if (!has) {
-		v = jget(r->step, "timeout_seconds");
+		v = phn_json_get(r->step, "timeout_seconds");
 		if (!phn_json_is_num(v))
 			v = eff(r, "timeouts.step_timeout_seconds");
 	}
@@ -556,7 +545,7 @@ load_workdir(struct phn_run *r)
 		    "workdir nor batch_meta.json job_workdir");
 	r->workdir = phn_path_abs(r->p->runs, wd);
 	mode = phn_jstr(r->meta, "workspace_mode");
-	if (mode == NULL && (v = jget(r->job, "workspace_policy")) != NULL)
+	if (mode == NULL && (v = phn_json_get(r->job, "workspace_policy")) != NULL)
 		mode = phn_jstr(v, "mode");
 	if (mode == NULL)
 		mode = json_object_get_string(eff(r, "workspace_policy.mode"));
@@ -728,11 +717,11 @@ load_resume(struct phn_run *r)
 	int has;
 
 	mrf = meta(r, "resume_from", &has);
-	srf = jget(r->step, "resume_from");
+	srf = phn_json_get(r->step, "resume_from");
 	if (json_object_is_type(mrf, json_type_object))
 		src = phn_jstr(mrf, "source_attempt_dir");
 	v = meta(r, "retry_resume_from", &has);
-	mode = phn_jstr(jget(r->step, "retry_policy"), "mode");
+	mode = phn_jstr(phn_json_get(r->step, "retry_policy"), "mode");
 	if (mode == NULL)
 		mode = json_object_get_string(eff(r, "retries.mode"));
 	if (src == NULL && srf != NULL) {
@@ -787,8 +776,8 @@ load_home(struct phn_run *r)
 		if (rc == -1)
 			return rc;
 		st = phn_state_read(r->resume_src);
-		if (json_object_is_type(jget(st, "usage"), json_type_object))
-			r->usage_base = json_object_get(jget(st, "usage"));
+		if (json_object_is_type(phn_json_get(st, "usage"), json_type_object))
+			r->usage_base = json_object_get(phn_json_get(st, "usage"));
 		json_object_put(st);
 	}
 	if (ch && *ch)
@@ -821,7 +810,7 @@ load_home(struct phn_run *r)
 static int
 truthy(struct json_object *o, const char *k)
 {
-	struct json_object *v = jget(o, k);
+	struct json_object *v = phn_json_get(o, k);
 
 	return json_object_is_type(v, json_type_boolean) &&
 	    json_object_get_boolean(v);
@@ -862,7 +851,7 @@ phn_run_prepare(struct phn_run *r)
 	if (r->resume_src != NULL && r->thread_want == NULL) {
 		/* A retry whose previous attempt never got a thread: exec. */
 		if (json_object_is_type(meta(r, "resume_from", &has),
-		    json_type_object) || jget(r->step, "resume_from") != NULL)
+		    json_type_object) || phn_json_get(r->step, "resume_from") != NULL)
 			return fail(r, 1, "resume source %s: no codex thread id "
 			    "recorded; refusing to guess (never --last)",
 			    r->resume_src);
@@ -1105,11 +1094,11 @@ phn_run_end(struct phn_run *r, int json)
 		json_object_object_add(o, "status", jstr_or_null(s));
 		json_object_object_add(o, "failure_kind",
 		    jstr_or_null(phn_jstr(st, "failure_kind")));
-		json_object_object_add(o, "exit_code", json_object_get(jget(st,
+		json_object_object_add(o, "exit_code", json_object_get(phn_json_get(st,
 		    "exit_code")));
 		json_object_object_add(o, "codex_thread_id", jstr_or_null(
 		    phn_jstr(st, "codex_thread_id")));
-		json_object_object_add(o, "usage", json_object_get(jget(st,
+		json_object_object_add(o, "usage", json_object_get(phn_json_get(st,
 		    "usage")));
 		json_object_object_add(o, "exit_status", json_object_new_int(code));
 		phn_json_emit(stdout, o);
