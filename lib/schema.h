@@ -1,2 +1,0 @@
-/* Kept for files that still include it; the declarations are in phn.h. */
-#include "phn.h"

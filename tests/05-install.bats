@@ -1,0 +1,26 @@
+#!/usr/bin/env bats
+# tests/05-install.bats -- make install/uninstall honour PREFIX and DESTDIR.
+
+bats_require_minimum_version 1.5.0
+
+load helper
+
+@test "make install puts programs, pages and the schema under DESTDIR/PREFIX; uninstall removes them" {
+	d=$BATS_TEST_TMPDIR/dest
+	run -0 make -s -C "$PHN_REPO" install DESTDIR="$d" PREFIX=/opt/phn
+	for p in phn phn-ingest phn-init phn-claim phn-spawn phn-heartbeat \
+	    phn-score phn-api; do
+		[ -x "$d/opt/phn/bin/$p" ]
+	done
+	[ -f "$d/opt/phn/share/man/man1/phn-ingest.1" ]
+	[ -f "$d/opt/phn/share/man/man5/phn.5" ]
+	[ -f "$d/opt/phn/share/man/man7/phn.7" ]
+	cmp "$d/opt/phn/share/phn/run_report.schema.json" \
+	    "$PHN_REPO/run_report.schema.json"
+	# An installed phn-init finds the installed schema through PHN_DATADIR.
+	cd "$BATS_TEST_TMPDIR"
+	PHN_DATADIR=$d/opt/phn/share/phn run -0 "$d/opt/phn/bin/phn-init" --root store
+	[ -f store/runs/_system/run_report.schema.json ]
+	run -0 make -s -C "$PHN_REPO" uninstall DESTDIR="$d" PREFIX=/opt/phn
+	[ -z "$(find "$d" -type f)" ]
+}
