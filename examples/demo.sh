@@ -82,6 +82,9 @@ for st in "$demo/runs/$batch"/*/steps/*/attempts/*/state.json; do
 	[ "$(jq -r .status "$st")" = succeeded ] || rc=1
 done
 echo
+echo "demo: the scoreboard (phn-score --root $demo):"
+phn-score --root "$demo" || true
+echo
 if [ -n "$nocodex" ]; then
 	echo "demo: done (dry run: codex was not installed)"
 else
