@@ -31,6 +31,9 @@ mkdir -p "$CODEX_HOME"
 nocodex=
 if PHN_CODEX=$(sh "$here/.ci/codex-path.sh"); then
 	export PHN_CODEX
+	# sh cannot tell a sourced file where it lives: say it.
+	PHN_MOCK_DIR=$here/tests/mock
+	export PHN_MOCK_DIR
 	# shellcheck source=tests/mock/codex-env.sh disable=SC1091
 	. "$here/tests/mock/codex-env.sh"
 	trap 'phn_mock_stop || :' EXIT

@@ -155,3 +155,16 @@ k/t: j/s1'
 	run -0 sh -c 'phn-gc -n | jq -r .path | sed '\''s|^|runs/|'\'' | xargs -r du -cb | tail -1'
 	assert_output --regexp '^[0-9]+	total$'
 }
+
+@test "examples/demo.sh (what make demo runs) succeeds and resumes step1's thread" {
+	run sh "$EX/demo.sh"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	assert_output --partial 'demo: the scoreboard'
+	if sh "$PHN_REPO/.ci/codex-path.sh" >/dev/null 2>&1; then
+		assert_output --partial 'step2 resumed thread'
+		assert_output --partial 'mock ok: 1 prior user message(s) in input'
+	else
+		assert_output --partial 'dry run: codex was not installed'
+	fi
+}
