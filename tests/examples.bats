@@ -157,7 +157,7 @@ k/t: j/s1'
 }
 
 @test "examples/demo.sh (what make demo runs) succeeds and resumes step1's thread" {
-	run sh "$EX/demo.sh"
+	PHN_DEMO_DIR=$BATS_TEST_TMPDIR/demo run sh "$EX/demo.sh"
 	echo "$output"
 	[ "$status" -eq 0 ]
 	assert_output --partial 'demo: the scoreboard'
