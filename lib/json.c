@@ -72,13 +72,8 @@ phn_json_load(const char *path, char *msg, size_t msglen)
 	return o;
 }
 
-struct buf {
-	char	*s;
-	size_t	 len, cap;
-};
-
-static void
-bput(struct buf *b, const char *s, size_t n)
+void
+phn_buf_put(struct phn_buf *b, const char *s, size_t n)
 {
 	if (b->len + n + 1 > b->cap) {
 		b->cap = (b->len + n + 1) * 2;
@@ -90,13 +85,13 @@ bput(struct buf *b, const char *s, size_t n)
 }
 
 static void
-bputs(struct buf *b, const char *s)
+bputs(struct phn_buf *b, const char *s)
 {
-	bput(b, s, strlen(s));
+	phn_buf_put(b, s, strlen(s));
 }
 
 static void
-indent(struct buf *b, int n)
+indent(struct phn_buf *b, int n)
 {
 	bputs(b, "\n");
 	while (n-- > 0)
@@ -110,7 +105,7 @@ strp_cmp(const void *a, const void *b)
 }
 
 static void
-pretty(struct buf *b, struct json_object *o, int depth)
+pretty(struct phn_buf *b, struct json_object *o, int depth)
 {
 	size_t i, n;
 
@@ -176,7 +171,7 @@ pretty(struct buf *b, struct json_object *o, int depth)
 char *
 phn_json_pretty(struct json_object *o)
 {
-	struct buf b = { NULL, 0, 0 };
+	struct phn_buf b = { NULL, 0, 0 };
 
 	pretty(&b, o, 0);
 	bputs(&b, "\n");

@@ -72,7 +72,12 @@ void	phn_lock_close(int);
 int	phn_json_prescan(const char *, size_t, int, char *, size_t);
 int	phn_utf8_valid(const char *, size_t);
 
-/* json.c */
+/* json.c; struct phn_buf: a growing, always NUL-terminated byte buffer */
+struct phn_buf {
+	char	*s;
+	size_t	 len, cap;
+};
+void	phn_buf_put(struct phn_buf *, const char *, size_t);
 #define PHN_JSON_MAXSZ	((size_t)PHN_LT_MAX_BYTES)
 struct json_object *phn_json_parse(const char *, size_t, const char *,
 	    char *, size_t);

@@ -21,23 +21,6 @@
 
 #include "phn.h"
 
-struct sink {
-	char	*s;
-	size_t	 len, cap;
-};
-
-static void
-sink_put(struct sink *k, const char *b, size_t n)
-{
-	if (k->len + n + 1 > k->cap) {
-		k->cap = (k->len + n + 1) * 2;
-		k->s = phn_realloc(k->s, k->cap);
-	}
-	memcpy(k->s + k->len, b, n);
-	k->len += n;
-	k->s[k->len] = '\0';
-}
-
 /* The path of a toolkit program: beside /proc/self/exe, else its name. */
 char *
 phn_tool_path(const char *name)
@@ -66,15 +49,15 @@ int
 phn_run_capture(char *const argv[], const char *in, size_t inlen, char **out,
     size_t *outlen, char **err)
 {
-	struct sink so = { NULL, 0, 0 }, se = { NULL, 0, 0 };
+	struct phn_buf so = { NULL, 0, 0 }, se = { NULL, 0, 0 };
 	int pin[2], pout[2], perr[2], st, e;
 	struct pollfd pf[3];
 	size_t off = 0;
 	pid_t pid;
 	char buf[8192];
 
-	sink_put(&so, "", 0);
-	sink_put(&se, "", 0);
+	phn_buf_put(&so, "", 0);
+	phn_buf_put(&se, "", 0);
 	*out = so.s;
 	*err = se.s;
 	if (pipe2(pin, O_CLOEXEC) == -1)
@@ -130,7 +113,7 @@ phn_run_capture(char *const argv[], const char *in, size_t inlen, char **out,
 			}
 		}
 		for (int i = 1; i <= 2; i++) {
-			struct sink *k = i == 1 ? &so : &se;
+			struct phn_buf *k = i == 1 ? &so : &se;
 			int *fd = i == 1 ? &pout[0] : &perr[0];
 			ssize_t r;
 
@@ -138,7 +121,7 @@ phn_run_capture(char *const argv[], const char *in, size_t inlen, char **out,
 				continue;
 			r = read(*fd, buf, sizeof(buf));
 			if (r > 0)
-				sink_put(k, buf, (size_t)r);
+				phn_buf_put(k, buf, (size_t)r);
 			else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
 				close(*fd);
 				*fd = -1;

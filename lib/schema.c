@@ -48,7 +48,7 @@ struct rx {
 	regex_t	 re;
 };
 
-struct todo {
+struct queued {
 	struct json_object *s;
 	char	*ptr;
 };
@@ -62,8 +62,8 @@ struct ctx {
 	size_t	 nnode, nodecap;
 	struct rx *rx;
 	size_t	 nrx, rxcap;
-	struct todo *todo;
-	size_t	 todohead, ntodo, todocap;
+	struct queued *queue;
+	size_t	 qhead, nqueue, qcap;
 	locale_t utf8;		/* for patterns; (locale_t)0 if missing */
 	char	*path;		/* the value's path; "" is the root */
 	size_t	 plen, pcap;
@@ -584,12 +584,12 @@ node_get(struct ctx *c, struct json_object *s)
 static void
 later(struct ctx *c, struct json_object *s, char *ptr)
 {
-	if (c->ntodo == c->todocap) {
-		c->todocap = c->todocap ? 2 * c->todocap : 32;
-		c->todo = phn_realloc(c->todo, c->todocap * sizeof(*c->todo));
+	if (c->nqueue == c->qcap) {
+		c->qcap = c->qcap ? 2 * c->qcap : 32;
+		c->queue = phn_realloc(c->queue, c->qcap * sizeof(*c->queue));
 	}
-	c->todo[c->ntodo].s = s;
-	c->todo[c->ntodo++].ptr = ptr;
+	c->queue[c->nqueue].s = s;
+	c->queue[c->nqueue++].ptr = ptr;
 }
 
 static const char *types[] = { "null", "boolean", "object", "array",
@@ -705,7 +705,7 @@ out:
 /*
  * Check schema s, following the keywords that apply a schema to the
  * same value depth first: meeting a GRAY schema again is a loop.
- * Subschemas of deeper values wait in the todo list.
+ * Subschemas of deeper values wait in the work queue.
  */
 static void
 check(struct ctx *c, struct json_object *s, const char *ptr)
@@ -1171,17 +1171,17 @@ phn_schema_validate(struct json_object *schema, struct json_object *doc,
 	c.utf8 = newlocale(LC_CTYPE_MASK | LC_COLLATE_MASK, "C.UTF-8",
 	    (locale_t)0);
 	check(&c, schema, "#");
-	for (; c.todohead < c.ntodo; c.todohead++)
-		check(&c, c.todo[c.todohead].s, c.todo[c.todohead].ptr);
+	for (; c.qhead < c.nqueue; c.qhead++)
+		check(&c, c.queue[c.qhead].s, c.queue[c.qhead].ptr);
 	if (c.nerr == 0) {
 		path_add(&c, "", 0);
 		r = validate(&c, schema, doc);
 	}
-	for (i = 0; i < c.ntodo; i++)
-		free(c.todo[i].ptr);
+	for (i = 0; i < c.nqueue; i++)
+		free(c.queue[i].ptr);
 	for (i = 0; i < c.nrx; i++)
 		regfree(&c.rx[i].re);
-	free(c.todo);
+	free(c.queue);
 	free(c.rx);
 	free(c.node);
 	free(c.path);
