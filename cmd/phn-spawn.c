@@ -45,6 +45,21 @@ run(struct phn_run *r, int json)
 	return phn_run_end(r, json);
 }
 
+/* With --json, an attempt refused at start still gets its one object. */
+static void
+refused(const char *dir, int code)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "attempt_dir", json_object_new_string(dir));
+	json_object_object_add(o, "started", json_object_new_boolean(0));
+	json_object_object_add(o, "status", code == 4 ?
+	    json_object_new_string("canceled") : NULL);
+	json_object_object_add(o, "exit_status", json_object_new_int(code));
+	phn_json_emit(stdout, o);
+	json_object_put(o);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -85,6 +100,8 @@ main(int argc, char *argv[])
 	r.nocodex = nflag;
 	if ((code = phn_run_start(&r, argv[0])) == 0)
 		code = run(&r, jflag);
+	else if (jflag)
+		refused(argv[0], code);
 	phn_run_free(&r);
 	phn_paths_free(&paths);
 	phn_stdout_close();

@@ -391,6 +391,18 @@ cancel_with() { # SIGNAL
 	[ ! -e "$T/codex.log" ]
 }
 
+@test "--json: a refused attempt still gets one object" {
+	one "hi"
+	jq_edit "$A/state.json" '.status = "canceled"'
+	run -4 --separate-stderr phn-spawn --json "$A"
+	assert_json_lines
+	jq -e --arg a "$A" '.attempt_dir == $a and .started == false and
+	    .status == "canceled" and .exit_status == 4' <<<"$output"
+	run -100 --separate-stderr phn-spawn --json "$T/nope"
+	jq -e '.started == false and .status == null and .exit_status == 100' \
+	    <<<"$output"
+}
+
 @test "codex not found -> failed spawn_error, exit 127" {
 	one "hi"
 	PHN_CODEX=$T/no-such-codex run -127 --separate-stderr phn-spawn "$A"
