@@ -59,9 +59,12 @@ lib/libphn.a: $(LIBOBJ)
 .SUFFIXES: .c .o
 .c.o:
 	$(CC) $(PHN_CFLAGS) $(CFLAGS) -c -o $@ $<
+# A program from its one .c file (cmd/phn-x from cmd/phn-x.c), so that
+# editing the .c rebuilds it; the library is an extra prerequisite.
+.c:
+	$(CC) $(PHN_CFLAGS) $(CFLAGS) -o $@ $< lib/libphn.a $(LDFLAGS) $(LDLIBS)
 
-$(CMDS_LIBPHN): lib/libphn.a lib/phn.h
-	$(CC) $(PHN_CFLAGS) $(CFLAGS) -o $@ $@.c lib/libphn.a $(LDFLAGS) $(LDLIBS)
+$(CMDS_LIBPHN) $(TESTPROGS): lib/libphn.a lib/phn.h
 
 # Only the HTTP façade links libmicrohttpd.
 cmd/phn-api: cmd/phn-api.c lib/libphn.a lib/phn.h
@@ -74,9 +77,6 @@ deps:
 check: deps
 	$(MAKE) all
 	$(MAKE) test
-
-$(TESTPROGS): lib/libphn.a lib/phn.h
-	$(CC) $(PHN_CFLAGS) $(CFLAGS) -o $@ $@.c lib/libphn.a $(LDFLAGS) $(LDLIBS)
 
 test: all $(TESTPROGS)
 	mandoc -Tlint -W warning $(MAN1) $(MAN5) $(MAN7)

@@ -159,6 +159,45 @@ one(const char *dir, double lease, double stale, double stuck)
 	json_object_put(st);
 }
 
+/*
+ * A batch that phn-claim manages (it has _sched/) keeps _active/, one
+ * entry JOB@STEP@ATTEMPT per queued or running attempt, which
+ * phn-claim --rescan rebuilds from the attempts: walking it costs
+ * O(active attempts), not O(attempts).  -1: no such index, scan all.
+ */
+static int
+scan_active(const char *batch, double lease, double stale, double stuck)
+{
+	char *d = phn_asprintf("%s/%s/_sched", P.runs, batch), **v;
+	size_t n, i;
+
+	if (access(d, F_OK) == -1) {
+		free(d);
+		return -1;
+	}
+	free(d);
+	d = phn_asprintf("%s/%s/_active", P.runs, batch);
+	v = phn_dir_list(d, &n);
+	free(d);
+	if (v == NULL)
+		return -1;
+	for (i = 0; i < n; i++) {
+		char *job = v[i], *step, *name, *ad;
+		if ((step = strchr(job, '@')) == NULL ||
+		    (name = strchr(step + 1, '@')) == NULL)
+			continue;
+		*step++ = '\0';
+		*name++ = '\0';
+		ad = phn_asprintf("%s/%s/%s/steps/%s/attempts/%s", P.runs, batch,
+		    job, step, name);
+		if (access(ad, F_OK) == 0)
+			one(ad, lease, stale, stuck);
+		free(ad);
+	}
+	phn_dir_list_free(v, n);
+	return 0;
+}
+
 static void
 scan_batch(const char *batch, struct json_object *cfg)
 {
@@ -174,6 +213,8 @@ scan_batch(const char *batch, struct json_object *cfg)
 	}
 	phn_live_limits(bm, cfg, &lease, &stale, &stuck);
 	json_object_put(bm);
+	if (scan_active(batch, lease, stale, stuck) == 0)
+		return;
 	d = phn_path_join(P.runs, batch);
 	jobs = phn_dir_list(d, &nj);
 	free(d);

@@ -200,7 +200,8 @@ commit(struct result *r, struct json_object *meta, struct phn_lt_ctx *ctx,
 	    json_object_new_string(C.version));
 
 	tmp = phn_path_join(P.runs, ".ingest-XXXXXX");
-	if (mkdtemp(tmp) == NULL) {
+	/* mkdtemp makes it 0700; a batch is as readable as the store. */
+	if (mkdtemp(tmp) == NULL || chmod(tmp, 0755) == -1) {
 		fail(r, PHN_EXIT_TEMP, "unable to create a directory in %s: %s",
 		    P.runs, strerror(errno));
 		goto out;

@@ -306,7 +306,7 @@ index_build(const struct phn_paths *p, const char *batch, char *msg,
 		}
 	}
 	tmp = bpath(p, batch, ".sched-XXXXXX");
-	if (mkdtemp(tmp) == NULL) {
+	if (mkdtemp(tmp) == NULL || chmod(tmp, 0755) == -1) {
 		snprintf(msg, msglen, "unable to create %s: %s", tmp,
 		    strerror(errno));
 		goto out;

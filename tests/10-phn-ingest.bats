@@ -1067,3 +1067,9 @@ nt() {
 	assert_stderr_line "$E jobs[0].steps[0].step_id: $IDMSG"
 	assert_stderr_line "$E jobs[0].steps[0]: needs a prompt or a prompt_ref"
 }
+
+@test "a batch directory is as readable as the rest of the store (0755)" {
+	accept '.'
+	[ "$(stat -c %a "runs/$ID")" = 755 ]
+	[ "$(stat -c %a "runs/$ID/batch_meta.json")" = 644 ]
+}

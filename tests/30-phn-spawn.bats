@@ -144,6 +144,7 @@ wait_for() { # up to 20 s for a shell condition
 	assert_success
 	assert_json_lines
 	[ "${#lines[@]}" -eq 1 ]
+	[ -n "$output" ]
 	jq -e --arg a "$A" '.attempt_dir == $a and .status == "succeeded"
 	    and .exit_status == 0 and .failure_kind == null
 	    and (.codex_thread_id | startswith("01fake00"))' <<<"$output"
@@ -396,9 +397,11 @@ cancel_with() { # SIGNAL
 	jq_edit "$A/state.json" '.status = "canceled"'
 	run -4 --separate-stderr phn-spawn --json "$A"
 	assert_json_lines
+	[ -n "$output" ]
 	jq -e --arg a "$A" '.attempt_dir == $a and .started == false and
 	    .status == "canceled" and .exit_status == 4' <<<"$output"
 	run -100 --separate-stderr phn-spawn --json "$T/nope"
+	[ -n "$output" ]
 	jq -e '.started == false and .status == null and .exit_status == 100' \
 	    <<<"$output"
 }
@@ -796,6 +799,7 @@ git_repo() { # DIR: a git repo with one commit
 	batch '[{"step_id": "s", "prompt": "dry"}]' '.batch_goal_summary += " x"'
 	run --separate-stderr sh -c 'phn-spawn --no-codex --json "$(phn-claim -n 1)"'
 	assert_success
+	[ -n "$output" ]
 	jq -e '.status == "succeeded"' <<<"$output"
 	id=$B
 	run sh -c 'for s in runs/'"$id"'/*/steps/*/attempts/*/state.json; do

@@ -163,6 +163,7 @@ spawn_bg() { # run phn-spawn on A in the background until codex runs
 	run phn-heartbeat --stale --json
 	assert_failure 1
 	assert_json_lines
+	[ -n "$output" ]
 	jq -e --arg a "$A" '.attempt_dir == $a and .fault == "orphaned"
 	    and .status == "running"' <<<"$output"
 	run --separate-stderr phn-heartbeat --reap
@@ -192,6 +193,7 @@ spawn_bg() { # run phn-spawn on A in the background until codex runs
 	[ "$output" = "$A" ]
 	run phn-heartbeat --reap --json
 	assert_success
+	[ -n "$output" ]
 	jq -e '.fault == "orphaned" and .reaped == true' <<<"$output"
 	[ "$(st .failure_kind)" = orphaned ]
 	claim
@@ -219,6 +221,7 @@ spawn_bg() { # run phn-spawn on A in the background until codex runs
 	jq_edit "$A/state.json" '.claimed_at = "2000-01-01T00:00:00Z"'
 	run phn-heartbeat --stale --json
 	assert_failure 1
+	[ -n "$output" ]
 	jq -e '.fault == "claim_expired" and .status == "queued"' <<<"$output"
 	run phn-heartbeat --reap
 	assert_success
@@ -228,6 +231,30 @@ spawn_bg() { # run phn-spawn on A in the background until codex runs
 	# And phn-spawn will not run it any more.
 	run phn-spawn "$A"
 	assert_failure 100
+}
+
+@test "a batch phn-claim manages is scanned through its _active/ index" {
+	ingest
+	A=$(phn-claim -n 1 -b "$B")
+	[ -d "$A" ]
+	[ -d "runs/$B/_sched" ]
+	jq_edit "$A/state.json" '.claimed_at = "2000-01-01T00:00:00Z"'
+	run -1 phn-heartbeat --stale
+	assert_output "$A"
+	# The index is what is walked: without the entry the attempt is not
+	# seen (phn-claim --rescan rebuilds the index from the attempts) ...
+	mv "runs/$B/_active" "runs/$B/_active.off"
+	mkdir "runs/$B/_active"
+	run -0 phn-heartbeat --stale
+	assert_output ''
+	# ... and a batch without the index is scanned in full.
+	rmdir "runs/$B/_active"
+	run -1 phn-heartbeat --stale
+	assert_output "$A"
+	mv "runs/$B/_active.off" "runs/$B/_active"
+	run -0 phn-heartbeat --reap
+	assert_output "$A"
+	[ "$(st .failure_kind)" = claim_expired ]
 }
 
 @test "a queued attempt held by a phn-spawn is not expired" {
@@ -255,6 +282,7 @@ spawn_bg() { # run phn-spawn on A in the background until codex runs
 	assert_stderr_line --partial "stuck: its spawner is alive"
 	run phn-heartbeat --stale --json
 	assert_success
+	[ -n "$output" ]
 	jq -e '.fault == "stuck" and .status == "running"' <<<"$output"
 	run phn-heartbeat --reap
 	assert_success
