@@ -21,7 +21,6 @@
 
 #include "phn.h"
 
-enum { O_RUNS = 1000, O_RUNNERS };
 
 static void
 usage(void)
@@ -55,22 +54,12 @@ int
 main(int argc, char *argv[])
 {
 	static const struct option lopts[] = {
-		{ "attempt-dir", required_argument, NULL, 'a' },
-		{ "batch", required_argument, NULL, 'b' },
-		{ "batch-id", required_argument, NULL, 'b' },
-		{ "job", required_argument, NULL, 'j' },
-		{ "job-id", required_argument, NULL, 'j' },
 		{ "name", required_argument, NULL, 'N' },
 		{ "out", required_argument, NULL, 'o' },
-		{ "root", required_argument, NULL, 'r' },
-		{ "run-id", required_argument, NULL, 'R' },
-		{ "runs-root", required_argument, NULL, O_RUNS },
-		{ "runners-root", required_argument, NULL, O_RUNNERS },
-		{ "step", required_argument, NULL, 's' },
-		{ "step-id", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },
+		PHN_ATTEMPT_LOPTS,
 		{ NULL, 0, NULL, 0 }
 	};
+	struct phn_attempt_opts ao = { 0 };
 	const char *root = NULL, *runs = NULL, *runners = NULL, *b = NULL,
 	    *j = NULL, *s = NULL, *run = NULL, *adir = NULL, *name = NULL,
 	    *out = NULL;
@@ -85,19 +74,21 @@ main(int argc, char *argv[])
 	while ((ch = getopt_long(argc, argv, "a:b:j:N:o:r:R:s:", lopts,
 	    NULL)) != -1) {
 		switch (ch) {
-		case 'a': adir = optarg; break;
-		case 'b': b = optarg; break;
-		case 'j': j = optarg; break;
 		case 'N': name = optarg; break;
 		case 'o': out = optarg; break;
-		case 'r': root = optarg; break;
-		case 'R': run = optarg; break;
-		case 's': s = optarg; break;
-		case O_RUNS: runs = optarg; break;
-		case O_RUNNERS: runners = optarg; break;
-		default: usage();
+		default:
+			if (!phn_attempt_opt(&ao, ch, optarg))
+				usage();
 		}
 	}
+	adir = ao.adir;
+	b = ao.batch;
+	j = ao.job;
+	s = ao.step;
+	run = ao.run;
+	root = ao.root;
+	runs = ao.runs;
+	runners = ao.runners;
 	argc -= optind;
 	argv += optind;
 	ids = adir != NULL || b || j || s || run;

@@ -417,6 +417,30 @@ int	phn_cancel(const struct phn_paths *, const struct phn_attempt *,
 int	phn_gzip_file(const char *);
 int	phn_gzip_open(const char *, pid_t *);
 int	phn_gzip_close(int, pid_t);
+/*
+ * The options that name one attempt (by directory or by ids), shared by
+ * phn-cancel, phn-artifact and phn-tail: PHN_ATTEMPT_LOPTS goes in the
+ * getopt_long table, phn_attempt_opt() takes its letters.
+ */
+enum { PHN_OPT_RUNS = 1000, PHN_OPT_RUNNERS };
+#define PHN_ATTEMPT_LOPTS \
+	{ "attempt-dir", required_argument, NULL, 'a' }, \
+	{ "batch", required_argument, NULL, 'b' }, \
+	{ "batch-id", required_argument, NULL, 'b' }, \
+	{ "job", required_argument, NULL, 'j' }, \
+	{ "job-id", required_argument, NULL, 'j' }, \
+	{ "root", required_argument, NULL, 'r' }, \
+	{ "run-id", required_argument, NULL, 'R' }, \
+	{ "runs-root", required_argument, NULL, PHN_OPT_RUNS }, \
+	{ "runners-root", required_argument, NULL, PHN_OPT_RUNNERS }, \
+	{ "step", required_argument, NULL, 's' }, \
+	{ "step-id", required_argument, NULL, 's' }, \
+	{ "help", no_argument, NULL, 'h' }
+struct phn_attempt_opts {
+	const char *adir, *batch, *job, *step, *run;
+	const char *root, *runs, *runners;
+};
+int	phn_attempt_opt(struct phn_attempt_opts *, int, const char *);
 /* -- score declarations end -- */
 
 #endif

@@ -1570,9 +1570,9 @@ phn_score_batch(const struct phn_paths *p, struct json_object *cfg,
 	else if (start >= 0 && end > start) {
 		long long done = cnt[D_SUCCEEDED] + cnt[D_FAILED] + cnt[D_NEEDS] +
 		    cnt[D_CANCELED];
-		long long todo = cnt[D_READY] + cnt[D_RUNNING] + cnt[D_BLOCKED];
+		long long left = cnt[D_READY] + cnt[D_RUNNING] + cnt[D_BLOCKED];
 		if (done > 0)
-			v = json_object_new_int64((int64_t)((double)todo *
+			v = json_object_new_int64((int64_t)((double)left *
 			    (end - start) / (double)done));
 	}
 	jset(sb, "remaining_seconds_estimate", v);
