@@ -111,3 +111,20 @@ teardown() {
 	API_PID=
 	[ "$rc" -eq 0 ]
 }
+
+@test "a toolkit program that cannot be found answers 404 with exit 127" {
+	mkdir lone
+	cp "$(command -v phn-api)" lone/
+	(PATH=/usr/bin:/bin exec lone/phn-api --root "$T" --port 0 \
+	    --port-file "$T/api.port" </dev/null >"$T/api.out" 2>&1 3>&- &
+	    echo $! >"$T/api.pid")
+	API_PID=$(cat "$T/api.pid")
+	for _ in $(seq 100); do
+		[ -s "$T/api.port" ] && break
+		sleep 0.1
+	done
+	URL=http://127.0.0.1:$(cat "$T/api.port")
+	run -0 curl -s -w '\n%{http_code}' "$URL/v1/scoreboard"
+	[ "${lines[-1]}" = 404 ]
+	[ "$(printf '%s\n' "${lines[0]}" | jq -r .exit_code)" = 127 ]
+}
