@@ -31,7 +31,7 @@ SCRIPTS = cmd/phn
 LIBOBJ_BASE = lib/err.o lib/atomic.o lib/lock.o lib/jscan.o lib/json.o \
 	lib/sha.o lib/time.o lib/id.o lib/path.o lib/config.o lib/lt.o \
 	lib/store.o lib/schema.o lib/run.o
-LIBOBJ_CLAIM = lib/sched.o lib/claim.o lib/overrides.o
+LIBOBJ_CLAIM = lib/policy.o lib/sched.o lib/claim.o lib/overrides.o
 LIBOBJ_SPAWN = lib/spawn.o lib/codex.o lib/supervise.o lib/report.o \
 	lib/workspace.o lib/liveness.o
 LIBOBJ_SCORE = lib/score.o lib/ops.o
@@ -47,11 +47,11 @@ MAN1 = $(MAN1_INGEST) $(MAN1_CLAIM) $(MAN1_SPAWN) $(MAN1_SCORE) $(MAN1_API)
 MAN5 = man/phn.5
 MAN7 = man/phn.7
 # Test-only programs, built by make test.
-TESTPROGS = tests/t-schema tests/t-claim1 tests/t-finish
+TESTPROGS = tests/t-schema tests/t-claim1 tests/t-finish tests/t-policy-diff
 
 all: $(CMDS)
 
-$(LIBOBJ): lib/phn.h
+$(LIBOBJ): lib/phn.h lib/policy.h lib/claim.h
 lib/libphn.a: $(LIBOBJ)
 	rm -f $@
 	ar rcs $@ $(LIBOBJ)
@@ -65,6 +65,14 @@ lib/libphn.a: $(LIBOBJ)
 	$(CC) $(PHN_CFLAGS) $(CFLAGS) -o $@ $< lib/libphn.a $(LDFLAGS) $(LDLIBS)
 
 $(CMDS_LIBPHN) $(TESTPROGS): lib/libphn.a lib/phn.h
+
+# Test programs that end attempts share tests/t-lib.c.
+tests/t-lib.o: tests/t-lib.h lib/phn.h
+tests/t-finish: tests/t-finish.c
+tests/t-policy-diff: tests/t-policy-diff.c
+tests/t-finish tests/t-policy-diff: tests/t-lib.o tests/t-lib.h lib/claim.h
+	$(CC) $(PHN_CFLAGS) $(CFLAGS) -o $@ $@.c tests/t-lib.o lib/libphn.a \
+		$(LDFLAGS) $(LDLIBS)
 
 # Only the HTTP façade links libmicrohttpd.
 cmd/phn-api: cmd/phn-api.c lib/libphn.a lib/phn.h
@@ -110,6 +118,6 @@ uninstall:
 	-rmdir $(DESTDIR)$(DATADIR)
 
 clean:
-	rm -f $(CMDS) $(TESTPROGS) lib/*.o lib/libphn.a
+	rm -f $(CMDS) $(TESTPROGS) lib/*.o lib/libphn.a tests/*.o
 
 .PHONY: all deps check test check-sanitize demo install uninstall clean

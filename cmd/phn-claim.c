@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "phn.h"
+#include "claim.h"
 
 static void
 usage(void)

@@ -35,7 +35,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "phn.h"
+#include "claim.h"
 
 #define POLL_SECONDS	1.0	/* the longest sleep: other hosts' changes */
 #define CHECK_SECONDS	10.0	/* re-validate active slots (leases) */

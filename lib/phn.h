@@ -219,86 +219,15 @@ char	*phn_tool_path(const char *);
 int	phn_run_capture(char *const [], const char *, size_t, char **,
 	    size_t *, char **);
 
-/* sched.c: the scheduler's side (phn-claim); the ready index and limits */
+/* sched.c: the schedule and ready indexes (the claimer's side is sched.h) */
 int	phn_sched_attempt_ended(const struct phn_paths *,
 	    const struct phn_attempt *);
-/* An attempt as the scheduler sees it (from state.json). */
-struct phn_att {
-	char	*name, *dir;
-	char	 status[24];	/* "" when state.json is missing */
-	char	*kind, *thread;
-	int	 fault;		/* harness fault: orphaned, claim_expired */
-	double	 ended, claimed;
-};
-struct phn_atts {
-	struct phn_att *v;
-	size_t	 n;
-};
-/* Settings and context of scheduling decisions. */
-struct phn_sched {
-	const struct phn_paths *p;
-	double	 lease, stale, stuck, grace;
-	long long max_harness, runner_cap;	/* runner_cap 0: unlimited */
-	int	 shared_fs, transfer, reap;
-	const char *resume_affinity;
-	struct json_object *workdirs;	/* limits.per_workdir_concurrency */
-	const char *runner;
-	void	*cache;
-};
-#define PHN_EVAL_RUN	0	/* runnable now */
-#define PHN_EVAL_WAIT	1	/* runnable at not_before (backoff) */
-#define PHN_EVAL_BLOCKED 2	/* waits for another attempt or step */
-#define PHN_EVAL_DONE	3	/* final until an operator acts */
-struct phn_eval {
-	int	 verdict;
-	double	 not_before;
-	char	 why[256];
-	long long attempt_number, attempts;
-	long long force_nonce, applied_force;	/* force_nonce: to apply */
-	long long requeue_nonce, applied_requeue;
-	char	*requeue_target;
-	int	 requeue_different, resume_src;
-	char	*last_runner, *src_runner, *thread_id;
-	struct json_object *resume, *retry_resume;	/* for meta.json */
-};
-#define PHN_CLAIM_OK		0
-#define PHN_CLAIM_DROP		1
-#define PHN_CLAIM_LATER		2
-#define PHN_CLAIM_NOTME		3
-#define PHN_CLAIM_BATCH_FULL	4
-#define PHN_CLAIM_RUNNER_FULL	5
-#define PHN_CLAIM_WORKDIR_FULL	6
-#define PHN_CLAIM_ERROR		7
-struct phn_claim {
-	int	 verdict;
-	double	 at;
-	char	 why[512];
-	char	*dir, *entry;	/* PHN_CLAIM_OK: attempt dir, _active entry */
-};
-void	phn_sched_init(struct phn_sched *, const struct phn_paths *,
-	    const struct phn_config *);
 int	phn_sched_index(const struct phn_paths *, const char *, char *, size_t);
 struct json_object *phn_sched_info(const struct phn_paths *, const char *);
 struct json_object *phn_sched_job(const struct phn_paths *, const char *,
 	    const char *);
 int	phn_sched_ready_add(const struct phn_paths *, const char *,
 	    const char *, const char *, double);
-double	phn_sched_ready_time(const char *);
-void	phn_sched_atts_free(struct phn_atts *);
-int	phn_sched_eval(struct phn_sched *, const char *, struct json_object *,
-	    const char *, struct json_object *, double, struct phn_eval *);
-void	phn_sched_eval_free(struct phn_eval *);
-char	*phn_sched_workdir_dir(const struct phn_paths *, const char *);
-long long phn_sched_workdir_limit(struct phn_sched *, const char *);
-long long phn_sched_slots(struct phn_sched *, const char *, const char *,
-	    int, double);
-int	phn_sched_drained(const struct phn_paths *, const char *);
-int	phn_sched_claim(struct phn_sched *, const char *, struct json_object *,
-	    struct json_object *, const char *, long long, double,
-	    struct phn_claim *);
-#define PHN_RESCAN_IF_NEEDED	1
-int	phn_sched_rescan(struct phn_sched *, const char *, int,
-	    struct json_object **, char *, size_t);
 int	phn_sched_step_check(const struct phn_paths *, const char *,
 	    const char *, const char *, char *, size_t);
 /* overrides.c: runs/B/J/overrides.json */
@@ -310,20 +239,6 @@ int	phn_overrides_apply(const struct phn_paths *, const char *, const char *,
 int	phn_current_step_set(const struct phn_paths *, const char *,
 	    const char *, const char *, const char *, struct json_object *);
 int	phn_override_main(int, char *[], const char *, const char *);
-/* claim.c: the claimer (phn-claim) */
-struct phn_claim_opts {
-	const char **batches;	/* none: every batch, new ones too */
-	size_t	 nbatches;
-	long long n;		/* at most n claims; 0: no limit */
-	long long jobs;		/* at most this many outstanding; 0: no cap */
-	long long concurrency;	/* overrides each batch's; 0: the batch's */
-	int	 follow, nul;
-	const char *runner;
-	FILE	*out;
-};
-int	phn_claim_run(const struct phn_paths *, const struct phn_config *,
-	    const struct phn_claim_opts *);
-/* -- claim declarations end -- */
 
 /* spawn: running an attempt (phn-spawn, phn-heartbeat) */
 #define PHN_EXIT_ATTENTION	3	/* phn-spawn: needs_attention */
@@ -390,9 +305,6 @@ int	phn_copy_tree(const char *, const char *, const char *const *);
 char	*phn_codex_find(int *, char **);
 const char *phn_codex_web_search(struct phn_run *);
 void	phn_codex_argv(struct phn_run *, const char *);
-char	*phn_resume_resolve(const struct phn_paths *, const char *,
-	    const char *, struct json_object *, char **);
-char	*phn_attempt_thread(const char *);
 char	*phn_workspace_isolated(const struct phn_paths *, const char *,
 	    const char *, const char *, struct phn_errs *);
 void	phn_live_limits(struct json_object *, struct json_object *, double *,

@@ -43,7 +43,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "phn.h"
+#include "claim.h"
 
 #define SCHED_LOCK_WAIT	60
 
@@ -67,28 +67,6 @@ jnum(struct json_object *o, const char *k, double dflt)
 	struct json_object *v = phn_json_get(o, k);
 
 	return phn_json_is_num(v) ? json_object_get_double(v) : dflt;
-}
-
-/* "JOB/STEP" for a reference made from job (STEP or JOB/STEP). */
-static char *
-ref_norm(const char *job, const char *s)
-{
-	return strchr(s, '/') ? phn_strdup(s) : phn_asprintf("%s/%s", job, s);
-}
-
-/* Split "JOB/STEP"; 0 if both parts are valid ids. */
-static int
-ref_split(const char *ref, char **job, char **step)
-{
-	const char *sl = strchr(ref, '/');
-
-	*job = *step = NULL;
-	if (sl == NULL || !phn_id_valid(ref, (size_t)(sl - ref)) ||
-	    !phn_id_valid(sl + 1, strlen(sl + 1)))
-		return -1;
-	*job = phn_asprintf("%.*s", (int)(sl - ref), ref);
-	*step = phn_strdup(sl + 1);
-	return 0;
 }
 
 static int
@@ -158,77 +136,16 @@ rdeps_add(struct json_object *rdeps, const char *target, const char *who)
 	json_object_array_add(a, json_object_new_string(who));
 }
 
+/* A step's entry in the schedule index: its definition as the step
+ * policy reads it, and what the claimer adds to meta.json. */
 static struct json_object *
 step_entry(struct json_object *st, const char *job, size_t k,
     struct json_object *ed, struct json_object *rdeps)
 {
-	struct json_object *o = json_object_new_object(), *v, *a, *x;
-	const char *sid = phn_jstr(st, "step_id");
-	char *full = phn_asprintf("%s/%s", job, sid), *r;
-	size_t i, n;
-	double t;
+	struct json_object *o = phn_policy_stepdef(job, st, ed), *v;
+	char *full = phn_asprintf("%s/%s", job, phn_jstr(st, "step_id"));
 
 	json_object_object_add(o, "index", json_object_new_int64((int64_t)k));
-	a = json_object_new_array();
-	v = phn_json_get(st, "depends_on");
-	n = json_object_is_type(v, json_type_array) ?
-	    json_object_array_length(v) : 0;
-	for (i = 0; i < n; i++) {
-		const char *d = json_object_get_string(
-		    json_object_array_get_idx(v, i));
-		if (d == NULL)
-			continue;
-		r = ref_norm(job, d);
-		json_object_array_add(a, json_object_new_string(r));
-		free(r);
-	}
-	json_object_object_add(o, "depends_on", a);
-	v = phn_json_get(st, "resume_from");
-	if (json_object_is_type(v, json_type_object) &&
-	    phn_jstr(v, "step_id") != NULL) {
-		char *sj, *ss;
-		r = ref_norm(job, phn_jstr(v, "step_id"));
-		if (ref_split(r, &sj, &ss) == 0) {
-			x = json_object_new_object();
-			json_object_object_add(x, "job_id",
-			    json_object_new_string(sj));
-			json_object_object_add(x, "step_id",
-			    json_object_new_string(ss));
-			json_object_object_add(x, "selector", json_object_new_string(
-			    phn_jstr(v, "selector") ? phn_jstr(v, "selector") :
-			    "latest_successful"));
-			if (phn_jstr(v, "run_id"))
-				json_object_object_add(x, "run_id",
-				    json_object_new_string(phn_jstr(v, "run_id")));
-			if (phn_jstr(v, "codex_thread_id"))
-				json_object_object_add(x, "codex_thread_id",
-				    json_object_new_string(phn_jstr(v,
-				    "codex_thread_id")));
-			json_object_object_add(o, "resume_from", x);
-		}
-		free(sj);
-		free(ss);
-		free(r);
-	}
-	/* The policy is replaced whole, as in the reference. */
-	v = phn_json_get(st, "retry_policy");
-	if (!json_object_is_type(v, json_type_object) ||
-	    json_object_object_length(v) == 0)
-		v = phn_json_get(ed, "retries");
-	if (json_object_is_type(v, json_type_object))
-		json_object_object_add(o, "retry", json_object_get(v));
-	else
-		json_object_object_add(o, "retry", json_object_new_object());
-	if (phn_jstr(st, "runner_affinity"))
-		json_object_object_add(o, "affinity", json_object_new_string(
-		    phn_jstr(st, "runner_affinity")));
-	/* A step's null falls back to the default (reference bug 13). */
-	t = jnum(st, "timeout_seconds", 0);
-	if (t <= 0)
-		t = jnum(phn_json_get(ed, "timeouts"), "step_timeout_seconds", 0);
-	json_object_object_add(o, "timeout_seconds", t <= 0 ? NULL :
-	    t == floor(t) && t < 1e15 ? json_object_new_int64((int64_t)t) :
-	    json_object_new_double(t));
 	if (phn_jstr(st, "prompt_sha256"))
 		json_object_object_add(o, "prompt_sha256", json_object_new_string(
 		    phn_jstr(st, "prompt_sha256")));
@@ -292,12 +209,12 @@ index_build(const struct phn_paths *p, const char *batch, char *msg,
 				    json_object_array_get_idx(v, q));
 				if (d == NULL)
 					continue;
-				t = ref_norm(jid, d);
+				t = phn_ref_norm(jid, d);
 				rdeps_add(rdeps, t, me);
 				free(t);
 			}
 			if (phn_jstr(phn_json_get(st, "resume_from"), "step_id")) {
-				t = ref_norm(jid, phn_jstr(phn_json_get(st, "resume_from"),
+				t = phn_ref_norm(jid, phn_jstr(phn_json_get(st, "resume_from"),
 				    "step_id"));
 				rdeps_add(rdeps, t, me);
 				free(t);
@@ -518,15 +435,23 @@ phn_sched_ready_time(const char *path)
 }
 
 /*
- * Attempts of a step, oldest first (names start with the claim stamp).
+ * Attempts of a step, oldest first (names start with the claim stamp),
+ * as the step policy sees them.
  */
+static char *
+attempts_dir(const struct phn_paths *p, const char *batch, const char *job,
+    const char *step)
+{
+	return phn_asprintf("%s/%s/%s/steps/%s/attempts", p->runs, batch, job,
+	    step);
+}
+
 static void
 atts_load(const struct phn_paths *p, const char *batch, const char *job,
-    const char *step, struct phn_atts *as)
+    const char *step, struct phn_asums *as)
 {
-	char *ad = phn_asprintf("%s/%s/%s/steps/%s/attempts", p->runs, batch,
-	    job, step), **v;
-	struct json_object *st, *x;
+	char *ad = attempts_dir(p, batch, job, step), **v, *d;
+	struct json_object *st;
 	size_t n, i;
 
 	memset(as, 0, sizeof(*as));
@@ -536,55 +461,16 @@ atts_load(const struct phn_paths *p, const char *batch, const char *job,
 	}
 	as->v = phn_malloc((n + 1) * sizeof(*as->v));
 	for (i = 0; i < n; i++) {
-		struct phn_att *a = &as->v[i];
-		const char *s;
-
-		memset(a, 0, sizeof(*a));
-		a->name = v[i];
-		a->dir = phn_path_join(ad, v[i]);
-		st = phn_state_read(a->dir);
-		s = phn_jstr(st, "status");
-		snprintf(a->status, sizeof(a->status), "%s",
-		    phn_status_valid(s) ? s : "");
-		if (phn_jstr(st, "failure_kind"))
-			a->kind = phn_strdup(phn_jstr(st, "failure_kind"));
-		if (phn_jstr(st, "codex_thread_id"))
-			a->thread = phn_strdup(phn_jstr(st, "codex_thread_id"));
-		x = phn_json_get(st, "harness_fault");
-		a->fault = (json_object_is_type(x, json_type_boolean) &&
-		    json_object_get_boolean(x)) || (a->kind &&
-		    (strcmp(a->kind, "orphaned") == 0 ||
-		    strcmp(a->kind, "claim_expired") == 0));
-		if (phn_iso_parse(phn_jstr(st, "ended_at"), &a->ended) == -1)
-			a->ended = 0;
-		if (phn_iso_parse(phn_jstr(st, "claimed_at"), &a->claimed) == -1)
-			a->claimed = 0;
+		phn_asum_init(&as->v[i], v[i]);
+		d = phn_path_join(ad, v[i]);
+		if ((st = phn_state_read(d)) != NULL)
+			phn_asum_state(&as->v[i], st);
 		json_object_put(st);
+		free(d);
 	}
 	free(v);	/* the names now belong to as */
 	as->n = n;
 	free(ad);
-}
-
-void
-phn_sched_atts_free(struct phn_atts *as)
-{
-	size_t i;
-
-	for (i = 0; i < as->n; i++) {
-		free(as->v[i].name);
-		free(as->v[i].dir);
-		free(as->v[i].kind);
-		free(as->v[i].thread);
-	}
-	free(as->v);
-	memset(as, 0, sizeof(*as));
-}
-
-static int
-att_active(const struct phn_att *a)
-{
-	return !phn_status_terminal(a->status);
 }
 
 static struct json_object *
@@ -601,72 +487,120 @@ att_meta(const char *dir)
 	return o;
 }
 
-/* A small cache of attempt lists by "JOB/STEP", for rescans. */
+/*
+ * The attempt lists of the steps one evaluation (or a whole rescan)
+ * looked at, by "JOB/STEP": an open-addressing table that owns them.
+ */
 struct acache {
+	const struct phn_paths *p;
+	const char *batch;
 	char	**key;
-	struct phn_atts *v;
+	struct phn_asums *v;
 	size_t	 n, cap;
 };
 
-static struct phn_atts *
-atts_get(struct phn_sched *s, const char *batch, const char *job,
-    const char *step, struct phn_atts *tmp)
+static void
+acache_init(struct acache *c, const struct phn_paths *p, const char *batch,
+    size_t cap)
 {
-	struct acache *c = s->cache;
-	char *k;
+	memset(c, 0, sizeof(*c));
+	c->p = p;
+	c->batch = batch;
+	c->cap = cap < 16 ? 16 : cap;
+	c->key = calloc(c->cap, sizeof(*c->key));
+	c->v = calloc(c->cap, sizeof(*c->v));
+	if (c->key == NULL || c->v == NULL)
+		phn_die(PHN_EXIT_TEMP, "out of memory");
+}
+
+static void
+acache_free(struct acache *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->cap; i++)
+		if (c->key[i]) {
+			free(c->key[i]);
+			phn_asums_free(&c->v[i]);
+		}
+	free(c->key);
+	free(c->v);
+	memset(c, 0, sizeof(*c));
+}
+
+/* The slot of job/step: its index; *found tells whether it is filled. */
+static size_t
+acache_slot(struct acache *c, const char *k, int *found)
+{
 	size_t h, i;
 
-	if (c == NULL) {
-		atts_load(s->p, batch, job, step, tmp);
-		return tmp;
-	}
-	k = phn_asprintf("%s/%s", job, step);
 	for (h = 5381, i = 0; k[i]; i++)
 		h = h * 33 + (unsigned char)k[i];
 	for (i = h % c->cap; c->key[i]; i = (i + 1) % c->cap)
 		if (strcmp(c->key[i], k) == 0) {
-			free(k);
-			return &c->v[i];
+			*found = 1;
+			return i;
 		}
-	if (c->n * 2 >= c->cap) {	/* callers size it; stop caching */
-		free(k);
-		atts_load(s->p, batch, job, step, tmp);
-		return tmp;
-	}
-	c->key[i] = k;
-	c->n++;
-	atts_load(s->p, batch, job, step, &c->v[i]);
-	return &c->v[i];
+	*found = 0;
+	return i;
 }
 
 static void
-atts_put(struct phn_sched *s, struct phn_atts *as, struct phn_atts *tmp)
+acache_grow(struct acache *c)
 {
-	(void)s;
-	if (as == tmp)
-		phn_sched_atts_free(tmp);
+	struct acache n;
+	size_t i, j;
+	int f;
+
+	acache_init(&n, c->p, c->batch, c->cap * 2);
+	for (i = 0; i < c->cap; i++)
+		if (c->key[i]) {
+			j = acache_slot(&n, c->key[i], &f);
+			n.key[j] = c->key[i];
+			n.v[j] = c->v[i];
+			n.n++;
+		}
+	free(c->key);
+	free(c->v);
+	*c = n;
+}
+
+/* The policy's view of a step's attempts (phn_policy_env.atts). */
+static const struct phn_asums *
+acache_get(void *ctx, const char *job, const char *step)
+{
+	struct acache *c = ctx;
+	char *k;
+	size_t i;
+	int found;
+
+	if (c->n * 2 >= c->cap)
+		acache_grow(c);
+	k = phn_asprintf("%s/%s", job, step);
+	i = acache_slot(c, k, &found);
+	if (found) {
+		free(k);
+		return &c->v[i];
+	}
+	c->key[i] = k;
+	c->n++;
+	atts_load(c->p, c->batch, job, step, &c->v[i]);
+	return &c->v[i];
 }
 
 /* Reload a cached list after its attempts changed. */
 static void
-acache_drop(struct phn_sched *s, const char *batch, const char *job,
-    const char *step)
+acache_drop(struct acache *c, const char *job, const char *step)
 {
-	struct acache *c = s->cache;
-	char *k;
-	size_t h, i;
+	char *k = phn_asprintf("%s/%s", job, step);
+	size_t i;
+	int found;
 
-	if (c == NULL)
-		return;
-	k = phn_asprintf("%s/%s", job, step);
-	for (h = 5381, i = 0; k[i]; i++)
-		h = h * 33 + (unsigned char)k[i];
-	for (i = h % c->cap; c->key[i]; i = (i + 1) % c->cap)
-		if (strcmp(c->key[i], k) == 0) {
-			phn_sched_atts_free(&c->v[i]);
-			atts_load(s->p, batch, job, step, &c->v[i]);
-			break;
-		}
+	i = acache_slot(c, k, &found);
+	if (found) {
+		phn_asums_free(&c->v[i]);
+		atts_load(c->p, c->batch, job, step, &c->v[i]);
+	}
 	free(k);
 }
 
@@ -691,8 +625,8 @@ expire(struct phn_sched *s, const char *dir, double now)
 	else if (st == NULL)
 		return 0;
 	else
-		fault = phn_attempt_fault(dir, st, now, s->lease, s->stale,
-		    s->stuck);
+		fault = phn_attempt_fault(dir, st, now, s->lim.lease,
+		    s->lim.stale, s->lim.stuck);
 	json_object_put(st);
 	if (fault != PHN_FAULT_LEASE && fault != PHN_FAULT_ORPHAN)
 		return 0;
@@ -706,411 +640,63 @@ expire(struct phn_sched *s, const char *dir, double now)
 		r = phn_attempt_reap(s->p, &a, fault);
 	else {
 		const char *kind;
-		r = phn_attempt_reap_locked(s->p, &a, s->lease, s->stale, &kind);
+		r = phn_attempt_reap_locked(s->p, &a, s->lim.lease,
+		    s->lim.stale, &kind);
 	}
 	phn_attempt_free(&a);
 	return r == 1;
 }
 
-/* Deterministic jitter in [0, 1) from an attempt name. */
-static double
-unit_hash(const char *s)
-{
-	unsigned long long h = 1469598103934665603ULL;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return (double)(h % 1000003ULL) / 1000003.0;
-}
-
-static int
-in_list(struct json_object *a, const char *s)
-{
-	size_t i, n;
-
-	if (s == NULL || !json_object_is_type(a, json_type_array))
-		return 0;
-	n = json_object_array_length(a);
-	for (i = 0; i < n; i++) {
-		const char *x = json_object_get_string(
-		    json_object_array_get_idx(a, i));
-		if (x && strcmp(x, s) == 0)
-			return 1;
-	}
-	return 0;
-}
-
-/* Backoff delay after the n-th counted attempt (n >= 1). */
-static double
-backoff(struct json_object *retry, long long n, const char *latest)
-{
-	struct json_object *b = phn_json_get(retry, "backoff_seconds");
-	double base, factor, max, jit, d;
-
-	if (phn_json_is_num(b))
-		return json_object_get_double(b) > 0 ?
-		    json_object_get_double(b) : 0;
-	if (!json_object_is_type(b, json_type_object))
-		return 0;
-	base = jnum(b, "base", 0);
-	factor = jnum(b, "factor", 2);
-	max = jnum(b, "max", -1);
-	jit = jnum(b, "jitter", 0);
-	d = base * pow(factor, (double)(n > 0 ? n - 1 : 0));
-	if (max >= 0 && d > max)
-		d = max;
-	if (jit > 0)
-		d *= 1 + jit * (2 * unit_hash(latest) - 1);
-	return d > 0 && isfinite(d) ? d : 0;
-}
-
-/* The newest attempt's meta value of key (carried forward at claim). */
-static long long
-applied_nonce(struct phn_atts *as, const char *key)
-{
-	struct json_object *m;
-	size_t i;
-	long long v;
-
-	for (i = as->n; i > 0; i--) {
-		if ((m = att_meta(as->v[i - 1].dir)) == NULL)
-			continue;
-		if (phn_json_get(m, key) != NULL) {
-			v = jint(m, key, 0);
-			json_object_put(m);
-			return v;
-		}
-		json_object_put(m);
-	}
-	return 0;
-}
-
-static long long
-ov_nonce(struct json_object *ovs, const char *key, const char *legacy)
-{
-	long long n = jint(ovs, key, 0);
-
-	if (n <= 0 && legacy != NULL)
-		n = jint(phn_json_get(ovs, legacy), "nonce", 0);
-	return n > 0 ? n : 0;
-}
-
-void
-phn_sched_eval_free(struct phn_eval *ev)
-{
-	free(ev->requeue_target);
-	free(ev->last_runner);
-	free(ev->src_runner);
-	free(ev->thread_id);
-	json_object_put(ev->resume);
-	json_object_put(ev->retry_resume);
-	memset(ev, 0, sizeof(*ev));
-}
-
-static int
-verdict(struct phn_eval *ev, int v, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-verdict(struct phn_eval *ev, int v, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(ev->why, sizeof(ev->why), fmt, ap);
-	va_end(ap);
-	ev->verdict = v;
-	return v;
-}
-
-/* Resolve resume_from against the source's attempts. */
-static int
-resume_resolve(struct phn_sched *s, const char *batch,
-    struct json_object *rf, struct phn_eval *ev)
-{
-	const char *sj = phn_jstr(rf, "job_id"), *ss = phn_jstr(rf, "step_id");
-	const char *sel = phn_jstr(rf, "selector"), *rid = phn_jstr(rf, "run_id");
-	struct phn_atts tmp, *as;
-	struct phn_att *best = NULL;
-	struct json_object *m, *o;
-	struct stat sb;
-	char *home, *rel;
-	size_t i, l, rl;
-
-	if (sj == NULL || ss == NULL)
-		return verdict(ev, PHN_EVAL_DONE, "resume_from: bad source");
-	if (sel == NULL)
-		sel = "latest_successful";
-	as = atts_get(s, batch, sj, ss, &tmp);
-	if (strcmp(sel, "run_id") != 0)
-		for (i = 0; i < as->n; i++)
-			if (att_active(&as->v[i])) {
-				verdict(ev, PHN_EVAL_BLOCKED, "resume_from %s/%s: "
-				    "an attempt of the source is not finished",
-				    sj, ss);
-				atts_put(s, as, &tmp);
-				return ev->verdict;
-			}
-	for (i = 0; i < as->n; i++) {
-		struct phn_att *a = &as->v[i];
-		if (strcmp(sel, "latest_successful") == 0) {
-			if (strcmp(a->status, "succeeded") == 0 && (best == NULL ||
-			    a->ended >= best->ended))
-				best = a;
-		} else if (strcmp(sel, "latest") == 0) {
-			if (phn_status_terminal(a->status))
-				best = a;
-		} else if (rid != NULL) {
-			l = strlen(a->name);
-			rl = strlen(rid);
-			if (strcmp(a->name, rid) == 0 || (l > rl &&
-			    a->name[l - rl - 1] == '_' &&
-			    strcmp(a->name + l - rl, rid) == 0))
-				best = a;
-		}
-	}
-	if (best == NULL) {
-		verdict(ev, PHN_EVAL_BLOCKED, "resume_from %s/%s: no %s attempt",
-		    sj, ss, strcmp(sel, "latest_successful") == 0 ? "succeeded" :
-		    strcmp(sel, "latest") == 0 ? "finished" : rid ? rid : "?");
-		atts_put(s, as, &tmp);
-		return ev->verdict;
-	}
-	if (!phn_status_terminal(best->status)) {
-		verdict(ev, PHN_EVAL_BLOCKED, "resume_from %s/%s: attempt %s is "
-		    "not finished", sj, ss, best->name);
-		atts_put(s, as, &tmp);
-		return ev->verdict;
-	}
-	home = phn_path_join(best->dir, "codex_home");
-	rel = phn_path_rel(s->p->runs, best->dir);
-	if (stat(home, &sb) == -1 || !S_ISDIR(sb.st_mode)) {
-		verdict(ev, PHN_EVAL_BLOCKED, "resume_from %s/%s: resume base "
-		    "missing: %s/codex_home", sj, ss, rel);
-		free(home);
-		free(rel);
-		atts_put(s, as, &tmp);
-		return ev->verdict;
-	}
-	free(home);
-	m = att_meta(best->dir);
-	o = json_object_new_object();
-	json_object_object_add(o, "job_id", json_object_new_string(sj));
-	json_object_object_add(o, "step_id", json_object_new_string(ss));
-	json_object_object_add(o, "selector", json_object_new_string(sel));
-	json_object_object_add(o, "selected_run_id", json_object_new_string(
-	    strstr(best->name, "run_") ? strstr(best->name, "run_") :
-	    best->name));
-	json_object_object_add(o, "source_attempt_dir",
-	    json_object_new_string(rel));
-	if (phn_jstr(rf, "codex_thread_id"))
-		ev->thread_id = phn_strdup(phn_jstr(rf, "codex_thread_id"));
-	else if (best->thread)
-		ev->thread_id = phn_strdup(best->thread);
-	else if (phn_jstr(m, "codex_thread_id"))
-		ev->thread_id = phn_strdup(phn_jstr(m, "codex_thread_id"));
-	if (phn_jstr(m, "runner_id"))
-		ev->src_runner = phn_strdup(phn_jstr(m, "runner_id"));
-	ev->resume = o;
-	ev->resume_src = 1;
-	json_object_put(m);
-	free(rel);
-	atts_put(s, as, &tmp);
-	return PHN_EVAL_RUN;
-}
-
 /*
- * The runnable predicate (SPEC 5), from the attempts: forced terminal,
- * succeeded (unless a force-retry is pending), an active attempt, the
- * retry policy (counted attempts, retry classes, backoff; harness faults
- * do not count and retry at once, at most max_harness_retries in a row),
- * depends_on, resume_from.  The caller checks the closed batch and the
- * overrides' readability.  With s->reap, faulted attempts of the step
- * (expired lease, dead spawner, missing state) are ended on the way.
+ * Evaluate a step with the step policy, from its attempts (through the
+ * cache c).  With s->reap, faulted attempts of the step (expired lease,
+ * dead spawner, missing state) are ended first.  The caller checks the
+ * overrides' readability.
  */
-int
-phn_sched_eval(struct phn_sched *s, const char *batch, struct json_object *jd,
-    const char *step, struct json_object *ov, double now, struct phn_eval *ev)
+static int
+evaluate(struct phn_sched *s, struct acache *c, struct json_object *jd,
+    const char *step, struct json_object *ov, double now,
+    struct phn_verdict *v)
 {
-	struct json_object *sd, *ovs, *retry, *ft, *deps, *m;
-	struct phn_atts tmp, *as;
+	struct phn_policy_env env;
+	const struct phn_asums *as;
 	const char *job = phn_jstr(jd, "job_id");
-	long long maxa, counted = 0, trailing = 0, fn, rn;
-	size_t i, n;
-	int succ = 0, active = 0, again, pending, rounds = 0;
+	struct json_object *sd = phn_json_get(phn_json_get(jd, "steps"), step);
+	char *ad, *d;
+	size_t i;
+	int rounds, again;
 
-	memset(ev, 0, sizeof(*ev));
-	sd = phn_json_get(phn_json_get(jd, "steps"), step);
-	if (job == NULL || sd == NULL)
-		return verdict(ev, PHN_EVAL_DONE, "no such step");
-	ovs = phn_json_get(phn_json_get(ov, "steps"), step);
-	ft = phn_json_get(ovs, "forced_terminal");
-	if (json_object_is_type(ft, json_type_object) && phn_jstr(ft, "status"))
-		return verdict(ev, PHN_EVAL_DONE, "forced terminal: %s",
-		    phn_jstr(ft, "status"));
-	for (;;) {
-		as = atts_get(s, batch, job, step, &tmp);
-		again = 0;
-		for (i = 0; s->reap && rounds++ < 3 && i < as->n; i++)
-			if (att_active(&as->v[i]) && expire(s, as->v[i].dir, now))
-				again = 1;
-		if (!again)
-			break;
-		atts_put(s, as, &tmp);
-		acache_drop(s, batch, job, step);
+	if (job == NULL || sd == NULL) {
+		memset(v, 0, sizeof(*v));
+		snprintf(v->why, sizeof(v->why), "no such step");
+		return v->verdict = PHN_V_DONE;
 	}
-	for (i = 0; i < as->n; i++) {
-		struct phn_att *a = &as->v[i];
-		if (strcmp(a->status, "succeeded") == 0)
-			succ = 1;
-		if (att_active(a))
-			active = 1;
-		if (a->fault) {
-			trailing++;
-			continue;
+	for (rounds = 0, again = s->reap; again && rounds < 3; rounds++) {
+		as = acache_get(c, job, step);
+		ad = attempts_dir(s->p, c->batch, job, step);
+		for (i = 0, again = 0; i < as->n; i++) {
+			if (as->v[i].st != PHN_AST_QUEUED &&
+			    as->v[i].st != PHN_AST_RUNNING)
+				continue;
+			d = phn_path_join(ad, as->v[i].name);
+			again |= expire(s, d, now);
+			free(d);
 		}
-		trailing = 0;
-		if (phn_status_terminal(a->status))
-			counted++;
+		free(ad);
+		if (again)
+			acache_drop(c, job, step);
 	}
-	fn = ov_nonce(ovs, "force_retry_nonce", NULL);
-	ev->applied_force = fn > 0 ? applied_nonce(as, "force_retry_applied_nonce") :
-	    0;
-	pending = fn > ev->applied_force;
-	if (pending)
-		ev->force_nonce = fn;
-	rn = ov_nonce(ovs, "requeue_nonce", "requeue");
-	ev->applied_requeue = rn > 0 ? applied_nonce(as, "requeue_applied_nonce") :
-	    0;
-	if (as->n > 0 && (m = att_meta(as->v[as->n - 1].dir)) != NULL) {
-		if (phn_jstr(m, "runner_id"))
-			ev->last_runner = phn_strdup(phn_jstr(m, "runner_id"));
-		json_object_put(m);
-	}
-	ev->attempt_number = counted + 1;
-	ev->attempts = (long long)as->n;
-	if (succ && !pending) {
-		atts_put(s, as, &tmp);
-		return verdict(ev, PHN_EVAL_DONE, "succeeded");
-	}
-	if (active) {
-		for (i = 0; i < as->n && !att_active(&as->v[i]); i++)
-			;
-		verdict(ev, PHN_EVAL_BLOCKED, "attempt %s is %s", as->v[i].name,
-		    as->v[i].status[0] ? as->v[i].status : "being created");
-		atts_put(s, as, &tmp);
-		return ev->verdict;
-	}
-	retry = phn_json_get(sd, "retry");
-	maxa = jint(retry, "max_attempts", 1);
-	if (!pending && as->n > 0) {
-		struct phn_att *l = &as->v[as->n - 1];
-		if (l->fault && trailing > s->max_harness) {
-			verdict(ev, PHN_EVAL_DONE, "%lld harness faults in a row "
-			    "(limits.max_harness_retries is %lld)", trailing,
-			    s->max_harness);
-			atts_put(s, as, &tmp);
-			return ev->verdict;
-		}
-		if (!l->fault) {
-			struct json_object *on = phn_json_get(retry, "retry_on_statuses");
-			struct json_object *dflt = NULL;
-			double nb;
-			if (counted >= maxa) {
-				verdict(ev, PHN_EVAL_DONE, "%s after %lld of "
-				    "max_attempts %lld", l->status, counted, maxa);
-				atts_put(s, as, &tmp);
-				return ev->verdict;
-			}
-			if (on == NULL)
-				on = dflt = json_tokener_parse("[\"failed\"]");
-			if (!in_list(on, l->status) && !in_list(on, l->kind)) {
-				verdict(ev, PHN_EVAL_DONE, "%s%s%s is not in "
-				    "retry_on_statuses", l->status, l->kind ?
-				    "/" : "", l->kind ? l->kind : "");
-				json_object_put(dflt);
-				atts_put(s, as, &tmp);
-				return ev->verdict;
-			}
-			json_object_put(dflt);
-			nb = l->ended > 0 ? l->ended + backoff(retry, counted,
-			    l->name) : 0;
-			if (nb > now) {
-				ev->not_before = nb;
-				verdict(ev, PHN_EVAL_WAIT, "backoff until %.3f", nb);
-				atts_put(s, as, &tmp);
-				return ev->verdict;
-			}
-		}
-	}
-	/* Retry mode resume_last_attempt: the newest attempt with a session. */
-	if (phn_json_get(sd, "resume_from") == NULL && as->n > 0 && phn_jstr(retry,
-	    "mode") && strcmp(phn_jstr(retry, "mode"), "resume_last_attempt") == 0) {
-		for (i = as->n; i > 0 && ev->retry_resume == NULL; i--) {
-			struct phn_att *a = &as->v[i - 1];
-			char *home = phn_path_join(a->dir, "codex_home");
-			char *th = a->thread ? phn_strdup(a->thread) : NULL;
-			struct stat sb;
-			if (th == NULL && (m = att_meta(a->dir)) != NULL) {
-				if (phn_jstr(m, "codex_thread_id"))
-					th = phn_strdup(phn_jstr(m,
-					    "codex_thread_id"));
-				json_object_put(m);
-			}
-			if (th != NULL && stat(home, &sb) == 0 &&
-			    S_ISDIR(sb.st_mode)) {
-				char *rel = phn_path_rel(s->p->runs, a->dir);
-				ev->retry_resume = json_object_new_object();
-				json_object_object_add(ev->retry_resume, "run_id",
-				    json_object_new_string(strstr(a->name, "run_") ?
-				    strstr(a->name, "run_") : a->name));
-				json_object_object_add(ev->retry_resume,
-				    "attempt_dir", json_object_new_string(rel));
-				ev->thread_id = th;
-				th = NULL;
-				free(rel);
-			}
-			free(th);
-			free(home);
-		}
-	}
-	atts_put(s, as, &tmp);
-	deps = phn_json_get(sd, "depends_on");
-	n = json_object_is_type(deps, json_type_array) ?
-	    json_object_array_length(deps) : 0;
-	for (i = 0; i < n; i++) {
-		const char *d = json_object_get_string(
-		    json_object_array_get_idx(deps, i));
-		char *dj, *ds;
-		size_t k;
-		int ok = 0;
-		if (d == NULL || ref_split(d, &dj, &ds) == -1)
-			return verdict(ev, PHN_EVAL_DONE, "bad depends_on %s",
-			    d ? d : "?");
-		as = atts_get(s, batch, dj, ds, &tmp);
-		for (k = as->n; k > 0 && !ok; k--)
-			ok = strcmp(as->v[k - 1].status, "succeeded") == 0;
-		atts_put(s, as, &tmp);
-		free(dj);
-		free(ds);
-		if (!ok)
-			return verdict(ev, PHN_EVAL_BLOCKED, "depends_on %s not "
-			    "succeeded", d);
-	}
-	if (phn_json_get(sd, "resume_from") != NULL && resume_resolve(s, batch,
-	    phn_json_get(sd, "resume_from"), ev) != PHN_EVAL_RUN)
-		return ev->verdict;
-	if (rn > ev->applied_requeue) {
-		struct json_object *rq = phn_json_get(ovs, "requeue");
-		ev->requeue_nonce = rn;
-		if (phn_jstr(rq, "target_runner_id") &&
-		    *phn_jstr(rq, "target_runner_id"))
-			ev->requeue_target = phn_strdup(phn_jstr(rq,
-			    "target_runner_id"));
-		else if (json_object_get_boolean(phn_json_get(rq, "different_from_last")))
-			ev->requeue_different = 1;
-	}
-	return verdict(ev, PHN_EVAL_RUN, "runnable");
+	memset(&env, 0, sizeof(env));
+	env.p = s->p;
+	env.batch = c->batch;
+	env.lim = &s->lim;
+	env.atts = acache_get;
+	env.ctx = c;
+	env.now = now;
+	phn_policy_eval(&env, job, step, sd, phn_json_get(phn_json_get(ov,
+	    "steps"), step), v);
+	phn_policy_env_free(&env);
+	return v->verdict;
 }
 
 /*
@@ -1282,12 +868,12 @@ ended_fallback(const struct phn_paths *p, const struct phn_attempt *a)
 				    json_object_array_get_idx(v, q));
 				if (d == NULL)
 					continue;
-				r = ref_norm(jid, d);
+				r = phn_ref_norm(jid, d);
 				hit = strcmp(r, full) == 0;
 				free(r);
 			}
 			if (!hit && phn_jstr(phn_json_get(st, "resume_from"), "step_id")) {
-				r = ref_norm(jid, phn_jstr(phn_json_get(st,
+				r = phn_ref_norm(jid, phn_jstr(phn_json_get(st,
 				    "resume_from"), "step_id"));
 				hit = strcmp(r, full) == 0;
 				free(r);
@@ -1322,7 +908,7 @@ phn_sched_attempt_ended(const struct phn_paths *p, const struct phn_attempt *a)
 		    json_object_array_length(rd) : 0;
 		for (i = 0; i < n; i++) {
 			char *dj, *ds;
-			if (ref_split(json_object_get_string(
+			if (phn_ref_split(json_object_get_string(
 			    json_object_array_get_idx(rd, i)), &dj, &ds) == 0 &&
 			    phn_sched_ready_add(p, a->batch, dj, ds, 0) == -1)
 				r = -1;
@@ -1369,20 +955,9 @@ phn_sched_init(struct phn_sched *s, const struct phn_paths *p,
 
 	memset(s, 0, sizeof(*s));
 	s->p = p;
-	s->lease = (double)jint(d, "claim_lease_seconds", 300);
-	s->stale = (double)jint(phn_json_get(d, "scoreboard"),
-	    "heartbeat_stale_after_seconds", 300);
-	s->stuck = (double)jint(phn_json_get(d, "scoreboard"), "stuck_after_seconds",
-	    1800);
-	s->max_harness = jint(phn_json_get(cfg->doc, "limits"), "max_harness_retries", 3);
+	phn_limits_init(&s->lim, cfg->doc, NULL);
 	v = phn_json_get(d, "runner_capacity");
 	s->runner_cap = phn_json_is_int(v) ? json_object_get_int64(v) : 0;
-	v = phn_json_get(phn_json_get(d, "runner_pool"), "shared_filesystem");
-	s->shared_fs = !json_object_is_type(v, json_type_boolean) ||
-	    json_object_get_boolean(v);
-	v = phn_json_get(phn_json_get(d, "runner_pool"), "resume_base_transfer_enabled");
-	s->transfer = json_object_is_type(v, json_type_boolean) &&
-	    json_object_get_boolean(v);
 	s->resume_affinity = phn_jstr(phn_json_get(d, "runner_affinity"),
 	    "resume_steps");
 	s->grace = jnum(phn_json_get(d, "runner_affinity"), "prefer_grace_seconds", 30);
@@ -1491,7 +1066,7 @@ rescan(struct phn_sched *s, const char *batch, struct json_object **summary,
 	const struct phn_paths *p = s->p;
 	struct json_object *info, *jl, *jd, *ov, *sd;
 	struct acache cache;
-	struct phn_eval ev;
+	struct phn_verdict ev;
 	char *lp, *ad, *f, **names;
 	long long nready = 0, nwait = 0, nactive = 0, nsteps = 0, nfaults = 0;
 	size_t i, k, nj, nn;
@@ -1542,18 +1117,22 @@ rescan(struct phn_sched *s, const char *batch, struct json_object **summary,
 		if ((jd = phn_sched_job(p, batch, job)) == NULL)
 			continue;
 		json_object_object_foreach(phn_json_get(jd, "steps"), sid, sv) {
-			struct phn_atts as;
+			struct phn_asums as;
+			char *atd = attempts_dir(p, batch, job, sid);
 			(void)sv;
 			atts_load(p, batch, job, sid, &as);
 			for (k = 0; k < as.n; k++) {
-				struct phn_att *a = &as.v[k];
+				struct phn_asum *a = &as.v[k];
 				struct json_object *m;
 				const char *rid;
-				char *e;
-				if (!att_active(a))
+				char *e, *adir;
+				if (a->st != PHN_AST_QUEUED &&
+				    a->st != PHN_AST_RUNNING)
 					continue;
-				if (expire(s, a->dir, now)) {
+				adir = phn_path_join(atd, a->name);
+				if (expire(s, adir, now)) {
 					nfaults++;
+					free(adir);
 					continue;
 				}
 				nactive++;
@@ -1561,7 +1140,8 @@ rescan(struct phn_sched *s, const char *batch, struct json_object **summary,
 				    a->name);
 				touch_new(e);
 				free(e);
-				m = att_meta(a->dir);
+				m = att_meta(adir);
+				free(adir);
 				rid = phn_jstr(m, "runner_id");
 				if (rid && phn_id_valid(rid, strlen(rid))) {
 					e = phn_asprintf("%s/%s/active", p->runners,
@@ -1587,7 +1167,8 @@ rescan(struct phn_sched *s, const char *batch, struct json_object **summary,
 				}
 				json_object_put(m);
 			}
-			phn_sched_atts_free(&as);
+			phn_asums_free(&as);
+			free(atd);
 		}
 		json_object_put(jd);
 	}
@@ -1607,16 +1188,7 @@ rescan(struct phn_sched *s, const char *batch, struct json_object **summary,
 	}
 	free(f);
 
-	memset(&cache, 0, sizeof(cache));
-	cache.cap = 64;
-	for (i = 0; i < nj; i++)
-		cache.cap += 64;
-	cache.cap = cache.cap > 1u << 22 ? 1u << 22 : cache.cap;
-	cache.key = calloc(cache.cap, sizeof(*cache.key));
-	cache.v = calloc(cache.cap, sizeof(*cache.v));
-	if (cache.key == NULL || cache.v == NULL)
-		phn_die(PHN_EXIT_TEMP, "out of memory");
-	s->cache = &cache;
+	acache_init(&cache, p, batch, 64 * (nj + 1));
 	for (i = 0; i < nj && !closed; i++) {
 		const char *job = json_object_get_string(
 		    json_object_array_get_idx(jl, i));
@@ -1629,10 +1201,10 @@ rescan(struct phn_sched *s, const char *batch, struct json_object **summary,
 			nsteps++;
 			if (bad)
 				continue;
-			phn_sched_eval(s, batch, jd, sid, ov, now, &ev);
-			if (ev.verdict == PHN_EVAL_RUN || ev.verdict ==
-			    PHN_EVAL_WAIT) {
-				if (ev.verdict == PHN_EVAL_RUN)
+			evaluate(s, &cache, jd, sid, ov, now, &ev);
+			if (ev.verdict == PHN_V_READY || ev.verdict ==
+			    PHN_V_WAIT) {
+				if (ev.verdict == PHN_V_READY)
 					nready++;
 				else
 					nwait++;
@@ -1641,19 +1213,12 @@ rescan(struct phn_sched *s, const char *batch, struct json_object **summary,
 					phn_warn("unable to write %s/_ready/%s@%s:",
 					    batch, job, sid);
 			}
-			phn_sched_eval_free(&ev);
+			phn_verdict_free(&ev);
 		}
 		json_object_put(ov);
 		json_object_put(jd);
 	}
-	s->cache = NULL;
-	for (i = 0; i < cache.cap; i++)
-		if (cache.key[i]) {
-			free(cache.key[i]);
-			phn_sched_atts_free(&cache.v[i]);
-		}
-	free(cache.key);
-	free(cache.v);
+	acache_free(&cache);
 	sd = json_object_new_object();
 	{
 		char iso[PHN_ISO_LEN];
@@ -1742,7 +1307,7 @@ schema_for(const struct phn_paths *p, const char *batch, const char *job,
 
 static struct json_object *
 meta_build(struct phn_sched *s, const char *batch, struct json_object *info,
-    struct json_object *jd, const char *step, struct phn_eval *ev,
+    struct json_object *jd, const char *step, const struct phn_verdict *ev,
     const char *run_id, const char *iso)
 {
 	struct json_object *m = json_object_new_object(), *sd, *v;
@@ -1756,10 +1321,6 @@ meta_build(struct phn_sched *s, const char *batch, struct json_object *info,
 	json_object_object_add(m, "run_id", json_object_new_string(run_id));
 	json_object_object_add(m, "runner_id", json_object_new_string(s->runner));
 	json_object_object_add(m, "claimed_at", json_object_new_string(iso));
-	json_object_object_add(m, "attempt_number",
-	    json_object_new_int64(ev->attempt_number));
-	json_object_object_add(m, "invocation", json_object_new_string(
-	    ev->resume != NULL || ev->retry_resume != NULL ? "resume" : "exec"));
 	if (phn_jstr(sd, "prompt_sha256"))
 		json_object_object_add(m, "prompt_sha256", json_object_new_string(
 		    phn_jstr(sd, "prompt_sha256")));
@@ -1779,35 +1340,14 @@ meta_build(struct phn_sched *s, const char *batch, struct json_object *info,
 	    "shared"));
 	json_object_object_add(m, "output_schema", schema_for(s->p, batch, job,
 	    step, sd));
-	if (ev->resume != NULL) {
-		json_object_object_add(m, "resume_from",
-		    json_object_get(ev->resume));
-		json_object_object_add(m, "parent_run_id", json_object_get(
-		    phn_json_get(ev->resume, "selected_run_id")));
-	}
-	if (ev->retry_resume != NULL) {
-		json_object_object_add(m, "retry_resume_from",
-		    json_object_get(ev->retry_resume));
-		json_object_object_add(m, "parent_run_id", json_object_get(
-		    phn_json_get(ev->retry_resume, "run_id")));
-	}
-	if (ev->resume != NULL || ev->retry_resume != NULL)
-		json_object_object_add(m, "codex_thread_id", ev->thread_id ?
-		    json_object_new_string(ev->thread_id) : NULL);
-	if (ev->force_nonce > 0 || ev->applied_force > 0)
-		json_object_object_add(m, "force_retry_applied_nonce",
-		    json_object_new_int64(ev->force_nonce > 0 ? ev->force_nonce :
-		    ev->applied_force));
-	if (ev->requeue_nonce > 0 || ev->applied_requeue > 0)
-		json_object_object_add(m, "requeue_applied_nonce",
-		    json_object_new_int64(ev->requeue_nonce > 0 ?
-		    ev->requeue_nonce : ev->applied_requeue));
+	phn_policy_meta(ev, m);
 	return m;
 }
 
 /* Whether this runner may take a runnable step now (0), or when (*at). */
 static int
-placement(struct phn_sched *s, struct json_object *sd, struct phn_eval *ev,
+placement(struct phn_sched *s, struct json_object *sd,
+    const struct phn_verdict *ev,
     double now, double since, double *at)
 {
 	const char *aff;
@@ -1821,14 +1361,14 @@ placement(struct phn_sched *s, struct json_object *sd, struct phn_eval *ev,
 			return strcmp(ev->last_runner, s->runner) == 0;
 		return 0;
 	}
-	if (!ev->resume_src || ev->src_runner == NULL ||
+	if (ev->resume_from == NULL || ev->src_runner == NULL ||
 	    strcmp(ev->src_runner, s->runner) == 0)
 		return 0;
 	aff = phn_jstr(sd, "affinity");
 	if (aff == NULL)
 		aff = s->resume_affinity ? s->resume_affinity :
 		    "pin_resume_source";
-	locality = !s->shared_fs && !s->transfer;
+	locality = !s->lim.shared_fs && !s->lim.transfer;
 	if (locality || strcmp(aff, "pin_resume_source") == 0)
 		return 1;
 	if (strcmp(aff, "prefer_resume_source") != 0)
@@ -1839,246 +1379,365 @@ placement(struct phn_sched *s, struct json_object *sd, struct phn_eval *ev,
 	return 1;
 }
 
+/*
+ * One claim, as named steps that share one cleanup path (claim_done):
+ * claim_lock takes the step lock; claim_recheck re-checks the step with
+ * the step policy and the placement rules; claim_reserve takes the
+ * concurrency, runner and workdir slots' locks and counts them;
+ * claim_create makes the attempt (directory, slot entries, meta.json,
+ * state.json queued); claim_publish releases the slots' locks and notes
+ * the attempt in current.json.
+ */
+struct claimop {
+	struct phn_sched *s;
+	const char *batch, *job, *step;
+	struct json_object *info, *jd;
+	struct phn_verdict ev;
+	int	 sfd, bfd, rfd, wfd;
+	char	*ad, *rd, *wd;		/* the slot directories used */
+	char	*ent[3];		/* the slot entries made */
+	char	*run_id, *name, *dir;
+	double	 now;
+	struct phn_claim *res;
+};
+
 static int
-claim_res(struct phn_claim *res, int v, double at, const char *why)
+claim_fail(struct claimop *c, int v, double at, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int
+claim_fail(struct claimop *c, int v, double at, const char *fmt, ...)
 {
-	res->verdict = v;
-	res->at = at;
-	snprintf(res->why, sizeof(res->why), "%s", why);
-	return v;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->res->why, sizeof(c->res->why), fmt, ap);
+	va_end(ap);
+	c->res->verdict = v;
+	c->res->at = at;
+	return -1;
+}
+
+static int
+claim_lock(struct claimop *c)
+{
+	char *lp = phn_asprintf("%s/%s/%s/steps/%s/step.lock", c->s->p->runs,
+	    c->batch, c->job, c->step);
+	int r = 0;
+
+	if ((c->sfd = phn_lock_wait(lp, 30)) == -1)
+		r = claim_fail(c, PHN_CLAIM_ERROR, 0, "unable to lock %s: %s",
+		    lp, strerror(errno));
+	free(lp);
+	return r;
+}
+
+/* Under the step lock: is the step still runnable, and by this runner? */
+static int
+claim_recheck(struct claimop *c, double since)
+{
+	struct json_object *ov;
+	struct acache cache;
+	char *f = bpath(c->s->p, c->batch, "batch_closed.json"), m[512];
+	double at;
+	int bad, closed = access(f, F_OK) == 0;
+
+	free(f);
+	if (closed)
+		return claim_fail(c, PHN_CLAIM_DROP, 0, "batch closed");
+	ov = phn_overrides_read(c->s->p, c->batch, c->job, &bad, m, sizeof(m));
+	if (bad)
+		return claim_fail(c, PHN_CLAIM_DROP, 0, "%s", m);
+	acache_init(&cache, c->s->p, c->batch, 16);
+	evaluate(c->s, &cache, c->jd, c->step, ov, c->now, &c->ev);
+	acache_free(&cache);
+	json_object_put(ov);
+	if (c->ev.verdict == PHN_V_WAIT)
+		return claim_fail(c, PHN_CLAIM_LATER, c->ev.not_before, "%s",
+		    c->ev.why);
+	if (c->ev.verdict != PHN_V_READY)
+		return claim_fail(c, PHN_CLAIM_DROP, 0, "%s", c->ev.why);
+	if (placement(c->s, phn_json_get(phn_json_get(c->jd, "steps"),
+	    c->step), &c->ev, c->now, since, &at))
+		return claim_fail(c, PHN_CLAIM_NOTME, at, "%s",
+		    c->ev.requeue_nonce ? "requeued to another runner" :
+		    "affinity: for runner of the resume source");
+	return 0;
+}
+
+/* Lock slot directory dir into *fd and count it against lim. */
+static int
+claim_slot(struct claimop *c, const char *dir, const char *batch, int *fd,
+    long long lim, int full, const char *what)
+{
+	if ((*fd = slot_lock(dir)) == -1)
+		return claim_fail(c, PHN_CLAIM_ERROR, 0, "unable to lock "
+		    "%s/.lock: %s", dir, strerror(errno));
+	/* A full count is repaired (stale entries dropped) once. */
+	if (phn_sched_slots(c->s, dir, batch, 0, c->now) >= lim &&
+	    phn_sched_slots(c->s, dir, batch, 1, c->now) >= lim)
+		return claim_fail(c, full, 0, "%s", what);
+	return 0;
+}
+
+static int
+claim_reserve(struct claimop *c, long long conc)
+{
+	const struct phn_paths *p = c->s->p;
+	const char *wdp = phn_jstr(c->jd, "workdir");
+	long long wlim;
+	char *lp, *t;
+
+	c->ad = bpath(p, c->batch, "_active");
+	if (claim_slot(c, c->ad, c->batch, &c->bfd, conc,
+	    PHN_CLAIM_BATCH_FULL, "batch concurrency") == -1)
+		return -1;
+	if (c->s->runner_cap > 0) {
+		c->rd = phn_asprintf("%s/%s/active", p->runners, c->s->runner);
+		if (claim_slot(c, c->rd, NULL, &c->rfd, c->s->runner_cap,
+		    PHN_CLAIM_RUNNER_FULL, "runner capacity") == -1)
+			return -1;
+	}
+	if ((wlim = phn_sched_workdir_limit(c->s, wdp)) > 0) {
+		c->wd = phn_sched_workdir_dir(p, wdp);
+		lp = phn_path_join(c->wd, ".path");
+		if (access(lp, F_OK) == -1 && phn_mkdirs(c->wd, 0755) == 0) {
+			t = phn_asprintf("%s\n", wdp);
+			write_hint(lp, t);
+			free(t);
+		}
+		free(lp);
+		if (claim_slot(c, c->wd, NULL, &c->wfd, wlim,
+		    PHN_CLAIM_WORKDIR_FULL, "per_workdir_concurrency") == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* The attempt directory, named by one clock read: stamp and run id. */
+static int
+claim_mkdir(struct claimop *c)
+{
+	char stamp[PHN_STAMP_LEN], *lp;
+	int tries;
+
+	for (tries = 0; tries < 5; tries++) {
+		c->now = phn_now();
+		phn_stamp(c->now, stamp);
+		free(c->run_id);
+		free(c->name);
+		free(c->dir);
+		/*
+		 * The 8 hex digits are the microseconds (5) and 3 random
+		 * ones, so that attempt names, which begin with a stamp of
+		 * whole seconds, sort in claim order within a second too.
+		 */
+		c->run_id = phn_asprintf("run_%s_%05lx%03x", stamp,
+		    (unsigned long)((c->now - floor(c->now)) * 1e6) & 0xfffff,
+		    (unsigned)(phn_random32() & 0xfff));
+		c->name = phn_asprintf("%s_%s", stamp, c->run_id);
+		c->dir = phn_asprintf("%s/%s/%s/steps/%s/attempts/%s",
+		    c->s->p->runs, c->batch, c->job, c->step, c->name);
+		lp = phn_path_dirname(c->dir);
+		phn_mkdirs(lp, 0755);
+		free(lp);
+		if (mkdir(c->dir, 0755) == 0)
+			return 0;
+		if (errno != EEXIST)
+			break;
+	}
+	claim_fail(c, PHN_CLAIM_ERROR, 0, "unable to create %s: %s", c->dir,
+	    strerror(errno));
+	free(c->dir);
+	c->dir = NULL;
+	return -1;
+}
+
+static int
+claim_create(struct claimop *c)
+{
+	struct json_object *meta, *f;
+	char iso[PHN_ISO_LEN], *lp;
+	int i, r;
+
+	if (claim_mkdir(c) == -1)
+		return -1;
+	if (c->ad != NULL)
+		c->ent[0] = phn_asprintf("%s/%s@%s@%s", c->ad, c->job, c->step,
+		    c->name);
+	if (c->rd != NULL)
+		c->ent[1] = phn_asprintf("%s/%s@%s@%s@%s", c->rd, c->batch,
+		    c->job, c->step, c->name);
+	if (c->wd != NULL)
+		c->ent[2] = phn_asprintf("%s/%s@%s@%s@%s", c->wd, c->batch,
+		    c->job, c->step, c->name);
+	for (i = 0; i < 3; i++)
+		if (c->ent[i] != NULL && touch_new(c->ent[i]) == -1)
+			return claim_fail(c, PHN_CLAIM_ERROR, 0, "unable to "
+			    "create %s: %s", c->ent[i], strerror(errno));
+	phn_iso(c->now, iso);
+	meta = meta_build(c->s, c->batch, c->info, c->jd, c->step, &c->ev,
+	    c->run_id, iso);
+	lp = phn_path_join(c->dir, "meta.json");
+	r = phn_json_write_once(lp, meta);
+	json_object_put(meta);
+	if (r == -1) {
+		claim_fail(c, PHN_CLAIM_ERROR, 0, "unable to write %s: %s", lp,
+		    strerror(errno));
+		free(lp);
+		return -1;
+	}
+	free(lp);
+	f = json_object_new_object();
+	json_object_object_add(f, "claimed_at", json_object_new_string(iso));
+	json_object_object_add(f, "runner_id", json_object_new_string(
+	    c->s->runner));
+	r = phn_state_update(c->dir, "queued", f);
+	json_object_put(f);
+	if (r != 1)
+		return claim_fail(c, PHN_CLAIM_ERROR, 0, "unable to write "
+		    "%s/state.json: %s", c->dir, strerror(errno));
+	return 0;
+}
+
+static void
+claim_unlock_slots(struct claimop *c)
+{
+	phn_lock_close(c->wfd);
+	phn_lock_close(c->rfd);
+	phn_lock_close(c->bfd);
+	c->wfd = c->rfd = c->bfd = -1;
+}
+
+static void
+claim_publish(struct claimop *c)
+{
+	const struct phn_paths *p = c->s->p;
+	struct phn_attempt a;
+	struct json_object *st;
+
+	claim_unlock_slots(c);
+	if (phn_attempt_parse(p, c->dir, &a) == 0) {
+		if ((st = phn_state_read(c->dir)) != NULL)
+			phn_current_note(p, &a, st);
+		json_object_put(st);
+		phn_attempt_free(&a);
+	}
+	if (c->ev.force_nonce > 0)
+		phn_current_step_set(p, c->batch, c->job, c->step,
+		    "force_retry_applied_nonce",
+		    json_object_new_int64(c->ev.force_nonce));
+	if (c->ev.requeue_nonce > 0)
+		phn_current_step_set(p, c->batch, c->job, c->step,
+		    "requeue_applied_nonce",
+		    json_object_new_int64(c->ev.requeue_nonce));
+	c->res->verdict = PHN_CLAIM_OK;
+	snprintf(c->res->why, sizeof(c->res->why), "claimed");
+	c->res->dir = c->dir;
+	c->res->entry = phn_asprintf("%s@%s@%s", c->job, c->step, c->name);
+	c->dir = NULL;
+}
+
+static void
+claim_init(struct claimop *c, struct phn_sched *s, const char *batch,
+    struct json_object *info, struct json_object *jd, const char *step,
+    struct phn_claim *res)
+{
+	memset(c, 0, sizeof(*c));
+	memset(res, 0, sizeof(*res));
+	c->s = s;
+	c->batch = batch;
+	c->job = phn_jstr(jd, "job_id");
+	c->step = step;
+	c->info = info;
+	c->jd = jd;
+	c->sfd = c->bfd = c->rfd = c->wfd = -1;
+	c->now = phn_now();
+	c->res = res;
+}
+
+/* The one cleanup: a failed creation leaves no entry and no attempt. */
+static int
+claim_done(struct claimop *c)
+{
+	int i;
+
+	if (c->res->verdict == PHN_CLAIM_ERROR) {
+		for (i = 0; i < 3; i++)
+			if (c->ent[i] != NULL)
+				unlink_quiet(c->ent[i]);
+		if (c->dir != NULL)
+			phn_rmtree(c->dir);
+	}
+	claim_unlock_slots(c);
+	phn_lock_close(c->sfd);
+	phn_verdict_free(&c->ev);
+	for (i = 0; i < 3; i++)
+		free(c->ent[i]);
+	free(c->ad);
+	free(c->rd);
+	free(c->wd);
+	free(c->run_id);
+	free(c->name);
+	free(c->dir);
+	return c->res->verdict;
 }
 
 /*
  * Claim one step for s->runner, given that the caller took its ready
- * entry: under the step lock, re-check the predicate against the
- * attempts, then the placement rules and the limits (batch concurrency
- * conc, runner capacity, workdir), then create the attempt (meta.json,
- * state.json queued, slot entries, current.json).  since is when the
- * entry became ready (for prefer_resume_source).  The verdict says what
- * to do with the entry: PHN_CLAIM_OK (drop it: claimed, res->dir),
- * PHN_CLAIM_DROP (drop it: not runnable), PHN_CLAIM_LATER (rewrite it
- * with not_before res->at), PHN_CLAIM_NOTME, PHN_CLAIM_*_FULL and
- * PHN_CLAIM_ERROR (put it back).
+ * entry: under the step lock, re-check the step with the step policy,
+ * then the placement rules and the limits (batch concurrency conc,
+ * runner capacity, workdir), then create the attempt (meta.json with the
+ * policy's decision, state.json queued, slot entries, current.json).
+ * since is when the entry became ready (for prefer_resume_source).  The
+ * verdict says what to do with the entry: PHN_CLAIM_OK (drop it: claimed,
+ * res->dir), PHN_CLAIM_DROP (drop it: not runnable), PHN_CLAIM_LATER
+ * (rewrite it with not_before res->at), PHN_CLAIM_NOTME, PHN_CLAIM_*_FULL
+ * and PHN_CLAIM_ERROR (put it back).
  */
 int
 phn_sched_claim(struct phn_sched *s, const char *batch,
     struct json_object *info, struct json_object *jd, const char *step,
     long long conc, double since, struct phn_claim *res)
 {
-	const struct phn_paths *p = s->p;
-	const char *job = phn_jstr(jd, "job_id"), *wdp;
-	struct json_object *ov, *meta, *f, *st;
-	struct phn_eval ev;
-	struct phn_attempt a;
-	char *lp, *ad = NULL, *rd = NULL, *wd = NULL, *e1 = NULL, *e2 = NULL,
-	    *e3 = NULL, *run_id = NULL, *name = NULL, *dir = NULL, m[512];
-	char stamp[PHN_STAMP_LEN], iso[PHN_ISO_LEN];
-	int sfd, bfd = -1, rfd = -1, wfd = -1, bad, tries, made;
-	long long wlim;
-	double now = phn_now(), at;
+	struct claimop c;
 
-	memset(res, 0, sizeof(*res));
-	lp = phn_asprintf("%s/%s/%s/steps/%s/step.lock", p->runs, batch, job,
-	    step);
-	if ((sfd = phn_lock_wait(lp, 30)) == -1) {
-		snprintf(m, sizeof(m), "unable to lock %s: %s", lp,
-		    strerror(errno));
-		free(lp);
-		return claim_res(res, PHN_CLAIM_ERROR, 0, m);
-	}
-	free(lp);
-	lp = bpath(p, batch, "batch_closed.json");
-	if (access(lp, F_OK) == 0) {
-		free(lp);
-		phn_lock_close(sfd);
-		return claim_res(res, PHN_CLAIM_DROP, 0, "batch closed");
-	}
-	free(lp);
-	ov = phn_overrides_read(p, batch, job, &bad, m, sizeof(m));
-	if (bad) {
-		phn_lock_close(sfd);
-		return claim_res(res, PHN_CLAIM_DROP, 0, m);
-	}
-	phn_sched_eval(s, batch, jd, step, ov, now, &ev);
-	json_object_put(ov);
-	if (ev.verdict == PHN_EVAL_WAIT) {
-		claim_res(res, PHN_CLAIM_LATER, ev.not_before, ev.why);
-		goto out;
-	}
-	if (ev.verdict != PHN_EVAL_RUN) {
-		claim_res(res, PHN_CLAIM_DROP, 0, ev.why);
-		goto out;
-	}
-	if (placement(s, phn_json_get(phn_json_get(jd, "steps"), step), &ev, now, since, &at)) {
-		claim_res(res, PHN_CLAIM_NOTME, at, ev.requeue_nonce ?
-		    "requeued to another runner" : "affinity: for runner of the "
-		    "resume source");
-		goto out;
-	}
+	claim_init(&c, s, batch, info, jd, step, res);
+	if (claim_lock(&c) == 0 && claim_recheck(&c, since) == 0 &&
+	    claim_reserve(&c, conc) == 0 && claim_create(&c) == 0)
+		claim_publish(&c);
+	return claim_done(&c);
+}
 
-	ad = bpath(p, batch, "_active");
-	if ((bfd = slot_lock(ad)) == -1) {
-		snprintf(m, sizeof(m), "unable to lock %s/.lock: %s", ad,
-		    strerror(errno));
-		claim_res(res, PHN_CLAIM_ERROR, 0, m);
-		goto out;
-	}
-	if (phn_sched_slots(s, ad, batch, 0, now) >= conc &&
-	    phn_sched_slots(s, ad, batch, 1, now) >= conc) {
-		claim_res(res, PHN_CLAIM_BATCH_FULL, 0, "batch concurrency");
-		goto out;
-	}
-	if (s->runner_cap > 0) {
-		rd = phn_asprintf("%s/%s/active", p->runners, s->runner);
-		if ((rfd = slot_lock(rd)) == -1) {
-			snprintf(m, sizeof(m), "unable to lock %s/.lock: %s", rd,
-			    strerror(errno));
-			claim_res(res, PHN_CLAIM_ERROR, 0, m);
-			goto out;
-		}
-		if (phn_sched_slots(s, rd, NULL, 0, now) >= s->runner_cap &&
-		    phn_sched_slots(s, rd, NULL, 1, now) >= s->runner_cap) {
-			claim_res(res, PHN_CLAIM_RUNNER_FULL, 0,
-			    "runner capacity");
-			goto out;
-		}
-	}
-	wdp = phn_jstr(jd, "workdir");
-	if ((wlim = phn_sched_workdir_limit(s, wdp)) > 0) {
-		wd = phn_sched_workdir_dir(p, wdp);
-		if ((wfd = slot_lock(wd)) == -1) {
-			snprintf(m, sizeof(m), "unable to lock %s/.lock: %s", wd,
-			    strerror(errno));
-			claim_res(res, PHN_CLAIM_ERROR, 0, m);
-			goto out;
-		}
-		lp = phn_path_join(wd, ".path");
-		if (access(lp, F_OK) == -1) {
-			char *t = phn_asprintf("%s\n", wdp);
-			write_hint(lp, t);
-			free(t);
-		}
-		free(lp);
-		if (phn_sched_slots(s, wd, NULL, 0, now) >= wlim &&
-		    phn_sched_slots(s, wd, NULL, 1, now) >= wlim) {
-			claim_res(res, PHN_CLAIM_WORKDIR_FULL, 0,
-			    "per_workdir_concurrency");
-			goto out;
-		}
-	}
+/*
+ * Create an attempt of step as phn_sched_claim does, with the step
+ * policy's decision, but without its checks: no re-check, no placement,
+ * no limits, no slot entries, no reaping.  For tests that need an attempt of a step
+ * in a given state.  PHN_CLAIM_OK, or PHN_CLAIM_ERROR with res->why.
+ */
+int
+phn_sched_create(struct phn_sched *s, const char *batch,
+    struct json_object *info, struct json_object *jd, const char *step,
+    struct phn_claim *res)
+{
+	struct claimop c;
+	struct acache cache;
+	struct json_object *ov;
+	char m[512];
+	int bad, reap;
 
-	/* One clock read for the directory name and the run id. */
-	for (tries = 0, made = 0; tries < 5 && !made; tries++) {
-		now = phn_now();
-		phn_stamp(now, stamp);
-		free(run_id);
-		free(name);
-		free(dir);
-		/*
-		 * The 8 hex digits are the microseconds (5) and 3 random
-		 * ones, so that attempt names, which begin with a stamp of
-		 * whole seconds, sort in claim order within a second too.
-		 */
-		run_id = phn_asprintf("run_%s_%05lx%03x", stamp,
-		    (unsigned long)((now - floor(now)) * 1e6) & 0xfffff,
-		    (unsigned)(phn_random32() & 0xfff));
-		name = phn_asprintf("%s_%s", stamp, run_id);
-		dir = phn_asprintf("%s/%s/%s/steps/%s/attempts/%s", p->runs, batch,
-		    job, step, name);
-		lp = phn_path_dirname(dir);
-		phn_mkdirs(lp, 0755);
-		free(lp);
-		if (mkdir(dir, 0755) == 0)
-			made = 1;
-		else if (errno != EEXIST)
-			break;
+	claim_init(&c, s, batch, info, jd, step, res);
+	if (claim_lock(&c) == 0) {
+		ov = phn_overrides_read(s->p, batch, c.job, &bad, m, sizeof(m));
+		acache_init(&cache, s->p, batch, 16);
+		reap = s->reap;
+		s->reap = 0;	/* leave the step's other attempts as they are */
+		evaluate(s, &cache, jd, step, ov, c.now, &c.ev);
+		s->reap = reap;
+		acache_free(&cache);
+		json_object_put(ov);
+		if (claim_create(&c) == 0)
+			claim_publish(&c);
 	}
-	if (!made) {
-		snprintf(m, sizeof(m), "unable to create %s: %s", dir,
-		    strerror(errno));
-		free(dir);
-		dir = NULL;
-		goto fail;
-	}
-	e1 = phn_asprintf("%s/%s@%s@%s", ad, job, step, name);
-	if (rd != NULL)
-		e2 = phn_asprintf("%s/%s@%s@%s@%s", rd, batch, job, step, name);
-	if (wd != NULL)
-		e3 = phn_asprintf("%s/%s@%s@%s@%s", wd, batch, job, step, name);
-	phn_iso(now, iso);
-	if (touch_new(e1) == -1 ||
-	    (e2 && touch_new(e2) == -1) || (e3 && touch_new(e3) == -1)) {
-		snprintf(m, sizeof(m), "unable to create %s: %s", dir,
-		    strerror(errno));
-		goto fail;
-	}
-	meta = meta_build(s, batch, info, jd, step, &ev, run_id, iso);
-	lp = phn_path_join(dir, "meta.json");
-	if (phn_json_write_once(lp, meta) == -1) {
-		snprintf(m, sizeof(m), "unable to write %s: %s", lp,
-		    strerror(errno));
-		free(lp);
-		json_object_put(meta);
-		goto fail;
-	}
-	free(lp);
-	json_object_put(meta);
-	f = json_object_new_object();
-	json_object_object_add(f, "claimed_at", json_object_new_string(iso));
-	json_object_object_add(f, "runner_id", json_object_new_string(s->runner));
-	if (phn_state_update(dir, "queued", f) != 1) {
-		snprintf(m, sizeof(m), "unable to write %s/state.json: %s", dir,
-		    strerror(errno));
-		json_object_put(f);
-		goto fail;
-	}
-	json_object_put(f);
-	phn_lock_close(wfd);
-	phn_lock_close(rfd);
-	phn_lock_close(bfd);
-	wfd = rfd = bfd = -1;
-	if (phn_attempt_parse(p, dir, &a) == 0) {
-		if ((st = phn_state_read(dir)) != NULL)
-			phn_current_note(p, &a, st);
-		json_object_put(st);
-		phn_attempt_free(&a);
-	}
-	if (ev.force_nonce > 0)
-		phn_current_step_set(p, batch, job, step,
-		    "force_retry_applied_nonce",
-		    json_object_new_int64(ev.force_nonce));
-	if (ev.requeue_nonce > 0)
-		phn_current_step_set(p, batch, job, step, "requeue_applied_nonce",
-		    json_object_new_int64(ev.requeue_nonce));
-	claim_res(res, PHN_CLAIM_OK, 0, "claimed");
-	res->dir = dir;
-	res->entry = phn_asprintf("%s@%s@%s", job, step, name);
-	dir = NULL;
-	goto out;
-fail:
-	if (e1)
-		unlink_quiet(e1);
-	if (e2)
-		unlink_quiet(e2);
-	if (e3)
-		unlink_quiet(e3);
-	if (dir != NULL)
-		phn_rmtree(dir);
-	claim_res(res, PHN_CLAIM_ERROR, 0, m);
-out:
-	phn_lock_close(wfd);
-	phn_lock_close(rfd);
-	phn_lock_close(bfd);
-	phn_lock_close(sfd);
-	phn_sched_eval_free(&ev);
-	free(ad);
-	free(rd);
-	free(wd);
-	free(e1);
-	free(e2);
-	free(e3);
-	free(run_id);
-	free(name);
-	free(dir);
-	return res->verdict;
+	return claim_done(&c);
 }

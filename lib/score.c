@@ -42,11 +42,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "phn.h"
+#include "policy.h"
 
-enum { A_QUEUED, A_RUNNING, A_SUCCEEDED, A_FAILED, A_NEEDS, A_CANCELED };
-static const char *astatus[] = { "queued", "running", "succeeded", "failed",
-    "needs_attention", "canceled", NULL };
 
 enum { D_BLOCKED, D_READY, D_RUNNING, D_SUCCEEDED, D_FAILED, D_NEEDS,
     D_CANCELED, D_N };
@@ -62,16 +59,6 @@ static const char *kname[] = { NULL, "orphaned", "stuck", "needs_attention",
 static const char *ukeys[] = { "input_tokens", "cached_input_tokens",
     "output_tokens", "reasoning_output_tokens" };
 
-struct att {
-	char	*name;		/* <stamp>_<run_id> */
-	const char *run_id;	/* inside name */
-	int	 st;		/* A_* */
-	int	 hf;		/* harness fault: does not count */
-	double	 started, ended;	/* -1: unknown */
-	char	*fk;		/* failure_kind or NULL */
-	char	*runner;	/* runner_id or NULL */
-};
-
 struct job {
 	const char *id;
 	struct json_object *def;
@@ -85,8 +72,10 @@ struct step {
 	const char *id;
 	struct json_object *def;
 	struct job *jb;
-	struct att *a;
+	struct phn_asum *a;
 	size_t	 na;
+	struct phn_asums view;	/* a, na for the step policy */
+	struct json_object *sd;	/* its definition (phn_policy_stepdef) */
 	long	 act;		/* index of the active attempt, -1 */
 	long	 focal;		/* active, else latest; -1 if none */
 	struct json_object *fst; /* focal attempt's state, parsed on demand */
@@ -100,6 +89,7 @@ struct step {
 	int	 force_pending;
 	double	 not_before;	/* ready only: not before (0: now) */
 	const char *why_ready;	/* "new", "retry", "force_retry", ... */
+	char	*note;		/* the policy's note on the next attempt */
 	struct json_object *reasons;
 	struct json_object *rfr;	/* resume_from_resolved */
 };
@@ -108,8 +98,9 @@ struct ctx {
 	const struct phn_paths *p;
 	struct json_object *cfg;
 	const char *batch;
-	double	 now, lease, stale, stuck;
-	long long max_hr;
+	double	 now;
+	struct phn_limits lim;
+	struct phn_policy_env env;
 	struct json_object *meta, *sb;	/* settings: scoreboard object */
 	struct job *jobs;
 	size_t	 nj;
@@ -117,8 +108,6 @@ struct ctx {
 	size_t	 ns;
 	struct step **ix;	/* steps sorted by job, id */
 	struct json_object *closed;
-	int	 shared_fs, transfer;
-	struct json_object *runners;	/* available runner ids, lazily */
 	struct json_tokener *tok;
 	int	 bfd;		/* the batch directory */
 };
@@ -178,30 +167,6 @@ jage(double now, double t)
 	return t < 0 ? NULL : json_object_new_int64((int64_t)(now - t));
 }
 
-/* A number: the batch's effective scoreboard settings, else the config. */
-static double
-setting(struct ctx *c, const char *sbkey, const char *cfgpath, double dflt)
-{
-	struct json_object *v = NULL;
-
-	if (sbkey != NULL && c->sb != NULL)
-		json_object_object_get_ex(c->sb, sbkey, &v);
-	if (!phn_json_is_num(v))
-		v = phn_json_path_get(c->cfg, cfgpath);
-	return phn_json_is_num(v) ? json_object_get_double(v) : dflt;
-}
-
-static int
-astatus_of(const char *s)
-{
-	int i;
-
-	for (i = 0; s && astatus[i]; i++)
-		if (strcmp(s, astatus[i]) == 0)
-			return i;
-	return -1;
-}
-
 static char *
 attempt_rel(struct ctx *c, struct step *s, long i)
 {
@@ -214,14 +179,6 @@ attempt_abs(struct ctx *c, struct step *s, long i)
 {
 	return phn_asprintf("%s/%s/%s/steps/%s/attempts/%s", c->p->runs,
 	    c->batch, s->jb->id, s->id, s->a[i].name);
-}
-
-/* Harness faults: the spawner died or the claim was never picked up. */
-static int
-harness_kind(const char *fk)
-{
-	return fk != NULL && (strcmp(fk, "orphaned") == 0 ||
-	    strcmp(fk, "claim_expired") == 0);
 }
 
 /*
@@ -336,7 +293,7 @@ scan_usage(const char *p, const char *e, long long u[4], int *found)
 }
 
 static int
-scan_state(const char *buf, size_t len, struct att *a, long long usage[4])
+scan_state(const char *buf, size_t len, struct phn_asum *a, long long usage[4])
 {
 	const char *p = buf, *e = buf + len, *k, *q;
 	long long u[4] = { 0 }, ua[4] = { 0 };
@@ -368,19 +325,22 @@ scan_state(const char *buf, size_t len, struct att *a, long long usage[4])
 			a->hf = p + 4 <= e && memcmp(p, "true", 4) == 0;
 			q = skipval(p, e, 1);
 		} else if (*p == '"' && (KEY("status") || KEY("started_at") ||
-		    KEY("ended_at") || KEY("failure_kind") || KEY("runner_id"))) {
+		    KEY("ended_at") || KEY("failure_kind") || KEY("runner_id") ||
+		    KEY("codex_thread_id"))) {
 			if ((q = skipstr(p, e, &esc)) == NULL || esc ||
 			    q - p - 2 >= PHN_ISO_LEN)
 				return -1;
 			snprintf(tmp, sizeof(tmp), "%.*s", (int)(q - p - 2), p + 1);
 			if (KEY("status"))
-				a->st = astatus_of(tmp);
+				a->st = phn_ast_of(tmp);
 			else if (KEY("started_at"))
 				phn_iso_parse(tmp, &a->started);
 			else if (KEY("ended_at"))
 				phn_iso_parse(tmp, &a->ended);
 			else if (KEY("failure_kind"))
-				a->fk = phn_strdup(tmp);
+				a->kind = phn_strdup(tmp);
+			else if (KEY("codex_thread_id"))
+				a->thread = phn_strdup(tmp);
 			else
 				a->runner = phn_strdup(tmp);
 		} else
@@ -396,7 +356,7 @@ scan_state(const char *buf, size_t len, struct att *a, long long usage[4])
 	}
 	if (a->st < 0)
 		return -1;
-	a->hf |= harness_kind(a->fk);
+	a->hf |= phn_fault_kind(a->kind);
 	for (i = 0; i < 4; i++)
 		usage[i] += hua ? ua[i] : u[i];
 	return 0;
@@ -404,23 +364,12 @@ scan_state(const char *buf, size_t len, struct att *a, long long usage[4])
 
 /* The full path: fields from a parsed state. */
 static void
-from_state(struct step *s, struct json_object *st, struct att *a)
+from_state(struct step *s, struct json_object *st, struct phn_asum *a)
 {
 	struct json_object *u, *v;
 	int i;
 
-	a->st = astatus_of(phn_jstr(st, "status"));
-	a->hf = json_object_object_get_ex(st, "harness_fault", &v) &&
-	    json_object_get_boolean(v);
-	a->started = jtime(st, "started_at");
-	a->ended = jtime(st, "ended_at");
-	free(a->fk);
-	free(a->runner);
-	a->fk = phn_jstr(st, "failure_kind") ?
-	    phn_strdup(phn_jstr(st, "failure_kind")) : NULL;
-	a->runner = phn_jstr(st, "runner_id") ?
-	    phn_strdup(phn_jstr(st, "runner_id")) : NULL;
-	a->hf |= harness_kind(a->fk);
+	phn_asum_state(a, st);
 	/* usage is cumulative per codex thread; a resumed attempt also
 	 * records its own share as usage_attempt. */
 	if (json_object_object_get_ex(st, "usage_attempt", &u) ||
@@ -467,7 +416,7 @@ parse(struct ctx *c, const char *buf, size_t len)
 	o = json_tokener_parse_ex(c->tok, buf, (int)len);
 	if (o != NULL && (json_tokener_get_error(c->tok) != json_tokener_success
 	    || !json_object_is_type(o, json_type_object) ||
-	    astatus_of(phn_jstr(o, "status")) < 0)) {
+	    phn_ast_of(phn_jstr(o, "status")) < 0)) {
 		json_object_put(o);
 		o = NULL;
 	}
@@ -559,15 +508,11 @@ read_step(struct ctx *c, struct step *s)
 		qsort(v, n, sizeof(*v), namecmp);
 	s->a = phn_malloc((n ? n : 1) * sizeof(*s->a));
 	for (i = 0; i < n; i++) {
-		struct att *a = &s->a[s->na];
+		struct phn_asum *a = &s->a[s->na];
 		struct json_object *st = NULL;
-		const char *rid;
 		int focal;
 
-		memset(a, 0, sizeof(*a));
-		a->name = v[i];
-		rid = strstr(v[i], "run_");
-		a->run_id = rid ? rid : v[i];
+		phn_asum_init(a, v[i]);
 		rel = phn_asprintf("%s/state.json", v[i]);
 		if (read_at(dfd, rel, &buf, &len) == -1) {
 			st = fake_state(c, dfd, v[i], errno == ENOENT);
@@ -579,8 +524,8 @@ read_step(struct ctx *c, struct step *s)
 			from_state(s, st, a);
 		}
 		free(rel);
-		focal = a->st == A_QUEUED || a->st == A_RUNNING || s->act < 0;
-		if (a->st == A_QUEUED || a->st == A_RUNNING)
+		focal = a->st == PHN_AST_QUEUED || a->st == PHN_AST_RUNNING || s->act < 0;
+		if (a->st == PHN_AST_QUEUED || a->st == PHN_AST_RUNNING)
 			s->act = (long)s->na;
 		if (focal) {
 			/* keep this one's state; parse it fully later */
@@ -596,7 +541,7 @@ read_step(struct ctx *c, struct step *s)
 			json_object_put(st);
 			free(buf);
 		}
-		if (a->st == A_SUCCEEDED && (s->lsucc < 0 ||
+		if (a->st == PHN_AST_SUCCEEDED && (s->lsucc < 0 ||
 		    a->ended >= s->a[s->lsucc].ended))
 			s->lsucc = (long)s->na;
 		s->na++;
@@ -653,14 +598,6 @@ find_step(struct ctx *c, const char *job, const char *ref)
 	return r ? *r : NULL;
 }
 
-/* A dependency is met when the step has a succeeded attempt (even if an
- * operator marked it failed later, as phn-claim sees it). */
-static int
-dep_ok(struct step *d)
-{
-	return d->lsucc >= 0;
-}
-
 static struct json_object *
 ov_step(struct step *s)
 {
@@ -673,424 +610,67 @@ ov_step(struct step *s)
 	return o;
 }
 
-/*
- * A force-retry is pending when overrides.json's force_retry_nonce is
- * greater than the nonce the claimer applied: force_retry_applied_nonce
- * in current.json or in the newest meta.json that has it.
- */
-static int
-force_pending(struct ctx *c, struct step *s)
+/* The step policy's view of a step's attempts (phn_policy_env.atts). */
+static const struct phn_asums *
+step_atts(void *ctx, const char *job, const char *step)
 {
-	struct json_object *o = ov_step(s), *v;
-	int64_t want, have = 0;
-	size_t i;
+	struct step *s = find_step(ctx, job, step);
 
-	if (o == NULL || !json_object_object_get_ex(o, "force_retry_nonce", &v) ||
-	    !phn_json_is_int(v) || (want = json_object_get_int64(v)) <= 0)
-		return 0;
-	if (!s->jb->curloaded) {
-		s->jb->cur = phn_current_read(c->p, c->batch, s->jb->id);
-		s->jb->curloaded = 1;
-	}
-	v = phn_json_path_get(s->jb->cur, "steps");
-	if (v && json_object_object_get_ex(v, s->id, &v) &&
-	    json_object_object_get_ex(v, "force_retry_applied_nonce", &v) &&
-	    phn_json_is_int(v))
-		have = json_object_get_int64(v);
-	for (i = s->na; i > 0 && have < want; i--) {
-		char *f = phn_asprintf("%s/%s/%s/steps/%s/attempts/%s/meta.json",
-		    c->p->runs, c->batch, s->jb->id, s->id, s->a[i - 1].name);
-		struct json_object *m = load(c, f);
-		int got = 0;
-		free(f);
-		if (m && json_object_object_get_ex(m,
-		    "force_retry_applied_nonce", &v) && phn_json_is_int(v)) {
-			if (json_object_get_int64(v) > have)
-				have = json_object_get_int64(v);
-			got = 1;
-		}
-		json_object_put(m);
-		if (got)
-			break;
-	}
-	return want > have;
+	if (s == NULL)
+		return NULL;
+	s->view.v = s->a;
+	s->view.n = s->na;
+	return &s->view;
 }
 
-static void
-read_forced(struct step *s)
-{
-	struct json_object *o = ov_step(s), *f;
-	const char *st;
-
-	if (o == NULL || !json_object_object_get_ex(o, "forced_terminal", &f) ||
-	    (st = phn_jstr(f, "status")) == NULL)
-		return;
-	if (strcmp(st, "failed") == 0)
-		s->forced = D_FAILED;
-	else if (strcmp(st, "needs_attention") == 0)
-		s->forced = D_NEEDS;
-	else if (strcmp(st, "canceled") == 0)
-		s->forced = D_CANCELED;
-	if (s->forced >= 0)
-		s->forced_obj = f;
-}
-
-/* The step's retry policy: its own retry_policy, else the batch's. */
-static struct json_object *
-policy(struct ctx *c, struct step *s)
-{
-	struct json_object *v;
-
-	if (json_object_object_get_ex(s->def, "retry_policy", &v) &&
-	    json_object_is_type(v, json_type_object) &&
-	    json_object_object_length(v) > 0)
-		return v;
-	v = phn_json_path_get(c->meta, "effective_defaults.retries");
-	return json_object_is_type(v, json_type_object) ? v : NULL;
-}
-
-static int
-in_list(struct json_object *l, const char *a, const char *b)
-{
-	size_t i, n;
-
-	if (!json_object_is_type(l, json_type_array))
-		return a && strcmp(a, "failed") == 0;
-	n = json_object_array_length(l);
-	for (i = 0; i < n; i++) {
-		const char *x = json_object_get_string(
-		    json_object_array_get_idx(l, i));
-		if (x && ((a && strcmp(x, a) == 0) || (b && strcmp(x, b) == 0)))
-			return 1;
-	}
-	return 0;
-}
-
-/* phn-claim's deterministic jitter in [0, 1) from the attempt's name. */
-static double
-unit_hash(const char *s)
-{
-	unsigned long long h = 1469598103934665603ULL;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return (double)(h % 1000003ULL) / 1000003.0;
-}
-
-/* Backoff before the attempt after n counted ones, the latest named
- * name: a number, or {base, factor, max, jitter} as phn-claim has it. */
-static double
-backoff(struct json_object *pol, long n, const char *name)
-{
-	struct json_object *b = NULL, *v;
-	double base = 0, factor = 2, max = -1, jit = 0, d;
-
-	json_object_object_get_ex(pol, "backoff_seconds", &b);
-	if (phn_json_is_num(b))
-		return json_object_get_double(b) > 0 ?
-		    json_object_get_double(b) : 0;
-	if (!json_object_is_type(b, json_type_object))
-		return 0;
-	if (json_object_object_get_ex(b, "base", &v) && phn_json_is_num(v))
-		base = json_object_get_double(v);
-	if (json_object_object_get_ex(b, "factor", &v) && phn_json_is_num(v))
-		factor = json_object_get_double(v);
-	if (json_object_object_get_ex(b, "max", &v) && phn_json_is_num(v))
-		max = json_object_get_double(v);
-	if (json_object_object_get_ex(b, "jitter", &v) && phn_json_is_num(v))
-		jit = json_object_get_double(v);
-	d = base * pow(factor, (double)(n > 0 ? n - 1 : 0));
-	if (max >= 0 && d > max)
-		d = max;
-	if (jit > 0)
-		d *= 1 + jit * (2 * unit_hash(name) - 1);
-	return d > 0 && isfinite(d) ? d : 0;
-}
-
-/*
- * Will the claimer run this step (again)?  Sets not_before and why.
- */
-static int
-wants_run(struct ctx *c, struct step *s)
-{
-	struct json_object *pol, *v;
-	struct att *l;
-	long counted = 0, hf = 0, i, max = 1;
-
-	if (s->force_pending) {
-		s->why_ready = "force_retry";
-		return 1;
-	}
-	if (s->na == 0) {
-		s->why_ready = "new";
-		return 1;
-	}
-	l = &s->a[s->na - 1];
-	if (l->st == A_SUCCEEDED)
-		return 0;
-	for (i = (long)s->na - 1; i >= 0 && s->a[i].hf; i--)
-		hf++;
-	if (hf > 0) {
-		s->why_ready = "harness_retry";
-		return hf <= c->max_hr;
-	}
-	for (i = 0; i < (long)s->na; i++)
-		if (!s->a[i].hf)
-			counted++;
-	pol = policy(c, s);
-	if (pol && json_object_object_get_ex(pol, "max_attempts", &v) &&
-	    phn_json_is_int(v))
-		max = json_object_get_int64(v);
-	v = NULL;
-	if (pol)
-		json_object_object_get_ex(pol, "retry_on_statuses", &v);
-	if (counted >= max || !in_list(v, astatus[l->st], l->fk))
-		return 0;
-	if (l->ended >= 0)
-		s->not_before = l->ended + backoff(pol, counted, l->name);
-	if (s->not_before <= c->now)
-		s->not_before = 0;
-	s->why_ready = "retry";
-	return 1;
-}
-
-static void
-reason(struct step *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void
-reason(struct step *s, const char *fmt, ...)
-{
-	va_list ap;
-	char *m;
-
-	va_start(ap, fmt);
-	m = phn_vasprintf(fmt, ap);
-	va_end(ap);
-	if (s->reasons == NULL)
-		s->reasons = json_object_new_array();
-	json_object_array_add(s->reasons, json_object_new_string(m));
-	free(m);
-}
-
-static struct json_object *
-available_runners(struct ctx *c)
-{
-	struct json_object *ids = phn_json_path_get(c->cfg,
-	    "defaults.runner_pool.runner_ids");
-	char **v;
-	size_t n, i;
-
-	if (c->runners != NULL)
-		return c->runners;
-	c->runners = json_object_new_array();
-	if (json_object_is_type(ids, json_type_array) &&
-	    json_object_array_length(ids) > 0) {
-		for (i = 0; i < json_object_array_length(ids); i++)
-			json_object_array_add(c->runners, json_object_get(
-			    json_object_array_get_idx(ids, i)));
-		return c->runners;
-	}
-	if ((v = phn_dir_list(c->p->runners, &n)) == NULL)
-		return c->runners;
-	for (i = 0; i < n; i++) {
-		char *f = phn_asprintf("%s/%s/health.json", c->p->runners, v[i]);
-		if (access(f, F_OK) == 0)
-			json_object_array_add(c->runners,
-			    json_object_new_string(v[i]));
-		free(f);
-	}
-	phn_dir_list_free(v, n);
-	return c->runners;
-}
-
-/*
- * Resolve a resume source with its selector; fills s->rfr and adds a
- * reason when the step could not start from it.
- */
-static void
-resolve_resume(struct ctx *c, struct step *s)
-{
-	struct json_object *rf, *r;
-	const char *ref, *sel, *rid;
-	struct step *src;
-	char *err = NULL, *rel = NULL, *base = NULL, *abs;
-	long i, pick = -1;
-	struct stat sb;
-
-	if (!json_object_object_get_ex(s->def, "resume_from", &rf) ||
-	    !json_object_is_type(rf, json_type_object))
-		return;
-	ref = phn_jstr(rf, "step_id");
-	sel = phn_jstr(rf, "selector");
-	rid = phn_jstr(rf, "run_id");
-	if (sel == NULL)
-		sel = rid ? "run_id" : "latest_successful";
-	r = json_object_new_object();
-	jset(r, "resume_from_step_id", jstr(ref));
-	jset(r, "selector", json_object_new_string(sel));
-	s->rfr = r;
-	if (ref == NULL) {
-		err = phn_strdup("resume_from.step_id is required");
-		goto fail;
-	}
-	if ((src = find_step(c, s->jb->id, ref)) == NULL) {
-		err = phn_asprintf("resume_from source step not found: %s", ref);
-		goto fail;
-	}
-	if (strcmp(sel, "run_id") == 0) {
-		if (rid == NULL) {
-			err = phn_strdup("resume_from.run_id is required when "
-			    "selector=run_id");
-			goto fail;
-		}
-		for (i = 0; i < (long)src->na; i++)
-			if (strcmp(src->a[i].run_id, rid) == 0)
-				pick = i;
-		if (pick < 0) {
-			err = phn_asprintf("resume_from cannot resolve source "
-			    "attempt: %s selector=run_id run_id=%s", ref, rid);
-			goto fail;
-		}
-		if (src->a[pick].st == A_QUEUED || src->a[pick].st == A_RUNNING) {
-			err = phn_asprintf("resume_from source attempt not "
-			    "terminal: %s run_id=%s status=%s", ref, rid,
-			    astatus[src->a[pick].st]);
-			goto fail;
-		}
-	} else if (src->act >= 0) {
-		err = phn_asprintf("resume_from source has an unfinished "
-		    "attempt: %s run_id=%s", ref, src->a[src->act].run_id);
-		goto fail;
-	} else if (strcmp(sel, "latest") == 0) {
-		for (i = (long)src->na - 1; i >= 0 && pick < 0; i--)
-			if (src->a[i].st != A_QUEUED && src->a[i].st != A_RUNNING)
-				pick = i;
-	} else
-		pick = src->lsucc;
-	if (pick < 0) {
-		err = phn_asprintf("resume_from cannot resolve source attempt: "
-		    "%s selector=%s", ref, sel);
-		goto fail;
-	}
-	rel = attempt_rel(c, src, pick);
-	base = phn_asprintf("%s/codex_home", rel);
-	jset(r, "selected_run_id", json_object_new_string(src->a[pick].run_id));
-	jset(r, "resume_base_dir", json_object_new_string(base));
-	abs = phn_path_join(c->p->runs, base);
-	if (stat(abs, &sb) == -1 || !S_ISDIR(sb.st_mode))
-		reason(s, "resume_from: resume base missing: %s", base);
-	else if (!c->shared_fs && !c->transfer) {
-		struct json_object *av = available_runners(c);
-		const char *sr = src->a[pick].runner;
-		size_t k, n = json_object_array_length(av);
-		int found = 0;
-
-		for (k = 0; sr && k < n; k++)
-			if (strcmp(json_object_get_string(
-			    json_object_array_get_idx(av, k)), sr) == 0)
-				found = 1;
-		if (sr == NULL)
-			reason(s, "resume_from locality: cannot determine source "
-			    "runner_id for %s.%s", src->jb->id, src->id);
-		else if (n > 0 && !found)
-			reason(s, "resume_from locality: source runner %s not "
-			    "available (shared_filesystem=false)", sr);
-	}
-	free(abs);
-	free(rel);
-	free(base);
-	return;
-fail:
-	jset(r, "selected_run_id", NULL);
-	jset(r, "resume_base_dir", NULL);
-	jset(r, "error", json_object_new_string(err));
-	reason(s, "resume_from: cannot resolve source: %s", err);
-	free(err);
-}
-
+/* The derived status of a step: the step policy's verdict. */
 static void
 derive(struct ctx *c, struct step *s)
 {
-	struct json_object *deps;
-	size_t i, n;
+	static const int dstatus[] = { D_RUNNING, D_RUNNING, D_SUCCEEDED,
+	    D_FAILED, D_NEEDS, D_CANCELED };
+	struct json_object *ovs = ov_step(s);
+	struct phn_verdict v;
+	char *dir;
 
-	s->force_pending = force_pending(c, s);
-	resolve_resume(c, s);
-	if (s->act >= 0) {
-		char *dir = attempt_abs(c, s, s->act);
+	phn_policy_eval(&c->env, s->jb->id, s->id, s->sd, ovs, &v);
+	s->rfr = json_object_get(v.resume_from);
+	s->force_pending = v.force_nonce > 0;
+	s->why_ready = v.why_ready;
+	if (v.note != NULL && (v.verdict == PHN_V_READY ||
+	    v.verdict == PHN_V_WAIT))
+		s->note = phn_strdup(v.note);
+	switch (v.verdict) {
+	case PHN_V_ACTIVE:
 		s->d = D_RUNNING;
-		s->fault = phn_attempt_fault(dir, fst(c, s), c->now, c->lease,
-		    c->stale, c->stuck);
+		dir = attempt_abs(c, s, s->act);
+		s->fault = phn_attempt_fault(dir, fst(c, s), c->now,
+		    c->lim.lease, c->lim.stale, c->lim.stuck);
 		free(dir);
 		if (s->fault == PHN_FAULT_ORPHAN || s->fault == PHN_FAULT_LEASE)
 			s->kind = K_ORPHANED;
 		else if (s->fault == PHN_FAULT_STUCK)
 			s->kind = K_STUCK;
-		return;
-	}
-	if (s->forced >= 0) {
-		s->d = s->forced;
-		goto terminal;
-	}
-	if (s->lsucc >= 0 && !s->force_pending) {
-		s->d = D_SUCCEEDED;
-		return;
-	}
-	if (c->closed != NULL || !wants_run(c, s)) {
-		if (s->na == 0 || s->a[s->na - 1].st == A_SUCCEEDED) {
-			/* closed before it ran (or before its force-retry) */
-			s->d = s->lsucc >= 0 ? D_SUCCEEDED : D_BLOCKED;
-			if (s->d == D_BLOCKED)
-				reason(s, "batch closed: %s", phn_jstr(c->closed,
-				    "reason") ? phn_jstr(c->closed, "reason") :
-				    "no reason given");
-			return;
+		break;
+	case PHN_V_DONE:
+		s->d = dstatus[v.status];
+		if (v.forced) {
+			s->forced = s->d;
+			s->forced_obj = phn_json_get(ovs, "forced_terminal");
 		}
-		s->d = s->a[s->na - 1].st == A_NEEDS ? D_NEEDS :
-		    s->a[s->na - 1].st == A_CANCELED ? D_CANCELED : D_FAILED;
-		goto terminal;
-	}
-	if (json_object_object_get_ex(s->def, "depends_on", &deps) &&
-	    json_object_is_type(deps, json_type_array)) {
-		n = json_object_array_length(deps);
-		for (i = 0; i < n; i++) {
-			const char *ref = json_object_get_string(
-			    json_object_array_get_idx(deps, i));
-			struct step *d = ref ? find_step(c, s->jb->id, ref) : NULL;
-			if (d == NULL)
-				reason(s, "depends_on: %s not found", ref ? ref : "?");
-			else if (!dep_ok(d))
-				reason(s, "depends_on: %s.%s not succeeded",
-				    d->jb->id, d->id);
-		}
-	}
-	if (s->reasons != NULL) {
-		/* The resume reasons were added first; dependencies go first. */
-		size_t nr = json_object_array_length(s->reasons), k;
-		struct json_object *o = json_object_new_array();
-		for (k = 0; k < nr; k++) {
-			struct json_object *x = json_object_array_get_idx(
-			    s->reasons, k);
-			if (strncmp(json_object_get_string(x), "depends_on", 10) == 0)
-				json_object_array_add(o, json_object_get(x));
-		}
-		for (k = 0; k < nr; k++) {
-			struct json_object *x = json_object_array_get_idx(
-			    s->reasons, k);
-			if (strncmp(json_object_get_string(x), "depends_on", 10))
-				json_object_array_add(o, json_object_get(x));
-		}
-		json_object_put(s->reasons);
-		s->reasons = o;
+		s->kind = s->d == D_FAILED ? K_FAILED : s->d == D_NEEDS ?
+		    K_NEEDS : K_NONE;
+		break;
+	case PHN_V_BLOCKED:
 		s->d = D_BLOCKED;
-		s->not_before = 0;
-	} else
+		s->reasons = json_object_get(v.reasons);
+		break;
+	default:
 		s->d = D_READY;
-	return;
-terminal:
-	s->kind = s->d == D_FAILED ? K_FAILED : s->d == D_NEEDS ? K_NEEDS :
-	    K_NONE;
+		s->not_before = v.not_before;
+		break;
+	}
+	phn_verdict_free(&v);
 }
 
 /* --- building the outputs ------------------------------------------ */
@@ -1110,7 +690,7 @@ running_item(struct ctx *c, struct step *s)
 	jset(o, "runner_id", jstr(s->a[s->act].runner));
 	jset(o, "attempt_dir", json_object_new_string(rel));
 	jset(o, "state_status", jstr(phn_jstr(st, "status")));
-	if ((ci == NULL || *ci == '\0') && s->a[s->act].st == A_QUEUED)
+	if ((ci == NULL || *ci == '\0') && s->a[s->act].st == PHN_AST_QUEUED)
 		ci = "queued/initializing";
 	jset(o, "current_item", ci && *ci ? json_object_new_string(ci) : NULL);
 	jset(o, "last_heartbeat_at", jcopy(st, "last_heartbeat_at"));
@@ -1238,7 +818,7 @@ step_record(struct ctx *c, struct step *s)
 	jset(o, "ended_at", st ? jcopy(st, "ended_at") : NULL);
 	jset(o, "last_heartbeat_at", st ? jcopy(st, "last_heartbeat_at") : NULL);
 	jset(o, "last_event_at", st ? jcopy(st, "last_event_at") : NULL);
-	if (s->act >= 0 && s->a[s->act].st == A_QUEUED &&
+	if (s->act >= 0 && s->a[s->act].st == PHN_AST_QUEUED &&
 	    (phn_jstr(st, "current_item") == NULL ||
 	    *phn_jstr(st, "current_item") == '\0'))
 		jset(o, "current_item",
@@ -1253,6 +833,7 @@ step_record(struct ctx *c, struct step *s)
 	jset(o, "force_retry_pending", json_object_new_boolean(
 	    s->force_pending));
 	jset(o, "resume_from_resolved", s->rfr ? json_object_get(s->rfr) : NULL);
+	jset(o, "invocation_note", jstr(s->note));
 	free(rel);
 	return o;
 }
@@ -1281,33 +862,18 @@ attn_cmp(const void *x, const void *y)
 static void
 settings(struct ctx *c)
 {
-	struct json_object *v;
+	struct json_object *ed = phn_json_get(c->meta, "effective_defaults");
 
-	v = phn_json_path_get(c->meta, "effective_defaults.scoreboard");
-	c->sb = json_object_is_type(v, json_type_object) &&
-	    json_object_object_length(v) > 0 ? v : NULL;
-	c->stale = setting(c, "heartbeat_stale_after_seconds",
-	    "defaults.scoreboard.heartbeat_stale_after_seconds", 300);
-	c->stuck = setting(c, "stuck_after_seconds",
-	    "defaults.scoreboard.stuck_after_seconds", 1800);
-	c->lease = setting(c, NULL, "defaults.claim_lease_seconds", 300);
-	c->max_hr = phn_json_is_int(v = phn_json_path_get(c->cfg,
-	    "limits.max_harness_retries")) ? json_object_get_int64(v) : 3;
-	v = phn_json_path_get(c->meta, "effective_defaults.runner_pool");
-	if (!json_object_is_type(v, json_type_object) ||
-	    json_object_object_length(v) == 0)
-		v = phn_json_path_get(c->cfg, "defaults.runner_pool");
-	c->shared_fs = 1;
-	c->transfer = 0;
-	if (json_object_is_type(v, json_type_object)) {
-		struct json_object *x;
-		if (json_object_object_get_ex(v, "shared_filesystem", &x) &&
-		    json_object_is_type(x, json_type_boolean))
-			c->shared_fs = json_object_get_boolean(x);
-		if (json_object_object_get_ex(v, "resume_base_transfer_enabled",
-		    &x) && json_object_is_type(x, json_type_boolean))
-			c->transfer = json_object_get_boolean(x);
-	}
+	phn_limits_init(&c->lim, c->cfg, ed);
+	c->env.p = c->p;
+	c->env.batch = c->batch;
+	c->env.lim = &c->lim;
+	c->env.atts = step_atts;
+	c->env.ctx = c;
+	c->env.now = c->now;
+	c->env.locality = 1;
+	c->env.runner_ids = phn_json_path_get(c->cfg,
+	    "defaults.runner_pool.runner_ids");
 }
 
 static void
@@ -1319,10 +885,13 @@ ctx_free(struct ctx *c)
 		struct step *s = &c->steps[i];
 		for (k = 0; k < s->na; k++) {
 			free(s->a[k].name);
-			free(s->a[k].fk);
+			free(s->a[k].kind);
+			free(s->a[k].thread);
 			free(s->a[k].runner);
 		}
 		free(s->a);
+		json_object_put(s->sd);
+		free(s->note);
 		json_object_put(s->fst);
 		free(s->fbuf);
 		json_object_put(s->reasons);
@@ -1336,7 +905,7 @@ ctx_free(struct ctx *c)
 	free(c->jobs);
 	free(c->ix);
 	json_object_put(c->closed);
-	json_object_put(c->runners);
+	phn_policy_env_free(&c->env);
 	json_object_put(c->meta);
 	if (c->tok)
 		json_tokener_free(c->tok);
@@ -1374,6 +943,9 @@ load_batch(struct ctx *c, char *msg, size_t msglen)
 	c->closed = load(c, f);
 	if (c->closed == NULL && access(f, F_OK) == 0)
 		c->closed = json_object_new_object();
+	if (c->closed != NULL)
+		c->env.closed = phn_jstr(c->closed, "reason") ?
+		    phn_jstr(c->closed, "reason") : "no reason given";
 	free(f);
 	nj = json_object_array_length(jobs);
 	for (i = 0; i < nj; i++) {
@@ -1412,7 +984,8 @@ load_batch(struct ctx *c, char *msg, size_t msglen)
 				continue;
 			s->jb = jb;
 			read_step(c, s);
-			read_forced(s);
+			s->sd = phn_policy_stepdef(jb->id, s->def,
+			    phn_json_get(c->meta, "effective_defaults"));
 			c->ix[c->ns] = s;
 			c->ns++;
 		}
@@ -1504,6 +1077,8 @@ phn_score_batch(const struct phn_paths *p, struct json_object *cfg,
 			jset(it, "why", json_object_new_string(s->why_ready ?
 			    s->why_ready : "new"));
 			jset(it, "not_before", iso_or_null(s->not_before));
+			if (s->note != NULL)
+				jset(it, "invocation_note", jstr(s->note));
 			json_object_array_add(rdy, it);
 		} else if (s->d == D_FAILED || s->d == D_NEEDS) {
 			json_object_array_add(fail, failure_item(&c, s));
@@ -1549,9 +1124,9 @@ phn_score_batch(const struct phn_paths *p, struct json_object *cfg,
 	jset(sb, "steps_total", json_object_new_int64((int64_t)c.ns));
 	jset(sb, "attempts_total", json_object_new_int64(natt));
 	jset(sb, "heartbeat_stale_after_seconds",
-	    json_object_new_int64((int64_t)c.stale));
-	jset(sb, "stuck_after_seconds", json_object_new_int64((int64_t)c.stuck));
-	jset(sb, "runner_shared_filesystem", json_object_new_boolean(c.shared_fs));
+	    json_object_new_int64((int64_t)c.lim.stale));
+	jset(sb, "stuck_after_seconds", json_object_new_int64((int64_t)c.lim.stuck));
+	jset(sb, "runner_shared_filesystem", json_object_new_boolean(c.lim.shared_fs));
 	jset(sb, "closed", json_object_new_boolean(c.closed != NULL));
 	jset(sb, "counts", counts);
 	jset(sb, "stuck_steps", json_object_new_int64(stuck));

@@ -36,131 +36,6 @@
 
 #define PROMPT_SLACK	(64 * 1024)
 
-/* ------------------------------------------------------ resume source -- */
-
-/*
- * Resolve resume_from {step_id ("STEP" or "JOB/STEP"), selector, run_id}
- * of a step of job to its source attempt (absolute).  NULL with *why.
- */
-char *
-phn_resume_resolve(const struct phn_paths *p, const char *batch,
-    const char *job, struct json_object *rf, char **why)
-{
-	const char *sid = phn_jstr(rf, "step_id"), *sel = phn_jstr(rf,
-	    "selector"), *rid = phn_jstr(rf, "run_id"), *sl;
-	char *sjob, *sstep, *best = NULL, *res = NULL, *home;
-	struct json_object *cur, *by;
-	double bt = -1, t;
-
-	*why = NULL;
-	if (sid == NULL) {
-		*why = phn_strdup("resume_from.step_id missing");
-		return NULL;
-	}
-	if ((sl = strchr(sid, '/')) != NULL) {
-		sjob = phn_asprintf("%.*s", (int)(sl - sid), sid);
-		sstep = phn_strdup(sl + 1);
-	} else {
-		sjob = phn_strdup(job);
-		sstep = phn_strdup(sid);
-	}
-	if (sel == NULL)
-		sel = "latest_successful";
-	if (strcmp(sel, "run_id") == 0 || (strcmp(sel, "latest") &&
-	    strcmp(sel, "latest_successful"))) {
-		struct json_object *st;
-		if (strcmp(sel, "run_id"))
-			rid = sel;
-		if (rid == NULL)
-			*why = phn_strdup("resume_from: selector run_id needs "
-			    "run_id");
-		else if ((res = phn_attempt_find(p, batch, sjob, sstep,
-		    rid)) == NULL)
-			*why = phn_asprintf("resume source %s/%s run %s: no such "
-			    "attempt", sjob, sstep, rid);
-		else if ((st = phn_state_read(res)) == NULL ||
-		    !phn_status_terminal(phn_jstr(st, "status"))) {
-			*why = phn_asprintf("resume source %s is not finished",
-			    res);
-			free(res);
-			res = NULL;
-			json_object_put(st);
-		} else
-			json_object_put(st);
-		goto check;
-	}
-	cur = phn_current_read(p, batch, sjob);
-	by = phn_json_get(phn_json_get(phn_json_get(cur, "steps"), sstep), "by_run_id");
-	if (json_object_is_type(by, json_type_object)) {
-		json_object_object_foreach(by, k, e) {
-			const char *stt = phn_jstr(e, "status"), *ad =
-			    phn_jstr(e, "attempt_dir"), *base;
-			(void)k;
-			if (ad == NULL || !phn_status_terminal(stt))
-				continue;
-			if (strcmp(sel, "latest_successful") == 0) {
-				if (strcmp(stt, "succeeded") != 0 ||
-				    phn_iso_parse(phn_jstr(e, "ended_at"), &t) == -1)
-					continue;
-				if (t <= bt)
-					continue;
-				bt = t;
-			} else {
-				base = strrchr(ad, '/');
-				base = base ? base + 1 : ad;
-				if (best != NULL && strcmp(base, strrchr(best,
-				    '/') ? strrchr(best, '/') + 1 : best) <= 0)
-					continue;
-			}
-			free(best);
-			best = phn_strdup(ad);
-		}
-	}
-	json_object_put(cur);
-	if (best == NULL)
-		*why = phn_asprintf("resume source %s/%s has no %s attempt",
-		    sjob, sstep, strcmp(sel, "latest") == 0 ? "finished" :
-		    "succeeded");
-	else
-		res = phn_path_abs(p->runs, best);
-	free(best);
-check:
-	if (res != NULL) {
-		home = phn_path_join(res, "codex_home");
-		if (access(home, F_OK) == -1) {
-			*why = phn_asprintf("resume source %s: its codex_home is "
-			    "gone", res);
-			free(res);
-			res = NULL;
-		}
-		free(home);
-	}
-	free(sjob);
-	free(sstep);
-	return res;
-}
-
-/* The thread id an attempt ran: its state, else its meta (a resume). */
-char *
-phn_attempt_thread(const char *dir)
-{
-	struct json_object *st = phn_state_read(dir), *m;
-	char *f, msg[256], *r = NULL;
-
-	if (phn_jstr(st, "codex_thread_id"))
-		r = phn_strdup(phn_jstr(st, "codex_thread_id"));
-	json_object_put(st);
-	if (r != NULL)
-		return r;
-	f = phn_path_join(dir, "meta.json");
-	if ((m = phn_json_load(f, msg, sizeof(msg))) != NULL &&
-	    phn_jstr(m, "codex_thread_id"))
-		r = phn_strdup(phn_jstr(m, "codex_thread_id"));
-	json_object_put(m);
-	free(f);
-	return r;
-}
-
 /* ------------------------------------------------------------ start -- */
 
 void
@@ -665,88 +540,29 @@ link_in(struct phn_run *r, const char *target, const char *name)
 }
 
 /*
- * The previous attempt of this step: the ended one claimed last (names
- * sort by claim second only) that has a codex_home.
- */
-static char *
-previous_attempt(struct phn_run *r)
-{
-	char *ad = phn_asprintf("%s/steps/%s/attempts", r->a.jobdir, r->a.step);
-	char **v, *res = NULL, *d, *h;
-	struct json_object *st;
-	size_t n, i;
-	double t, best = -1;
-
-	if ((v = phn_dir_list(ad, &n)) != NULL)
-		for (i = 0; i < n; i++) {
-			if (strcmp(v[i], r->a.name) == 0)
-				continue;
-			d = phn_path_join(ad, v[i]);
-			h = phn_path_join(d, "codex_home");
-			st = phn_state_read(d);
-			if (phn_status_terminal(phn_jstr(st, "status")) &&
-			    access(h, F_OK) == 0 && phn_iso_parse(phn_jstr(st,
-			    "claimed_at"), &t) == 0 && t > best) {
-				best = t;
-				free(res);
-				res = d;
-				d = NULL;
-			}
-			json_object_put(st);
-			free(h);
-			free(d);
-		}
-	phn_dir_list_free(v, n);
-	free(ad);
-	return res;
-}
-
-/*
- * The source of a resume: meta's resume_from.source_attempt_dir, else the
- * step's resume_from resolved now; else, in retry mode
- * resume_last_attempt, the previous attempt (meta's retry_resume_from,
- * else the newest earlier attempt of this step).  The thread to resume:
- * meta's codex_thread_id, else resume_from's, else the source's own.
+ * What to resume: phn-claim decided it under the step lock and recorded
+ * it in meta.json (invocation, resume_source, codex_thread_id; see
+ * policy.c).  phn-spawn runs exactly that and never decides again; it
+ * only refuses when the recorded source is not usable.
  */
 static int
 load_resume(struct phn_run *r)
 {
-	struct json_object *mrf, *srf, *v;
-	const char *src = NULL, *tid, *mode;
-	char *why = NULL;
-	int has;
+	const char *inv = phn_jstr(r->meta, "invocation"), *src, *tid;
 
-	mrf = meta(r, "resume_from", &has);
-	srf = phn_json_get(r->step, "resume_from");
-	if (json_object_is_type(mrf, json_type_object))
-		src = phn_jstr(mrf, "source_attempt_dir");
-	v = meta(r, "retry_resume_from", &has);
-	mode = phn_jstr(phn_json_get(r->step, "retry_policy"), "mode");
-	if (mode == NULL)
-		mode = json_object_get_string(eff(r, "retries.mode"));
-	if (src == NULL && srf != NULL) {
-		if ((r->resume_src = phn_resume_resolve(r->p, r->a.batch,
-		    r->a.job, srf, &why)) == NULL) {
-			fail(r, 1, "%s", why);
-			free(why);
-			return -1;
-		}
-	} else if (src == NULL && json_object_is_type(v, json_type_object))
-		src = phn_jstr(v, "attempt_dir");
-	else if (src == NULL && !has && mode &&
-	    strcmp(mode, "resume_last_attempt") == 0)
-		r->resume_src = previous_attempt(r);
-	if (src != NULL)
-		r->resume_src = phn_path_abs(r->p->runs, src);
-	if (r->resume_src == NULL)
+	if (inv == NULL || strcmp(inv, "resume") != 0)
 		return 0;
-	tid = phn_jstr(r->meta, "codex_thread_id");
-	if (tid == NULL)
-		tid = phn_jstr(mrf, "codex_thread_id");
-	if (tid == NULL)
-		tid = phn_jstr(srf, "codex_thread_id");
-	r->thread_want = tid ? phn_strdup(tid) :
-	    phn_attempt_thread(r->resume_src);
+	if ((src = phn_jstr(r->meta, "resume_source")) == NULL &&
+	    (src = phn_jstr(phn_json_get(r->meta, "resume_from"),
+	    "source_attempt_dir")) == NULL)
+		src = phn_jstr(phn_json_get(r->meta, "retry_resume_from"),
+		    "attempt_dir");
+	if (src == NULL)
+		return fail(r, 1, "meta.json: invocation is resume, but no "
+		    "resume_source is recorded");
+	r->resume_src = phn_path_abs(r->p->runs, src);
+	if ((tid = phn_jstr(r->meta, "codex_thread_id")) != NULL)
+		r->thread_want = phn_strdup(tid);
 	return 0;
 }
 
@@ -825,7 +641,7 @@ phn_run_prepare(struct phn_run *r)
 {
 	const char *ws = NULL;
 	char *f, *q, *why = NULL, *t;
-	int code, has;
+	int code;
 
 	if (r->meta == NULL)
 		phn_errs_add(&r->errs, "meta.json missing or unreadable: "
@@ -848,14 +664,9 @@ phn_run_prepare(struct phn_run *r)
 	free(t);
 	if (r->nocodex)
 		return 0;
-	if (r->resume_src != NULL && r->thread_want == NULL) {
-		/* A retry whose previous attempt never got a thread: exec. */
-		if (json_object_is_type(meta(r, "resume_from", &has),
-		    json_type_object) || phn_json_get(r->step, "resume_from") != NULL)
-			return fail(r, 1, "resume source %s: no codex thread id "
-			    "recorded; refusing to guess (never --last)",
-			    r->resume_src);
-	}
+	if (r->resume_src != NULL && r->thread_want == NULL)
+		return fail(r, 1, "resume source %s: no codex thread id "
+		    "recorded; refusing to guess (never --last)", r->resume_src);
 	if ((r->codex = phn_codex_find(&code, &why)) == NULL) {
 		fail(r, code, "%s", why);
 		free(why);

@@ -8,78 +8,20 @@
  * "-" reads attempt directories from stdin, one per line (as phn-claim
  * writes them), finishing each as it arrives.
  */
-#include <sys/stat.h>
-
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "phn.h"
+#include "t-lib.h"
 
-static const char *status = "succeeded", *kind, *thread;
-static double ago = -1;
-static int fflag, hflag, rflag;
+static struct t_end E = { .ago = -1 };
 static struct phn_paths P;
 
 static int
 finish(const char *dir)
 {
-	struct phn_attempt a;
-	struct json_object *f, *st;
-	char iso[PHN_ISO_LEN], *h;
-	int r;
-
-	if (phn_attempt_parse(&P, dir, &a) == -1) {
-		phn_warn("%s: not an attempt directory", dir);
-		return 1;
-	}
-	phn_iso(phn_now(), iso);
-	f = json_object_new_object();
-	json_object_object_add(f, "started_at", json_object_new_string(iso));
-	json_object_object_add(f, "last_heartbeat_at",
-	    json_object_new_string(iso));
-	if ((r = phn_state_update(a.dir, "running", f)) != 1)
-		phn_warn("%s: not started (%d)", a.dir, r);
-	json_object_put(f);
-	if (hflag) {
-		h = phn_path_join(a.dir, "codex_home");
-		mkdir(h, 0700);
-		free(h);
-	}
-	if (!rflag) {
-		f = json_object_new_object();
-		if (kind)
-			json_object_object_add(f, "failure_kind",
-			    json_object_new_string(kind));
-		if (fflag)
-			json_object_object_add(f, "harness_fault",
-			    json_object_new_boolean(1));
-		if (thread)
-			json_object_object_add(f, "codex_thread_id",
-			    json_object_new_string(thread));
-		if (ago >= 0) {
-			phn_iso(phn_now() - ago, iso);
-			json_object_object_add(f, "ended_at",
-			    json_object_new_string(iso));
-		}
-		if (phn_state_update(a.dir, status, f) == -1)
-			phn_warn("%s: unable to end:", a.dir);
-		json_object_put(f);
-	} else if (thread) {
-		f = json_object_new_object();
-		json_object_object_add(f, "codex_thread_id",
-		    json_object_new_string(thread));
-		phn_state_update(a.dir, NULL, f);
-		json_object_put(f);
-	}
-	st = phn_state_read(a.dir);
-	phn_current_note(&P, &a, st);
-	json_object_put(st);
-	if (!rflag)
-		phn_sched_attempt_ended(&P, &a);
-	phn_attempt_free(&a);
-	return 0;
+	return t_finish(&P, dir, &E);
 }
 
 int
@@ -94,14 +36,14 @@ main(int argc, char *argv[])
 	PROG = "t-finish";
 	while ((ch = getopt(argc, argv, "FHRa:k:r:s:t:")) != -1) {
 		switch (ch) {
-		case 'F': fflag = 1; break;
-		case 'H': hflag = 1; break;
-		case 'R': rflag = 1; break;
-		case 'a': ago = atof(optarg); break;
-		case 'k': kind = optarg; break;
+		case 'F': E.fault = 1; break;
+		case 'H': E.home = 1; break;
+		case 'R': E.running = 1; break;
+		case 'a': E.ago = atof(optarg); break;
+		case 'k': E.kind = optarg; break;
 		case 'r': root = optarg; break;
-		case 's': status = optarg; break;
-		case 't': thread = optarg; break;
+		case 's': E.status = optarg; break;
+		case 't': E.thread = optarg; break;
 		default:
 			fprintf(stderr, "usage: t-finish [-FHR] [-a secs] [-k kind] "
 			    "[-r root] [-s status] [-t thread] dir... | -\n");
