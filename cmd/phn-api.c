@@ -469,7 +469,7 @@ main(int argc, char *argv[])
 	if (portfile != NULL) {
 		char buf[16];
 		snprintf(buf, sizeof(buf), "%d\n", port);
-		if (phn_atomic_write(portfile, buf, strlen(buf)) == -1)
+		if (phn_atomic_write(portfile, buf, strlen(buf), PHN_DURABLE) == -1)
 			phn_die(PHN_EXIT_TEMP, "unable to write %s:", portfile);
 	}
 	info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD);

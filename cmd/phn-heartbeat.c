@@ -199,7 +199,7 @@ scan_active(const char *batch, double lease, double stale, double stuck)
 }
 
 static void
-scan_batch(const char *batch, struct json_object *cfg)
+scan_batch(const char *batch, const struct phn_config *cfg)
 {
 	struct json_object *bm;
 	double lease, stale, stuck;
@@ -242,13 +242,13 @@ scan_batch(const char *batch, struct json_object *cfg)
 static int
 scan(const char *batch)
 {
-	struct json_object *cfg;
-	char msg[512], *cf, **v;
+	struct phn_config C;
+	struct phn_errs e = { 0 };
+	char *cf, **v;
 	size_t n, i;
 
-	cf = phn_path_join(P.runs, "_system/harness_config.json");
-	cfg = phn_json_load(cf, msg, sizeof(msg));
-	free(cf);
+	if (phn_config_read(&P, 0, &C, &e) == -1)
+		phn_errs_die(&e);
 	if (batch != NULL) {
 		if (phn_id_valid(batch, strlen(batch)) == 0)
 			phn_die(PHN_EXIT_PERM, "--batch %s: not a batch id", batch);
@@ -257,7 +257,7 @@ scan(const char *batch)
 			phn_die(PHN_EXIT_PERM, "--batch %s: no such batch in %s",
 			    batch, P.runs);
 		free(cf);
-		scan_batch(batch, cfg);
+		scan_batch(batch, &C);
 	} else {
 		if ((v = phn_batch_list(&P, &n)) == NULL) {
 			if (errno != ENOENT)
@@ -265,10 +265,10 @@ scan(const char *batch)
 			n = 0;
 		}
 		for (i = 0; i < n; i++)
-			scan_batch(v[i], cfg);
+			scan_batch(v[i], &C);
 		phn_dir_list_free(v, n);
 	}
-	json_object_put(cfg);
+	phn_config_free(&C);
 	if (failed)
 		return PHN_EXIT_TEMP;
 	return !kflag && found ? PHN_EXIT_NO : 0;

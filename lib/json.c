@@ -178,24 +178,22 @@ phn_json_pretty(struct json_object *o)
 	return b.s;
 }
 
+/* o in the document form, written by phn_atomic_write with flags. */
 int
-phn_json_write(const char *path, struct json_object *o)
+phn_json_write(const char *path, struct json_object *o, int flags)
 {
 	char *s = phn_json_pretty(o);
-	int r = phn_atomic_write(path, s, strlen(s));
+	int r = phn_atomic_write(path, s, strlen(s), flags);
 
 	free(s);
 	return r;
 }
 
+/* Transitional, for lib/sched.c: phn_json_write(path, o, PHN_DURABLE | PHN_ONCE). */
 int
 phn_json_write_once(const char *path, struct json_object *o)
 {
-	char *s = phn_json_pretty(o);
-	int r = phn_write_once(path, s, strlen(s));
-
-	free(s);
-	return r;
+	return phn_json_write(path, o, PHN_DURABLE | PHN_ONCE);
 }
 
 /* One compact object on one line; line-buffered stdout makes it one write. */

@@ -18,36 +18,37 @@
 
 #include "phn.h"
 
+/* The batch's effective_defaults.KEY, else the config's defaults.KEY. */
 static double
-pick(struct json_object *bmeta, struct json_object *cfg, const char *sect,
+pick(struct json_object *bmeta, const struct phn_config *cfg,
     const char *key, double dflt)
 {
-	char *p = phn_asprintf("effective_defaults.%s.%s", sect, key);
+	char *p = phn_asprintf("effective_defaults.%s", key);
 	struct json_object *v = phn_json_path_get(bmeta, p);
+	double d;
 
 	free(p);
-	if (!phn_json_is_num(v)) {
-		p = phn_asprintf("defaults.%s.%s", sect, key);
-		v = phn_json_path_get(cfg, p);
+	if (phn_json_is_num(v))
+		d = json_object_get_double(v);
+	else {
+		p = phn_asprintf("defaults.%s", key);
+		d = phn_config_num(cfg, p, dflt);
 		free(p);
 	}
-	return phn_json_is_num(v) && json_object_get_double(v) > 0 ?
-	    json_object_get_double(v) : dflt;
+	return d > 0 ? d : dflt;
 }
 
 /* A batch's lease, stale and stuck thresholds in seconds. */
 void
-phn_live_limits(struct json_object *bmeta, struct json_object *cfg,
+phn_live_limits(struct json_object *bmeta, const struct phn_config *cfg,
     double *lease, double *stale, double *stuck)
 {
-	struct json_object *v = phn_json_path_get(cfg,
-	    "defaults.claim_lease_seconds");
+	double d = phn_config_num(cfg, "defaults.claim_lease_seconds", 300);
 
-	*lease = phn_json_is_num(v) && json_object_get_double(v) > 0 ?
-	    json_object_get_double(v) : 300;
-	*stale = pick(bmeta, cfg, "scoreboard", "heartbeat_stale_after_seconds",
+	*lease = d > 0 ? d : 300;
+	*stale = pick(bmeta, cfg, "scoreboard.heartbeat_stale_after_seconds",
 	    300);
-	*stuck = pick(bmeta, cfg, "scoreboard", "stuck_after_seconds", 1800);
+	*stuck = pick(bmeta, cfg, "scoreboard.stuck_after_seconds", 1800);
 }
 
 /*

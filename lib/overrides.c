@@ -93,7 +93,7 @@ phn_current_step_set(const struct phn_paths *p, const char *batch,
 		json_object_object_add(se, key, val);
 	phn_iso(phn_now(), iso);
 	json_object_object_add(cur, "updated_at", json_object_new_string(iso));
-	r = phn_json_write(f, cur);
+	r = phn_json_write(f, cur, PHN_DURABLE);
 	json_object_put(cur);
 	phn_lock_close(fd);
 	free(lp);
@@ -268,7 +268,7 @@ phn_overrides_apply(const struct phn_paths *p, const char *batch,
 		json_object_object_add(se, "requeue", o);
 	}
 	json_object_object_add(ov, "updated_at", json_object_new_string(iso));
-	if (phn_json_write(f, ov) == -1) {
+	if (phn_json_write(f, ov, PHN_DURABLE) == -1) {
 		snprintf(msg, msglen, "unable to write %s: %s", f,
 		    strerror(errno));
 		json_object_put(ov);
@@ -307,44 +307,41 @@ phn_overrides_apply(const struct phn_paths *p, const char *batch,
 }
 
 /*
- * Check that batch/job/step exist: 0, or -1 with msg (100-class: the ids
- * are wrong), or -2 with msg (111-class: the store could not be read).
+ * Check that batch/job/step exist (job and step may be NULL).  Returns 0,
+ * or -1 with the reason in e: temp when the store could not be read,
+ * else the ids are wrong.
  */
 int
 phn_sched_step_check(const struct phn_paths *p, const char *batch,
-    const char *job, const char *step, char *msg, size_t msglen)
+    const char *job, const char *step, struct phn_errs *e)
 {
 	struct json_object *jd;
-	char *f;
+	char *f, msg[512];
 
 	if (!phn_id_valid(batch, strlen(batch)) || (job &&
 	    !phn_id_valid(job, strlen(job))) || (step &&
-	    !phn_id_valid(step, strlen(step)))) {
-		snprintf(msg, msglen, "%s%s%s%s%s: not a valid id", batch,
+	    !phn_id_valid(step, strlen(step))))
+		return phn_errs_fail(e, 0, "%s%s%s%s%s: not a valid id", batch,
 		    job ? "/" : "", job ? job : "", step ? "/" : "",
 		    step ? step : "");
-		return -1;
-	}
 	f = phn_asprintf("%s/%s/batch_meta.json", p->runs, batch);
 	if (access(f, F_OK) == -1) {
-		snprintf(msg, msglen, "no such batch: %s (in %s)", batch, p->runs);
 		free(f);
-		return -1;
+		return phn_errs_fail(e, 0, "no such batch: %s (in %s)", batch,
+		    p->runs);
 	}
 	free(f);
 	if (job == NULL)
 		return 0;
-	if (phn_sched_index(p, batch, msg, msglen) == -1)
-		return -2;
-	if ((jd = phn_sched_job(p, batch, job)) == NULL) {
-		snprintf(msg, msglen, "no such job in batch %s: %s", batch, job);
-		return -1;
-	}
+	if (phn_sched_index(p, batch, msg, sizeof(msg)) == -1)
+		return phn_errs_fail(e, 1, "%s", msg);
+	if ((jd = phn_sched_job(p, batch, job)) == NULL)
+		return phn_errs_fail(e, 0, "no such job in batch %s: %s", batch,
+		    job);
 	if (step != NULL && phn_json_get(phn_json_get(jd, "steps"), step) == NULL) {
-		snprintf(msg, msglen, "no such step in %s/%s: %s", batch, job,
-		    step);
 		json_object_put(jd);
-		return -1;
+		return phn_errs_fail(e, 0, "no such step in %s/%s: %s", batch,
+		    job, step);
 	}
 	json_object_put(jd);
 	return 0;
@@ -369,11 +366,12 @@ phn_override_main(int argc, char *argv[], const char *action,
 		{ NULL, 0, NULL, 0 }
 	};
 	struct phn_paths P;
+	struct phn_errs e = { 0 };
 	struct json_object *out;
 	const char *root = NULL, *runs = NULL, *runners = NULL, *reason = NULL;
 	const char *runner = NULL;
 	char msg[1024];
-	int ch, dflag = 0, requeue = strcmp(action, "requeue") == 0, r;
+	int ch, dflag = 0, requeue = strcmp(action, "requeue") == 0;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	while ((ch = getopt_long(argc, argv, requeue ? "di:m:r:" : "m:r:",
@@ -401,9 +399,8 @@ phn_override_main(int argc, char *argv[], const char *action,
 		phn_die(PHN_EXIT_PERM, "--runner-id: '%s': not a runner id",
 		    runner);
 	phn_paths_init(&P, root, runs, runners);
-	if ((r = phn_sched_step_check(&P, argv[0], argv[1], argv[2], msg,
-	    sizeof(msg))) != 0)
-		phn_die(r == -1 ? PHN_EXIT_PERM : PHN_EXIT_TEMP, "%s", msg);
+	if (phn_sched_step_check(&P, argv[0], argv[1], argv[2], &e) == -1)
+		phn_errs_die(&e);
 	if (phn_overrides_apply(&P, argv[0], argv[1], argv[2], action, reason,
 	    runner, dflag, &out, msg, sizeof(msg)) == -1)
 		phn_die(PHN_EXIT_TEMP, "%s", msg);

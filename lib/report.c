@@ -590,7 +590,7 @@ phn_run_fake_begin(struct phn_run *r)
 {
 	struct json_object *v, *w;
 	const char *m;
-	char *f, *d;
+	char *f;
 	size_t i, n;
 	int an = 1;
 
@@ -615,13 +615,11 @@ phn_run_fake_begin(struct phn_run *r)
 				    "path must be relative, inside the workdir", i);
 				continue;
 			}
-			d = phn_path_dirname(f);
 			m = phn_jstr(w, "content");
-			if (phn_mkdirs(d, 0755) == -1 || phn_atomic_write(f,
-			    m ? m : "", m ? strlen(m) : 0) == -1)
+			if (phn_atomic_write(f, m ? m : "", m ? strlen(m) : 0,
+			    PHN_DURABLE | PHN_MKDIR) == -1)
 				phn_errs_add(&r->errs, "fake write %s: %s", f,
 				    strerror(errno));
-			free(d);
 			free(f);
 		}
 	if ((m = phn_jstr(r->step, "fake_codex_home_marker")) != NULL &&
@@ -629,7 +627,7 @@ phn_run_fake_begin(struct phn_run *r)
 		char *txt = phn_asprintf("marker for %s/%s/%s\n", r->a.batch,
 		    r->a.job, r->a.step);
 		f = phn_path_join(r->home, m);
-		if (phn_atomic_write(f, txt, strlen(txt)) == -1)
+		if (phn_atomic_write(f, txt, strlen(txt), PHN_DURABLE) == -1)
 			phn_errs_add(&r->errs, "fake marker %s: %s", f,
 			    strerror(errno));
 		free(f);
@@ -670,7 +668,7 @@ phn_run_fake_end(struct phn_run *r)
 	s = phn_strdup(json_object_to_json_string_ext(rep,
 	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	f = phn_path_join(r->a.dir, "final.txt");
-	if (phn_write_once(f, s, strlen(s)) == -1)
+	if (phn_atomic_write(f, s, strlen(s), PHN_DURABLE | PHN_ONCE) == -1)
 		phn_errs_add(&r->errs, "unable to write %s: %s", f,
 		    strerror(errno));
 	free(f);

@@ -1,7 +1,7 @@
 /*
  * store.c - the runs store: batches, attempts, the state.json guard, the
- * current.json job index, the ready index, and harness-fault recovery
- * (lease expiry and orphans), shared by every command.
+ * current.json job index, and harness-fault recovery (lease expiry and
+ * orphans), shared by every command.  The ready index is sched.c's.
  *
  * Attempt directories are the source of truth.  current.json, _ready/ and
  * the scoreboards are derived and may be rebuilt from them at any time.
@@ -121,12 +121,6 @@ phn_attempt_free(struct phn_attempt *a)
 	memset(a, 0, sizeof(*a));
 }
 
-char *
-phn_attempt_file(const char *dir, const char *name)
-{
-	return phn_path_join(dir, name);
-}
-
 /* state.json as an object, or NULL (missing or corrupt: errno says). */
 struct json_object *
 phn_state_read(const char *dir)
@@ -204,7 +198,7 @@ phn_state_update(const char *dir, const char *status, struct json_object *fields
 		json_object_object_add(cur, "ended_at", json_object_new_string(iso));
 	}
 	sp = phn_path_join(dir, "state.json");
-	r = phn_json_write(sp, cur) == -1 ? -1 : 1;
+	r = phn_json_write(sp, cur, PHN_DURABLE) == -1 ? -1 : 1;
 	free(sp);
 	json_object_put(cur);
 	phn_lock_close(fd);
@@ -440,7 +434,7 @@ phn_current_note(const struct phn_paths *p, const struct phn_attempt *a,
 	json_object_object_add(cur, "batch_id", json_object_new_string(a->batch));
 	json_object_object_add(cur, "job_id", json_object_new_string(a->job));
 	json_object_object_add(cur, "updated_at", json_object_new_string(iso));
-	r = phn_json_write(f, cur);
+	r = phn_json_write(f, cur, PHN_DURABLE);
 	json_object_put(cur);
 	phn_lock_close(fd);
 	free(lp);
@@ -499,30 +493,6 @@ phn_attempt_find(const struct phn_paths *p, const char *batch, const char *job,
 	if (found == NULL)
 		errno = ENOENT;
 	return found;
-}
-
-/*
- * The ready index: runs/<batch>/_ready/<JOB>@<STEP>, one entry per step
- * believed runnable, holding {"not_before": EPOCH}.  Entries are hints:
- * every claim re-checks the step under its lock, so a stale or duplicate
- * entry costs a little time and never a wrong run.
- */
-int
-phn_ready_add(const struct phn_paths *p, const char *batch, const char *job,
-    const char *step, double not_before)
-{
-	char *d = phn_asprintf("%s/%s/_ready", p->runs, batch);
-	char *f = phn_asprintf("%s/%s@%s", d, job, step);
-	char buf[64];
-	int r;
-
-	snprintf(buf, sizeof(buf), "{\"not_before\": %.6f}\n", not_before);
-	r = phn_mkdirs(d, 0755);
-	if (r == 0)
-		r = phn_atomic_write(f, buf, strlen(buf));
-	free(d);
-	free(f);
-	return r;
 }
 
 /* Process identity, from /proc: start time in clock ticks since boot. */

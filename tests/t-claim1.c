@@ -163,7 +163,7 @@ main(int argc, char *argv[])
 	if (phn_mkdirs(dir, 0755) == -1)
 		phn_die(PHN_EXIT_TEMP, "unable to create %s:", dir);
 	f = phn_path_join(dir, "meta.json");
-	if (phn_json_write_once(f, m) == -1)
+	if (phn_json_write(f, m, PHN_DURABLE | PHN_ONCE) == -1)
 		phn_die(PHN_EXIT_TEMP, "unable to write %s:", f);
 	free(f);
 	st = json_object_new_object();
