@@ -112,6 +112,7 @@ void	phn_sha256_hex(const void *, size_t, char [PHN_SHA256_HEX]);
 #define PHN_ISO_LEN	64
 #define PHN_STAMP_LEN	20
 double	phn_now(void);
+double	phn_mono(void);
 void	phn_iso(double, char [PHN_ISO_LEN]);
 void	phn_stamp(double, char [PHN_STAMP_LEN]);
 int	phn_iso_parse(const char *, double *);
@@ -226,10 +227,23 @@ int	phn_attempt_reap(const struct phn_paths *, const struct phn_attempt *,
 int	phn_schema_validate(struct json_object *, struct json_object *,
 	    struct phn_errs *);
 
-/* run.c: run a toolkit program, capturing its output */
+/* proc.c: the child-process runner, capturing output */
+#define PHN_PROC_GROUP	1	/* own session; the whole group is killed */
+struct phn_proc {
+	char	*const *argv;
+	const char *in;		/* bytes for its stdin; none: /dev/null */
+	size_t	 inlen;
+	const char *cwd;	/* NULL: ours */
+	char	*const *env;	/* "K=V" added to its environment, or NULL */
+	double	 timeout;	/* seconds; 0: none */
+	size_t	 max;		/* bytes kept of each stream; 0: all */
+	int	 flags;
+};
 char	*phn_tool_path(const char *);
-int	phn_run_capture(char *const [], const char *, size_t, char **,
-	    size_t *, char **);
+int	phn_proc_run(const struct phn_proc *, struct phn_buf *,
+	    struct phn_buf *);
+int	phn_git(const char *, char *const [], struct phn_buf *,
+	    struct phn_buf *);
 
 /* sched.c: the scheduler's side (phn-claim); the ready index and limits */
 int	phn_sched_attempt_ended(const struct phn_paths *,
@@ -396,8 +410,6 @@ int	phn_run_status_code(const char *);
 int	phn_signals_init(void);
 int	phn_signal_canceled(void);
 char	*phn_shquote(char *const []);
-int	phn_cmd_run(char *const [], const char *, char *const [], char **,
-	    char **, double);
 int	phn_copy_tree(const char *, const char *, const char *const *);
 char	*phn_codex_find(int *, char **);
 const char *phn_codex_web_search(struct phn_run *);

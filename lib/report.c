@@ -290,22 +290,24 @@ str_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* git ARGS in the workdir; its output staged as name (NULL: not) and/or
+ * kept in *keep. */
 static void
-git_file(struct phn_run *r, char *const argv[], const char *name,
+git_file(struct phn_run *r, char *const args[], const char *name,
     const char *kind, const char *desc, char **keep)
 {
-	char *out = NULL;
+	struct phn_buf out = { 0 };
 
-	if (phn_cmd_run(argv, r->workdir, NULL, &out, NULL, 300) != 0) {
-		free(out);
+	if (phn_git(r->workdir, args, &out, NULL) != 0) {
+		free(out.s);
 		return;
 	}
-	if (phn_run_stage(r, name, out, strlen(out)) == 0)
+	if (name != NULL && phn_run_stage(r, name, out.s, out.len) == 0)
 		artifact(r, name, kind, desc);
 	if (keep)
-		*keep = out;
+		*keep = out.s;
 	else
-		free(out);
+		free(out.s);
 }
 
 /* git_head.txt, git_status.txt, git_diff.patch, files_touched.json. */
@@ -317,22 +319,19 @@ git_capture(struct phn_run *r, struct json_object *doc)
 	struct json_object *fw = NULL, *o, *arr;
 	size_t n = 0, i;
 
-	git_file(r, (char *[]){ "git", "rev-parse", "HEAD", NULL },
+	git_file(r, (char *[]){ "rev-parse", "HEAD", NULL },
 	    "git_head.txt", "log", "git rev-parse HEAD", &head);
 	if (head == NULL) {
 		phn_warn("%s: warning: git capture: %s is not a git repository "
 		    "with a commit", r->a.dir, r->workdir);
 		return;
 	}
-	git_file(r, (char *[]){ "git", "status", "--porcelain=v1", NULL },
+	git_file(r, (char *[]){ "status", "--porcelain=v1", NULL },
 	    "git_status.txt", "log", "git status --porcelain=v1", &status);
-	git_file(r, (char *[]){ "git", "diff", "HEAD", NULL },
+	git_file(r, (char *[]){ "diff", "HEAD", NULL },
 	    "git_diff.patch", "patch", "git diff HEAD", NULL);
-	if (phn_cmd_run((char *[]){ "git", "diff", "HEAD", "--name-only", NULL },
-	    r->workdir, NULL, &names, NULL, 300) != 0) {
-		free(names);
-		names = NULL;
-	}
+	git_file(r, (char *[]){ "diff", "HEAD", "--name-only", NULL }, NULL,
+	    NULL, NULL, &names);
 	for (s = names ? strtok_r(names, "\n", &save) : NULL; s;
 	    s = strtok_r(NULL, "\n", &save)) {
 		v = phn_realloc(v, (n + 1) * sizeof(*v));
