@@ -84,7 +84,7 @@ static void
 report(const struct phn_attempt *a, struct json_object *st, const char *fault,
     double now, int reaped)
 {
-	struct json_object *o, *v;
+	struct json_object *o;
 	double t;
 
 	if (!jflag) {
@@ -97,8 +97,8 @@ report(const struct phn_attempt *a, struct json_object *st, const char *fault,
 	json_object_object_add(o, "job_id", json_object_new_string(a->job));
 	json_object_object_add(o, "step_id", json_object_new_string(a->step));
 	json_object_object_add(o, "run_id", json_object_new_string(a->run_id));
-	json_object_object_add(o, "status", phn_jstr(st, "status") ?
-	    json_object_new_string(phn_jstr(st, "status")) : NULL);
+	json_object_object_add(o, "status", phn_json_string(phn_jstr(st,
+	    "status")));
 	json_object_object_add(o, "fault", json_object_new_string(fault));
 	if (phn_iso_parse(phn_jstr(st, "last_heartbeat_at"), &t) == 0 ||
 	    phn_iso_parse(phn_jstr(st, "claimed_at"), &t) == 0)
@@ -107,10 +107,9 @@ report(const struct phn_attempt *a, struct json_object *st, const char *fault,
 	if (phn_iso_parse(phn_jstr(st, "last_event_at"), &t) == 0)
 		json_object_object_add(o, "event_age_seconds",
 		    json_object_new_int64((int64_t)(now - t)));
-	json_object_object_get_ex(st, "spawner_pid", &v);
-	json_object_object_add(o, "spawner_pid", json_object_get(v));
-	json_object_object_add(o, "host", phn_jstr(st, "host") ?
-	    json_object_new_string(phn_jstr(st, "host")) : NULL);
+	json_object_object_add(o, "spawner_pid", json_object_get(phn_json_get(st,
+	    "spawner_pid")));
+	json_object_object_add(o, "host", phn_json_string(phn_jstr(st, "host")));
 	if (kflag)
 		json_object_object_add(o, "reaped",
 		    json_object_new_boolean(reaped));

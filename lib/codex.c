@@ -222,15 +222,6 @@ phn_codex_find(int *code, char **why)
 	return f;
 }
 
-static int
-truthy(struct json_object *o, const char *k)
-{
-	struct json_object *v = phn_json_get(o, k);
-
-	return json_object_is_type(v, json_type_boolean) &&
-	    json_object_get_boolean(v);
-}
-
 /*
  * web_search_enabled: the first of these overrides that the installed
  * codex accepts under --strict-config (a config error is reported before
@@ -346,7 +337,7 @@ phn_codex_argv(struct phn_run *r, const char *ws)
 	json_object_put(roots);
 	if (appr)
 		argv_cfg(r, "approval_policy", appr);
-	if (truthy(r->policy, "skip_git_repo_check"))
+	if (phn_json_bool(r->policy, "skip_git_repo_check", 0))
 		argv_add(r, "--skip-git-repo-check");
 	if (ws) {
 		argv_add(r, "-c");

@@ -125,20 +125,18 @@ nap(double s)
 static int
 group_alive(struct json_object *st)
 {
-	struct json_object *v;
+	pid_t pg = (pid_t)phn_json_int(st, "pgid", 0);
 
-	if (!json_object_object_get_ex(st, "pgid", &v) || !phn_json_is_int(v))
+	if (pg <= 1)
 		return 0;
-	return kill(-(pid_t)json_object_get_int64(v), 0) == 0 ||
-	    errno == EPERM;
+	return kill(-pg, 0) == 0 || errno == EPERM;
 }
 
 /* TERM, wait up to grace for the leader to go, then KILL the group. */
 static int
 stop_group(struct json_object *st, double grace)
 {
-	pid_t pg = (pid_t)json_object_get_int64(json_object_object_get(st,
-	    "pgid"));
+	pid_t pg = (pid_t)phn_json_int(st, "pgid", 0);
 	double end = phn_now() + grace;
 
 	if (pg <= 1 || kill(-pg, SIGTERM) == -1)
@@ -191,7 +189,7 @@ int
 phn_cancel(const struct phn_paths *p, const struct phn_attempt *a,
     double grace, struct json_object **res)
 {
-	struct json_object *st = phn_state_read(a->dir), *f, *r, *v;
+	struct json_object *st = phn_state_read(a->dir), *f, *r;
 	const char *how = "queued", *status;
 	int killed = 0, u;
 
@@ -207,8 +205,7 @@ phn_cancel(const struct phn_paths *p, const struct phn_attempt *a,
 	if (st != NULL && phn_state_proc_alive(st, "spawner_pid",
 	    "spawner_start")) {
 		/* phn-spawn treats SIGTERM as cancel and records it itself. */
-		pid_t sp = (pid_t)json_object_get_int64(json_object_object_get(st,
-		    "spawner_pid"));
+		pid_t sp = (pid_t)phn_json_int(st, "spawner_pid", 0);
 		if (kill(sp, SIGTERM) == 0) {
 			json_object_put(st);
 			st = wait_terminal(a->dir, grace + 5);
@@ -231,8 +228,8 @@ phn_cancel(const struct phn_paths *p, const struct phn_attempt *a,
 	if (st != NULL && phn_state_proc_alive(st, "pgid", "codex_start")) {
 		killed = stop_group(st, grace);
 		how = "process_group";
-	} else if (st != NULL && (json_object_object_get_ex(st, "pgid", &v) ||
-	    json_object_object_get_ex(st, "spawner_pid", &v)) && v != NULL) {
+	} else if (phn_json_get(st, "pgid") != NULL ||
+	    phn_json_get(st, "spawner_pid") != NULL) {
 		const char *host = phn_jstr(st, "host");
 		how = host && strcmp(host, phn_hostname()) ? "remote" :
 		    "no_process";
@@ -255,7 +252,7 @@ phn_cancel(const struct phn_paths *p, const struct phn_attempt *a,
 		/* It ended by itself meanwhile: report what it became. */
 		json_object_object_add(r, "already_terminal",
 		    json_object_new_boolean(1));
-		json_object_object_add(r, "status", status ? json_object_new_string(status) : NULL);
+		json_object_object_add(r, "status", phn_json_string(status));
 		json_object_put(st);
 		return 0;
 	}

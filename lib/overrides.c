@@ -232,12 +232,11 @@ phn_overrides_apply(const struct phn_paths *p, const char *batch,
 	}
 	phn_iso(phn_now(), iso);
 	if (strcmp(action, "force-retry") == 0) {
-		n = phn_json_is_int(phn_json_get(se, "force_retry_nonce")) ?
-		    json_object_get_int64(phn_json_get(se, "force_retry_nonce")) : 0;
+		n = phn_json_int(se, "force_retry_nonce", 0);
 		json_object_object_add(se, "force_retry_nonce",
 		    json_object_new_int64(n > 0 ? n + 1 : 1));
-		json_object_object_add(se, "force_retry_reason", reason ?
-		    json_object_new_string(reason) : NULL);
+		json_object_object_add(se, "force_retry_reason",
+		    phn_json_string(reason));
 		json_object_object_add(se, "force_retry_requested_at",
 		    json_object_new_string(iso));
 		json_object_object_del(se, "forced_terminal");
@@ -245,24 +244,21 @@ phn_overrides_apply(const struct phn_paths *p, const char *batch,
 		o = json_object_new_object();
 		json_object_object_add(o, "status", json_object_new_string(
 		    "failed"));
-		json_object_object_add(o, "reason", reason ?
-		    json_object_new_string(reason) : NULL);
+		json_object_object_add(o, "reason", phn_json_string(reason));
 		json_object_object_add(o, "set_at", json_object_new_string(iso));
 		json_object_object_add(se, "forced_terminal", o);
 	} else {
-		n = phn_json_is_int(phn_json_get(se, "requeue_nonce")) ?
-		    json_object_get_int64(phn_json_get(se, "requeue_nonce")) : 0;
+		n = phn_json_int(se, "requeue_nonce", 0);
 		n = n > 0 ? n + 1 : 1;
 		json_object_object_add(se, "requeue_nonce",
 		    json_object_new_int64(n));
 		o = json_object_new_object();
 		json_object_object_add(o, "nonce", json_object_new_int64(n));
-		json_object_object_add(o, "target_runner_id", runner ?
-		    json_object_new_string(runner) : NULL);
+		json_object_object_add(o, "target_runner_id",
+		    phn_json_string(runner));
 		json_object_object_add(o, "different_from_last",
 		    json_object_new_boolean(different));
-		json_object_object_add(o, "reason", reason ?
-		    json_object_new_string(reason) : NULL);
+		json_object_object_add(o, "reason", phn_json_string(reason));
 		json_object_object_add(o, "requested_at",
 		    json_object_new_string(iso));
 		json_object_object_add(se, "requeue", o);

@@ -98,6 +98,11 @@ int	phn_json_write_once(const char *, struct json_object *);	/* transitional */
 void	phn_json_emit(FILE *, struct json_object *);
 const char *phn_json_type(struct json_object *);
 struct json_object *phn_json_get(struct json_object *, const char *);
+const char *phn_jstr(struct json_object *, const char *);
+long long phn_json_int(struct json_object *, const char *, long long);
+double	phn_json_num(struct json_object *, const char *, double);
+int	phn_json_bool(struct json_object *, const char *, int);
+struct json_object *phn_json_string(const char *);
 struct json_object *phn_json_path_get(struct json_object *, const char *);
 struct json_object *phn_json_merge(struct json_object *,
 	    struct json_object *);
@@ -194,7 +199,6 @@ struct phn_attempt {
 #define PHN_FAULT_STUCK		3	/* alive, no codex event for long */
 int	phn_status_valid(const char *);
 int	phn_status_terminal(const char *);
-const char *phn_jstr(struct json_object *, const char *);
 int	phn_attempt_parse(const struct phn_paths *, const char *,
 	    struct phn_attempt *);
 void	phn_attempt_free(struct phn_attempt *);

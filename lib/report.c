@@ -166,8 +166,7 @@ or_default(struct json_object *doc, const char *k, struct json_object *d)
 {
 	struct json_object *v;
 
-	if (json_object_is_type(doc, json_type_object) &&
-	    json_object_object_get_ex(doc, k, &v) && v != NULL) {
+	if ((v = phn_json_get(doc, k)) != NULL) {
 		json_object_put(d);
 		return json_object_get(v);
 	}
@@ -245,13 +244,13 @@ missing_artifacts(struct phn_run *r)
 	char *miss = NULL, *t, *f;
 	size_t i, n;
 
-	json_object_object_get_ex(r->step, "artifacts_expected", &v);
+	v = phn_json_get(r->step, "artifacts_expected");
 	n = json_object_is_type(v, json_type_array) ?
 	    json_object_array_length(v) : 0;
 	for (i = 0; i < n; i++) {
 		a = nm = json_object_array_get_idx(v, i);
 		if (json_object_is_type(a, json_type_object))
-			json_object_object_get_ex(a, "name", &nm);
+			nm = phn_json_get(a, "name");
 		if (!json_object_is_type(nm, json_type_string))
 			continue;
 		f = phn_path_join(r->a.dir, json_object_get_string(nm));
@@ -263,10 +262,8 @@ missing_artifacts(struct phn_run *r)
 		}
 		free(f);
 	}
-	v = NULL;
-	if (r->nocodex)
-		json_object_object_get_ex(r->step,
-		    "fake_workspace_assert_exists", &v);
+	v = r->nocodex ? phn_json_get(r->step, "fake_workspace_assert_exists") :
+	    NULL;
 	n = json_object_is_type(v, json_type_array) ?
 	    json_object_array_length(v) : 0;
 	for (i = 0; i < n; i++) {
@@ -593,18 +590,15 @@ phn_run_fake_begin(struct phn_run *r)
 	size_t i, n;
 	int an = 1;
 
-	if (json_object_object_get_ex(r->meta, "attempt_number", &v) &&
-	    phn_json_is_int(v))
-		an = json_object_get_int(v);
+	an = (int)phn_json_int(r->meta, "attempt_number", 1);
 	r->exit_code = 0;
 	if (json_object_object_get_ex(r->step, "fake_exit_codes", &v) &&
 	    json_object_is_type(v, json_type_array) &&
 	    (n = json_object_array_length(v)) > 0)
 		r->exit_code = json_object_get_int(json_object_array_get_idx(v,
 		    (size_t)an - 1 < n ? (size_t)an - 1 : n - 1));
-	else if (json_object_object_get_ex(r->step, "fake_exit_code", &v) &&
-	    phn_json_is_int(v))
-		r->exit_code = json_object_get_int(v);
+	else
+		r->exit_code = (int)phn_json_int(r->step, "fake_exit_code", 0);
 	if (json_object_object_get_ex(r->step, "fake_workspace_writes", &v) &&
 	    json_object_is_type(v, json_type_array))
 		for (i = 0; i < json_object_array_length(v); i++) {
@@ -632,9 +626,7 @@ phn_run_fake_begin(struct phn_run *r)
 		free(f);
 		free(txt);
 	}
-	v = NULL;
-	json_object_object_get_ex(r->step, "fake_sleep_seconds", &v);
-	return phn_json_is_num(v) ? json_object_get_double(v) : 0;
+	return phn_json_num(r->step, "fake_sleep_seconds", 0);
 }
 
 void

@@ -44,17 +44,6 @@ phn_status_terminal(const char *s)
 	    strcmp(s, "running") != 0;
 }
 
-const char *
-phn_jstr(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
 /*
  * Split an attempt directory (absolute, relative to the cwd, or relative
  * to the runs root) into its ids: RUNS/B/J/steps/S/attempts/NAME, where
@@ -151,7 +140,7 @@ int
 phn_state_update(const char *dir, const char *status, struct json_object *fields)
 {
 	char *lp = phn_path_join(dir, "state.lock"), *sp, keep[32];
-	struct json_object *cur, *v;
+	struct json_object *cur;
 	const char *prev;
 	int fd, r;
 
@@ -192,7 +181,7 @@ phn_state_update(const char *dir, const char *status, struct json_object *fields
 	}
 	json_object_object_add(cur, "status", json_object_new_string(status));
 	if (phn_status_terminal(status) &&
-	    (!json_object_object_get_ex(cur, "ended_at", &v) || v == NULL)) {
+	    phn_json_get(cur, "ended_at") == NULL) {
 		char iso[PHN_ISO_LEN];
 		phn_iso(phn_now(), iso);
 		json_object_object_add(cur, "ended_at", json_object_new_string(iso));
@@ -375,12 +364,10 @@ phn_current_read(const struct phn_paths *p, const char *batch, const char *job)
 {
 	char *f = phn_asprintf("%s/%s/%s/current.json", p->runs, batch, job);
 	char msg[512];
-	struct json_object *o = phn_json_load(f, msg, sizeof(msg)), *s;
+	struct json_object *o = phn_json_load(f, msg, sizeof(msg));
 
 	free(f);
-	if (o == NULL || !json_object_is_type(o, json_type_object) ||
-	    !json_object_object_get_ex(o, "steps", &s) ||
-	    !json_object_is_type(s, json_type_object)) {
+	if (!json_object_is_type(phn_json_get(o, "steps"), json_type_object)) {
 		json_object_put(o);
 		return phn_current_rebuild(p, batch, job);
 	}
@@ -408,20 +395,20 @@ phn_current_note(const struct phn_paths *p, const struct phn_attempt *a,
 		return -1;
 	}
 	cur = phn_current_read(p, a->batch, a->job);
-	steps = json_object_object_get(cur, "steps");
-	if (!json_object_object_get_ex(steps, a->step, &se) ||
-	    !json_object_is_type(se, json_type_object)) {
+	steps = phn_json_get(cur, "steps");
+	if (!json_object_is_type(se = phn_json_get(steps, a->step),
+	    json_type_object)) {
 		se = json_object_new_object();
 		json_object_object_add(steps, a->step, se);
 	}
-	if (!json_object_object_get_ex(se, "by_run_id", &by) ||
-	    !json_object_is_type(by, json_type_object)) {
+	if (!json_object_is_type(by = phn_json_get(se, "by_run_id"),
+	    json_type_object)) {
 		by = json_object_new_object();
 		json_object_object_add(se, "by_run_id", by);
 	}
 	e = index_entry(p, a->dir, a->run_id, st);
 	json_object_object_add(by, a->run_id, e);
-	lat = json_object_object_get(se, "latest");
+	lat = phn_json_get(se, "latest");
 	ld = phn_jstr(lat, "attempt_dir");
 	if (ld == NULL || strcmp(ld, phn_jstr(e, "attempt_dir")) <= 0 ||
 	    strcmp(phn_jstr(lat, "run_id") ? phn_jstr(lat, "run_id") : "",
@@ -457,11 +444,9 @@ phn_attempt_find(const struct phn_paths *p, const char *batch, const char *job,
 	size_t n, i, hits = 0;
 	struct stat st;
 
-	e = phn_json_path_get(cur, "steps");
-	if (json_object_object_get_ex(e, step, &e) &&
-	    json_object_object_get_ex(e, "by_run_id", &e) &&
-	    json_object_object_get_ex(e, run_id, &e) &&
-	    (rel = phn_jstr(e, "attempt_dir")) != NULL) {
+	e = phn_json_get(phn_json_get(phn_json_get(phn_json_get(cur, "steps"),
+	    step), "by_run_id"), run_id);
+	if ((rel = phn_jstr(e, "attempt_dir")) != NULL) {
 		char *d = phn_path_abs(p->runs, rel);
 		if (stat(d, &st) == 0 && S_ISDIR(st.st_mode)) {
 			json_object_put(cur);
@@ -555,7 +540,6 @@ int
 phn_state_proc_alive(struct json_object *st, const char *pid_key,
     const char *start_key)
 {
-	struct json_object *v;
 	const char *host = phn_jstr(st, "host"), *boot = phn_jstr(st, "boot_id");
 	long long pid;
 	unsigned long long want;
@@ -563,13 +547,9 @@ phn_state_proc_alive(struct json_object *st, const char *pid_key,
 	if (host == NULL || boot == NULL || strcmp(host, phn_hostname()) ||
 	    strcmp(boot, phn_boot_id()))
 		return 0;
-	if (!json_object_object_get_ex(st, pid_key, &v) || !phn_json_is_int(v))
+	if ((pid = phn_json_int(st, pid_key, 0)) <= 1)
 		return 0;
-	pid = json_object_get_int64(v);
-	if (pid <= 1)
-		return 0;
-	want = json_object_object_get_ex(st, start_key, &v) ?
-	    (unsigned long long)json_object_get_int64(v) : 0;
+	want = (unsigned long long)phn_json_int(st, start_key, 0);
 	return want != 0 && phn_proc_start((pid_t)pid) == want;
 }
 
@@ -635,14 +615,13 @@ int
 phn_attempt_reap(const struct phn_paths *p, const struct phn_attempt *a,
     int fault)
 {
-	struct json_object *st = phn_state_read(a->dir), *f, *v;
+	struct json_object *st = phn_state_read(a->dir), *f;
 	const char *kind = fault == PHN_FAULT_LEASE ? "claim_expired" :
 	    "orphaned";
 	int r;
 
-	if (st != NULL && phn_state_proc_alive(st, "pgid", "codex_start") &&
-	    json_object_object_get_ex(st, "pgid", &v)) {
-		pid_t pg = (pid_t)json_object_get_int64(v);
+	if (phn_state_proc_alive(st, "pgid", "codex_start")) {
+		pid_t pg = (pid_t)phn_json_int(st, "pgid", 0);
 		kill(-pg, SIGTERM);
 		usleep(200 * 1000);
 		kill(-pg, SIGKILL);
