@@ -65,8 +65,8 @@ phn_config_default(void)
 {
 	struct json_object *o = json_tokener_parse(default_config);
 
-	if (o == NULL)
-		phn_die(PHN_EXIT_TEMP, "internal error: bad default config");
+	if (o == NULL)	/* out of memory: the text is a constant */
+		phn_die(PHN_EXIT_TEMP, "out of memory");
 	return o;
 }
 
@@ -113,8 +113,8 @@ secret_key(const char *k)
 }
 
 /* Walk the whole tree for secret-like keys and private key material. */
-void
-phn_config_secrets(struct json_object *o, const char *path,
+static void
+secrets(struct json_object *o, const char *path,
     struct phn_errs *e)
 {
 	size_t i, n;
@@ -128,7 +128,7 @@ phn_config_secrets(struct json_object *o, const char *path,
 				phn_errs_add(e, "%s: secret-like key not allowed "
 				    "(keep credentials out of the runs store)",
 				    sub);
-			phn_config_secrets(v, sub, e);
+			secrets(v, sub, e);
 			free(sub);
 		}
 		break;
@@ -137,7 +137,7 @@ phn_config_secrets(struct json_object *o, const char *path,
 		n = json_object_array_length(o);
 		for (i = 0; i < n; i++) {
 			char *sub = phn_asprintf("%s[%zu]", path, i);
-			phn_config_secrets(json_object_array_get_idx(o, i), sub,
+			secrets(json_object_array_get_idx(o, i), sub,
 			    e);
 			free(sub);
 		}
@@ -175,8 +175,8 @@ check_int(struct json_object *doc, const char *path, long long min,
 		    min, nullok ? " or null" : "", json_object_to_json_string(v));
 }
 
-int
-phn_config_check(struct json_object *doc, struct phn_errs *e)
+static int
+check(struct json_object *doc, struct phn_errs *e)
 {
 	static const char *objs[] = { "interfaces", "defaults", "limits", NULL };
 	struct json_object *v, *iv, *sv, *pw;
@@ -228,12 +228,12 @@ phn_config_check(struct json_object *doc, struct phn_errs *e)
 				    "must be an integer >= 1", k);
 		}
 	}
-	phn_config_secrets(doc, "", e);
+	secrets(doc, "", e);
 	return e->n > before ? -1 : 0;
 }
 
-void
-phn_config_version(struct json_object *doc, char out[32])
+static void
+version(struct json_object *doc, char out[32])
 {
 	struct json_object *c = NULL;
 	char hex[PHN_SHA256_HEX], *s;
@@ -331,7 +331,7 @@ again:
 		free(buf);
 		if (cfg->doc == NULL)
 			return phn_errs_fail(e, 0, "%s", msg);
-		if (phn_config_check(cfg->doc, &ce) == -1) {
+		if (check(cfg->doc, &ce) == -1) {
 			for (i = 0; i < ce.n; i++)
 				phn_errs_add(e, "%s: %s", cfg->path, ce.v[i]);
 			phn_errs_free(&ce);
@@ -342,7 +342,7 @@ again:
 			    cfg->path);
 		}
 	}
-	phn_config_version(cfg->doc, cfg->version);
+	version(cfg->doc, cfg->version);
 	if ((flags & PHN_CONFIG_SNAPSHOT) && snapshot(p, cfg, e) == -1)
 		return -1;
 	return 0;

@@ -331,8 +331,8 @@ v_section(struct phn_lt_ctx *c, const char *name, struct json_object *o,
 }
 
 /* Count words as Python's str.split() does (its whitespace set). */
-int
-phn_lt_goal_words(const char *s)
+static int
+goal_words(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	int words = 0, inword = 0;
@@ -822,7 +822,7 @@ v_top(struct phn_lt_ctx *c, struct json_object *lt)
 	else {
 		long long min = c->cfg ? phn_config_int(c->cfg,
 		    "limits.min_goal_summary_words", 151) : 151;
-		int w = phn_lt_goal_words(json_object_get_string(v));
+		int w = goal_words(json_object_get_string(v));
 		if (w < min)
 			E("batch_goal_summary: has %d words; at least %lld are "
 			    "required (limits.min_goal_summary_words in the "

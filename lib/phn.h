@@ -153,10 +153,6 @@ struct phn_config {
 };
 #define PHN_CONFIG_SNAPSHOT	1	/* record the version (writes) */
 struct json_object *phn_config_default(void);
-int	phn_config_check(struct json_object *, struct phn_errs *);
-void	phn_config_secrets(struct json_object *, const char *,
-	    struct phn_errs *);
-void	phn_config_version(struct json_object *, char [32]);
 int	phn_config_read(const struct phn_paths *, int, struct phn_config *,
 	    struct phn_errs *);
 int	phn_config_write(const struct phn_paths *, int, struct phn_errs *);
@@ -182,7 +178,6 @@ struct phn_lt_ctx {
 };
 void	phn_lt_ctx_free(struct phn_lt_ctx *);
 struct json_object *phn_lt_validate(struct json_object *, struct phn_lt_ctx *);
-int	phn_lt_goal_words(const char *);
 
 
 /* store.c: batches, attempts, state.json, current.json, faults */
@@ -211,8 +206,6 @@ void	phn_dir_list_free(char **, size_t);
 char	**phn_batch_list(const struct phn_paths *, size_t *);
 struct json_object *phn_batch_meta(const struct phn_paths *, const char *,
 	    char *, size_t);
-struct json_object *phn_current_rebuild(const struct phn_paths *,
-	    const char *, const char *);
 struct json_object *phn_current_read(const struct phn_paths *, const char *,
 	    const char *);
 int	phn_current_note(const struct phn_paths *, const struct phn_attempt *,

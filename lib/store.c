@@ -299,8 +299,8 @@ index_entry(const struct phn_paths *p, const char *dir, const char *run_id,
 }
 
 /* Rebuild current.json's content for a job from its attempt directories. */
-struct json_object *
-phn_current_rebuild(const struct phn_paths *p, const char *batch,
+static struct json_object *
+current_rebuild(const struct phn_paths *p, const char *batch,
     const char *job)
 {
 	char *sd = phn_asprintf("%s/%s/%s/steps", p->runs, batch, job), iso[PHN_ISO_LEN];
@@ -369,7 +369,7 @@ phn_current_read(const struct phn_paths *p, const char *batch, const char *job)
 	free(f);
 	if (!json_object_is_type(phn_json_get(o, "steps"), json_type_object)) {
 		json_object_put(o);
-		return phn_current_rebuild(p, batch, job);
+		return current_rebuild(p, batch, job);
 	}
 	return o;
 }
