@@ -55,52 +55,6 @@ phn_overrides_read(const struct phn_paths *p, const char *batch,
 	return o;
 }
 
-/* Set (val) or delete (NULL) a key of current.json's steps[step]. */
-int
-phn_current_step_set(const struct phn_paths *p, const char *batch,
-    const char *job, const char *step, const char *key,
-    struct json_object *val)
-{
-	char *lp = phn_asprintf("%s/%s/%s/current.lock", p->runs, batch, job);
-	char *f = phn_asprintf("%s/%s/%s/current.json", p->runs, batch, job);
-	char iso[PHN_ISO_LEN];
-	struct json_object *cur, *steps, *se;
-	int fd, r;
-
-	if ((fd = phn_lock_wait(lp, 30)) == -1) {
-		json_object_put(val);
-		free(lp);
-		free(f);
-		return -1;
-	}
-	cur = phn_current_read(p, batch, job);
-	steps = phn_json_get(cur, "steps");
-	if ((se = phn_json_get(steps, step)) == NULL ||
-	    !json_object_is_type(se, json_type_object)) {
-		if (val == NULL) {
-			json_object_put(cur);
-			phn_lock_close(fd);
-			free(lp);
-			free(f);
-			return 0;
-		}
-		se = json_object_new_object();
-		json_object_object_add(steps, step, se);
-	}
-	if (val == NULL)
-		json_object_object_del(se, key);
-	else
-		json_object_object_add(se, key, val);
-	phn_iso(phn_now(), iso);
-	json_object_object_add(cur, "updated_at", json_object_new_string(iso));
-	r = phn_json_write(f, cur, PHN_DURABLE);
-	json_object_put(cur);
-	phn_lock_close(fd);
-	free(lp);
-	free(f);
-	return r;
-}
-
 /*
  * End the queued attempts of a step that no spawner holds, as canceled
  * (mark-failed).  Under the step lock, so that a concurrent claim either

@@ -210,6 +210,8 @@ struct json_object *phn_current_read(const struct phn_paths *, const char *,
 	    const char *);
 int	phn_current_note(const struct phn_paths *, const struct phn_attempt *,
 	    struct json_object *);
+int	phn_current_step_set(const struct phn_paths *, const char *,
+	    const char *, const char *, const char *, struct json_object *);
 unsigned long long phn_proc_start(pid_t);
 const char *phn_boot_id(void);
 const char *phn_hostname(void);
@@ -330,8 +332,6 @@ struct json_object *phn_overrides_read(const struct phn_paths *, const char *,
 int	phn_overrides_apply(const struct phn_paths *, const char *, const char *,
 	    const char *, const char *, const char *, const char *, int,
 	    struct json_object **, char *, size_t);
-int	phn_current_step_set(const struct phn_paths *, const char *,
-	    const char *, const char *, const char *, struct json_object *);
 int	phn_override_main(int, char *[], const char *, const char *);
 /* claim.c: the claimer (phn-claim) */
 struct phn_claim_opts {

@@ -374,6 +374,56 @@ phn_current_read(const struct phn_paths *p, const char *batch, const char *job)
 	return o;
 }
 
+/* The job's current.json under its lock (fd returned), rebuilt if bad. */
+static int
+current_lock(const struct phn_paths *p, const char *batch, const char *job,
+    struct json_object **cur)
+{
+	char *lp = phn_asprintf("%s/%s/%s/current.lock", p->runs, batch, job);
+	int fd = phn_lock_wait(lp, 30);
+
+	free(lp);
+	*cur = fd == -1 ? NULL : phn_current_read(p, batch, job);
+	return fd;
+}
+
+/* Write cur back (unless nochange), stamped, and release the lock. */
+static int
+current_unlock(const struct phn_paths *p, const char *batch, const char *job,
+    int fd, struct json_object *cur, int nochange)
+{
+	char *f, iso[PHN_ISO_LEN];
+	int r = 0;
+
+	if (!nochange) {
+		f = phn_asprintf("%s/%s/%s/current.json", p->runs, batch, job);
+		phn_iso(phn_now(), iso);
+		json_object_object_add(cur, "batch_id",
+		    json_object_new_string(batch));
+		json_object_object_add(cur, "job_id", json_object_new_string(job));
+		json_object_object_add(cur, "updated_at",
+		    json_object_new_string(iso));
+		r = phn_json_write(f, cur, PHN_DURABLE);
+		free(f);
+	}
+	json_object_put(cur);
+	phn_lock_close(fd);
+	return r;
+}
+
+/* o[k] as an object: made, or replacing a non-object, when it is not. */
+static struct json_object *
+child(struct json_object *o, const char *k)
+{
+	struct json_object *v = phn_json_get(o, k);
+
+	if (!json_object_is_type(v, json_type_object)) {
+		v = json_object_new_object();
+		json_object_object_add(o, k, v);
+	}
+	return v;
+}
+
 /*
  * Record an attempt in current.json under the job's lock: its by_run_id
  * entry (status and fields from state), latest if it is the newest, and
@@ -383,31 +433,15 @@ int
 phn_current_note(const struct phn_paths *p, const struct phn_attempt *a,
     struct json_object *st)
 {
-	char *lp = phn_path_join(a->jobdir, "current.lock");
-	char *f = phn_path_join(a->jobdir, "current.json"), iso[PHN_ISO_LEN];
-	struct json_object *cur, *steps, *se, *by, *e, *lat;
+	struct json_object *cur, *se, *e, *lat;
 	const char *status = phn_jstr(st, "status"), *ld;
-	int fd, r;
+	int fd;
 
-	if ((fd = phn_lock_wait(lp, 30)) == -1) {
-		free(lp);
-		free(f);
+	if ((fd = current_lock(p, a->batch, a->job, &cur)) == -1)
 		return -1;
-	}
-	cur = phn_current_read(p, a->batch, a->job);
-	steps = phn_json_get(cur, "steps");
-	if (!json_object_is_type(se = phn_json_get(steps, a->step),
-	    json_type_object)) {
-		se = json_object_new_object();
-		json_object_object_add(steps, a->step, se);
-	}
-	if (!json_object_is_type(by = phn_json_get(se, "by_run_id"),
-	    json_type_object)) {
-		by = json_object_new_object();
-		json_object_object_add(se, "by_run_id", by);
-	}
+	se = child(phn_json_get(cur, "steps"), a->step);
 	e = index_entry(p, a->dir, a->run_id, st);
-	json_object_object_add(by, a->run_id, e);
+	json_object_object_add(child(se, "by_run_id"), a->run_id, e);
 	lat = phn_json_get(se, "latest");
 	ld = phn_jstr(lat, "attempt_dir");
 	if (ld == NULL || strcmp(ld, phn_jstr(e, "attempt_dir")) <= 0 ||
@@ -417,16 +451,31 @@ phn_current_note(const struct phn_paths *p, const struct phn_attempt *a,
 	if (status && strcmp(status, "succeeded") == 0)
 		json_object_object_add(se, "latest_successful",
 		    json_object_get(e));
-	phn_iso(phn_now(), iso);
-	json_object_object_add(cur, "batch_id", json_object_new_string(a->batch));
-	json_object_object_add(cur, "job_id", json_object_new_string(a->job));
-	json_object_object_add(cur, "updated_at", json_object_new_string(iso));
-	r = phn_json_write(f, cur, PHN_DURABLE);
-	json_object_put(cur);
-	phn_lock_close(fd);
-	free(lp);
-	free(f);
-	return r;
+	return current_unlock(p, a->batch, a->job, fd, cur, 0);
+}
+
+/* Set (val, a reference taken) or delete (NULL) a key of steps[step]. */
+int
+phn_current_step_set(const struct phn_paths *p, const char *batch,
+    const char *job, const char *step, const char *key,
+    struct json_object *val)
+{
+	struct json_object *cur, *steps;
+	int fd;
+
+	if ((fd = current_lock(p, batch, job, &cur)) == -1) {
+		json_object_put(val);
+		return -1;
+	}
+	steps = phn_json_get(cur, "steps");
+	if (val != NULL)
+		json_object_object_add(child(steps, step), key, val);
+	else if (json_object_is_type(phn_json_get(steps, step),
+	    json_type_object))
+		json_object_object_del(phn_json_get(steps, step), key);
+	else
+		return current_unlock(p, batch, job, fd, cur, 1);
+	return current_unlock(p, batch, job, fd, cur, 0);
 }
 
 /*
