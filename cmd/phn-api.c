@@ -118,16 +118,19 @@ static enum MHD_Result
 run_tool(struct MHD_Connection *c, char **argv, const char *in, size_t inlen,
     int raw)
 {
+	struct phn_proc pr = { .argv = argv, .in = in, .inlen = inlen };
+	struct phn_buf ob = { 0 }, eb = { 0 };
 	char *out, *err;
-	size_t outlen;
 	int st;
 	struct json_object *o;
 	enum MHD_Result r;
 
-	st = phn_run_capture(argv, in, inlen, &out, &outlen, &err);
+	st = phn_proc_run(&pr, &ob, &eb);
+	out = ob.s;
+	err = eb.s;
 	if (st == 0 && raw) {
 		struct MHD_Response *resp = MHD_create_response_from_buffer(
-		    outlen, out, MHD_RESPMEM_MUST_COPY);
+		    ob.len, out, MHD_RESPMEM_MUST_COPY);
 		MHD_add_response_header(resp, "Content-Type",
 		    "application/octet-stream");
 		r = MHD_queue_response(c, MHD_HTTP_OK, resp);
@@ -156,12 +159,15 @@ run_tool(struct MHD_Connection *c, char **argv, const char *in, size_t inlen,
 static enum MHD_Result
 submit(struct MHD_Connection *c, char **argv, struct req *rq)
 {
+	struct phn_proc pr = { .argv = argv, .in = rq->body, .inlen = rq->len };
+	struct phn_buf ob = { 0 }, eb = { 0 };
 	struct json_object *o;
 	char *out, *err;
 	int st;
 
-	st = phn_run_capture(argv, rq->body ? rq->body : "", rq->len, &out,
-	    NULL, &err);
+	st = phn_proc_run(&pr, &ob, &eb);
+	out = ob.s;
+	err = eb.s;
 	o = json_object_new_object();
 	json_object_object_add(o, "ok", json_object_new_boolean(st == 0));
 	if (st == 0) {
@@ -469,7 +475,7 @@ main(int argc, char *argv[])
 	if (portfile != NULL) {
 		char buf[16];
 		snprintf(buf, sizeof(buf), "%d\n", port);
-		if (phn_atomic_write(portfile, buf, strlen(buf)) == -1)
+		if (phn_atomic_write(portfile, buf, strlen(buf), PHN_DURABLE) == -1)
 			phn_die(PHN_EXIT_TEMP, "unable to write %s:", portfile);
 	}
 	info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD);

@@ -64,6 +64,7 @@ main(int argc, char *argv[])
 	    *j = NULL, *s = NULL, *run = NULL, *adir = NULL, *name = NULL,
 	    *out = NULL;
 	struct phn_paths P;
+	struct phn_errs e = { 0 };
 	struct json_object *o;
 	char *dir, *f, *buf, *rel;
 	struct stat sb;
@@ -104,7 +105,8 @@ main(int argc, char *argv[])
 	if (name == NULL || (adir == NULL && !ids))
 		usage();
 	phn_paths_init(&P, root, runs, runners);
-	dir = phn_attempt_select(&P, adir, b, j, s, run);
+	if ((dir = phn_attempt_select(&P, adir, b, j, s, run, &e)) == NULL)
+		phn_errs_die(&e);
 	if ((f = phn_artifact_path(dir, name)) == NULL) {
 		if (errno == ENOENT)
 			phn_die(PHN_EXIT_NO, "%s/%s: artifact not found", dir, name);
@@ -117,7 +119,7 @@ main(int argc, char *argv[])
 		if (phn_read_file(f, &buf, &len, 0) == -1)
 			phn_die(errno == EISDIR ? PHN_EXIT_PERM : PHN_EXIT_TEMP,
 			    "unable to read %s:", f);
-		if (phn_atomic_write(out, buf, len) == -1)
+		if (phn_atomic_write(out, buf, len, PHN_DURABLE) == -1)
 			phn_die(PHN_EXIT_TEMP, "unable to write %s:", out);
 		free(buf);
 		setvbuf(stdout, NULL, _IOLBF, 0);

@@ -62,7 +62,8 @@ main(int argc, char *argv[])
 	struct phn_attempt_opts ao = { 0 };
 	const char *root = NULL, *runs = NULL, *runners = NULL, *b = NULL,
 	    *j = NULL, *s = NULL, *run = NULL, *adir = NULL;
-	struct json_object *cfg, *v;
+	struct phn_config C;
+	struct phn_errs e = { 0 };
 	double grace = -1;
 	char *d, *end;
 	int ch, code = 0, c, i;
@@ -99,18 +100,21 @@ main(int argc, char *argv[])
 	    s == NULL && run == NULL))
 		usage();
 	phn_paths_init(&P, root, runs, runners);
-	cfg = phn_config_peek(&P);
-	v = phn_json_path_get(cfg, "defaults.kill_grace_seconds");
+	if (phn_config_read(&P, 0, &C, &e) == -1)
+		phn_errs_die(&e);
 	if (grace < 0)
-		grace = phn_json_is_num(v) ? json_object_get_double(v) : 10;
-	json_object_put(cfg);
+		grace = phn_config_num(&C, "defaults.kill_grace_seconds", 10);
+	phn_config_free(&C);
 	if (argc == 0) {
-		d = phn_attempt_select(&P, adir, b, j, s, run);
+		if ((d = phn_attempt_select(&P, adir, b, j, s, run, &e)) == NULL)
+			phn_errs_die(&e);
 		code = one(d, grace);
 		free(d);
 	}
 	for (i = 0; i < argc; i++) {
-		d = phn_attempt_select(&P, argv[i], NULL, NULL, NULL, NULL);
+		if ((d = phn_attempt_select(&P, argv[i], NULL, NULL, NULL, NULL,
+		    &e)) == NULL)
+			phn_errs_die(&e);
 		c = one(d, grace);
 		free(d);
 		if (c == PHN_EXIT_TEMP || (c == PHN_EXIT_NO && code == 0))

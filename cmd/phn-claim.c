@@ -100,8 +100,9 @@ main(int argc, char *argv[])
 	struct phn_claim_opts o;
 	struct phn_paths P;
 	struct phn_config C;
+	struct phn_errs e = { 0 };
 	const char *root = NULL, *runs = NULL, *runners = NULL;
-	char *runner = NULL, msg[1024];
+	char *runner = NULL;
 	int ch, sflag = 0, nset = 0, code;
 	size_t i;
 
@@ -154,12 +155,11 @@ main(int argc, char *argv[])
 	if (!nset && !o.follow)
 		o.n = 1;
 	phn_paths_init(&P, root, runs, runners);
-	phn_config_load(&P, 1, &C);
+	if (phn_config_read(&P, PHN_CONFIG_SNAPSHOT, &C, &e) == -1)
+		phn_errs_die(&e);
 	for (i = 0; i < o.nbatches; i++)
-		if ((code = phn_sched_step_check(&P, o.batches[i], NULL, NULL,
-		    msg, sizeof(msg))) != 0)
-			phn_die(code == -1 ? PHN_EXIT_PERM : PHN_EXIT_TEMP, "%s",
-			    msg);
+		if (phn_sched_step_check(&P, o.batches[i], NULL, NULL, &e) == -1)
+			phn_errs_die(&e);
 	if (sflag)
 		code = rescan(&P, &C, o.batches, o.nbatches);
 	else {

@@ -36,8 +36,9 @@ main(int argc, char *argv[])
 	struct phn_paths P;
 	struct json_object *o, *old;
 	const char *root = NULL, *runs = NULL, *runners = NULL, *reason = NULL;
-	char msg[1024], iso[PHN_ISO_LEN], *f;
-	int ch, r;
+	struct phn_errs e = { 0 };
+	char msg[512], iso[PHN_ISO_LEN], *f;
+	int ch;
 
 	PROG = "phn-close-batch";
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -55,9 +56,8 @@ main(int argc, char *argv[])
 	if (argc != 1)
 		usage();
 	phn_paths_init(&P, root, runs, runners);
-	if ((r = phn_sched_step_check(&P, argv[0], NULL, NULL, msg,
-	    sizeof(msg))) != 0)
-		phn_die(r == -1 ? PHN_EXIT_PERM : PHN_EXIT_TEMP, "%s", msg);
+	if (phn_sched_step_check(&P, argv[0], NULL, NULL, &e) == -1)
+		phn_errs_die(&e);
 	phn_iso(phn_now(), iso);
 	o = json_object_new_object();
 	json_object_object_add(o, "batch_id", json_object_new_string(argv[0]));
@@ -65,7 +65,7 @@ main(int argc, char *argv[])
 	json_object_object_add(o, "reason", reason ?
 	    json_object_new_string(reason) : NULL);
 	f = phn_asprintf("%s/%s/batch_closed.json", P.runs, argv[0]);
-	if (phn_json_write_once(f, o) == -1) {
+	if (phn_json_write(f, o, PHN_DURABLE | PHN_ONCE) == -1) {
 		if (errno != EEXIST)
 			phn_die(PHN_EXIT_TEMP, "unable to write %s:", f);
 		old = phn_json_load(f, msg, sizeof(msg));

@@ -253,7 +253,9 @@ main(int argc, char *argv[])
 	};
 	const char *root = NULL, *runs = NULL, *runners = NULL, *only = NULL;
 	/* static: still reachable if we die, so leak checkers stay quiet */
-	static struct json_object *cfg, *base, *dflt;
+	static struct json_object *base, *dflt;
+	static struct phn_config C;
+	struct phn_errs e = { 0 };
 	char **v, *f;
 	size_t n, i;
 	int ch;
@@ -273,12 +275,13 @@ main(int argc, char *argv[])
 	if (argc != optind)
 		usage();
 	phn_paths_init(&P, root, runs, runners);
-	cfg = phn_config_peek(&P);
+	if (phn_config_read(&P, 0, &C, &e) == -1)
+		phn_errs_die(&e);
 	/* Missing keys fall back to the defaults phn-init writes. */
 	dflt = phn_config_default();
 	base = json_object_new_object();
 	overlay(base, phn_json_path_get(dflt, "defaults.retention_policy"));
-	overlay(base, phn_json_path_get(cfg, "defaults.retention_policy"));
+	overlay(base, phn_json_path_get(C.doc, "defaults.retention_policy"));
 	json_object_put(dflt);
 	now = phn_now();
 	if (only != NULL) {
@@ -298,7 +301,7 @@ main(int argc, char *argv[])
 	} else if (errno != ENOENT)
 		phn_die(PHN_EXIT_TEMP, "unable to read %s:", P.runs);
 	json_object_put(base);
-	json_object_put(cfg);
+	phn_config_free(&C);
 	phn_paths_free(&P);
 	phn_stdout_close();
 	return failed ? PHN_EXIT_TEMP : 0;

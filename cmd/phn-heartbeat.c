@@ -84,7 +84,7 @@ static void
 report(const struct phn_attempt *a, struct json_object *st, const char *fault,
     double now, int reaped)
 {
-	struct json_object *o, *v;
+	struct json_object *o;
 	double t;
 
 	if (!jflag) {
@@ -97,8 +97,8 @@ report(const struct phn_attempt *a, struct json_object *st, const char *fault,
 	json_object_object_add(o, "job_id", json_object_new_string(a->job));
 	json_object_object_add(o, "step_id", json_object_new_string(a->step));
 	json_object_object_add(o, "run_id", json_object_new_string(a->run_id));
-	json_object_object_add(o, "status", phn_jstr(st, "status") ?
-	    json_object_new_string(phn_jstr(st, "status")) : NULL);
+	json_object_object_add(o, "status", phn_json_string(phn_jstr(st,
+	    "status")));
 	json_object_object_add(o, "fault", json_object_new_string(fault));
 	if (phn_iso_parse(phn_jstr(st, "last_heartbeat_at"), &t) == 0 ||
 	    phn_iso_parse(phn_jstr(st, "claimed_at"), &t) == 0)
@@ -107,10 +107,9 @@ report(const struct phn_attempt *a, struct json_object *st, const char *fault,
 	if (phn_iso_parse(phn_jstr(st, "last_event_at"), &t) == 0)
 		json_object_object_add(o, "event_age_seconds",
 		    json_object_new_int64((int64_t)(now - t)));
-	json_object_object_get_ex(st, "spawner_pid", &v);
-	json_object_object_add(o, "spawner_pid", json_object_get(v));
-	json_object_object_add(o, "host", phn_jstr(st, "host") ?
-	    json_object_new_string(phn_jstr(st, "host")) : NULL);
+	json_object_object_add(o, "spawner_pid", json_object_get(phn_json_get(st,
+	    "spawner_pid")));
+	json_object_object_add(o, "host", phn_json_string(phn_jstr(st, "host")));
 	if (kflag)
 		json_object_object_add(o, "reaped",
 		    json_object_new_boolean(reaped));
@@ -199,10 +198,10 @@ scan_active(const char *batch, double lease, double stale, double stuck)
 }
 
 static void
-scan_batch(const char *batch, struct json_object *cfg)
+scan_batch(const char *batch, const struct phn_config *cfg)
 {
 	struct json_object *bm;
-	double lease, stale, stuck;
+	struct phn_limits lim;
 	char msg[512], **jobs, **steps, **atts, *d;
 	size_t nj, ns, na, i, k, m;
 
@@ -211,9 +210,9 @@ scan_batch(const char *batch, struct json_object *cfg)
 		failed = 1;
 		return;
 	}
-	phn_live_limits(bm, cfg, &lease, &stale, &stuck);
+	phn_limits_init(&lim, cfg->doc, phn_json_get(bm, "effective_defaults"));
 	json_object_put(bm);
-	if (scan_active(batch, lease, stale, stuck) == 0)
+	if (scan_active(batch, lim.lease, lim.stale, lim.stuck) == 0)
 		return;
 	d = phn_path_join(P.runs, batch);
 	jobs = phn_dir_list(d, &nj);
@@ -228,7 +227,7 @@ scan_batch(const char *batch, struct json_object *cfg)
 			atts = phn_dir_list(d, &na);
 			for (m = 0; atts && m < na; m++) {
 				char *ad = phn_path_join(d, atts[m]);
-				one(ad, lease, stale, stuck);
+				one(ad, lim.lease, lim.stale, lim.stuck);
 				free(ad);
 			}
 			phn_dir_list_free(atts, na);
@@ -242,13 +241,13 @@ scan_batch(const char *batch, struct json_object *cfg)
 static int
 scan(const char *batch)
 {
-	struct json_object *cfg;
-	char msg[512], *cf, **v;
+	struct phn_config C;
+	struct phn_errs e = { 0 };
+	char *cf, **v;
 	size_t n, i;
 
-	cf = phn_path_join(P.runs, "_system/harness_config.json");
-	cfg = phn_json_load(cf, msg, sizeof(msg));
-	free(cf);
+	if (phn_config_read(&P, 0, &C, &e) == -1)
+		phn_errs_die(&e);
 	if (batch != NULL) {
 		if (phn_id_valid(batch, strlen(batch)) == 0)
 			phn_die(PHN_EXIT_PERM, "--batch %s: not a batch id", batch);
@@ -257,7 +256,7 @@ scan(const char *batch)
 			phn_die(PHN_EXIT_PERM, "--batch %s: no such batch in %s",
 			    batch, P.runs);
 		free(cf);
-		scan_batch(batch, cfg);
+		scan_batch(batch, &C);
 	} else {
 		if ((v = phn_batch_list(&P, &n)) == NULL) {
 			if (errno != ENOENT)
@@ -265,10 +264,10 @@ scan(const char *batch)
 			n = 0;
 		}
 		for (i = 0; i < n; i++)
-			scan_batch(v[i], cfg);
+			scan_batch(v[i], &C);
 		phn_dir_list_free(v, n);
 	}
-	json_object_put(cfg);
+	phn_config_free(&C);
 	if (failed)
 		return PHN_EXIT_TEMP;
 	return !kflag && found ? PHN_EXIT_NO : 0;

@@ -25,7 +25,7 @@
 
 static int cflag;	/* --check: validate only */
 static int nflag;	/* --new: a new batch even for a known table */
-static int cfg_pending;	/* the default config is not written yet */
+static int cfg_pending = 1;	/* the config's version is not recorded yet */
 
 static struct phn_paths P;
 static struct phn_config C;
@@ -90,7 +90,7 @@ build(struct result *r, const char *tmp, struct json_object *meta,
 	size_t i;
 
 	f = phn_path_join(tmp, "batch_meta.json");
-	if (phn_json_write_once(f, meta) == -1) {
+	if (phn_json_write(f, meta, PHN_DURABLE | PHN_ONCE) == -1) {
 		fail(r, PHN_EXIT_TEMP, "unable to write %s:", f);
 		free(f);
 		return -1;
@@ -225,7 +225,7 @@ commit(struct result *r, struct json_object *meta, struct phn_lt_ctx *ctx,
 	/* With --new the first batch of these bytes keeps the index entry. */
 	kb = nflag ? known_batch(r->sha) : NULL;
 	if (kb == NULL) {
-		if (phn_json_write(ip, ix) == -1) {
+		if (phn_json_write(ip, ix, PHN_DURABLE) == -1) {
 			fail(r, PHN_EXIT_TEMP, "unable to write %s: %s", ip,
 			    strerror(errno));
 			json_object_put(ix);
@@ -299,8 +299,10 @@ ingest(struct result *r, const char *buf, size_t len, const char *name,
 		    "job_id")));
 
 	if (cfg_pending) {
+		struct phn_errs e = { 0 };
 		phn_config_free(&C);
-		phn_config_load(&P, 1, &C);
+		if (phn_config_read(&P, PHN_CONFIG_SNAPSHOT, &C, &e) == -1)
+			phn_errs_die(&e);
 		cfg_pending = 0;
 	}
 	lockp = phn_asprintf("%s/_queue/index/by_launch_table_sha256", P.runs);
@@ -460,7 +462,7 @@ queue_one(const char *q, const char *name)
 		    json_object_get(r.job_ids));
 		json_object_object_add(ack, "duplicate", json_object_new_boolean(
 		    r.dup));
-		if (phn_json_write(f, ack) == -1)
+		if (phn_json_write(f, ack, PHN_DURABLE) == -1)
 			phn_warn("unable to write %s:", f);
 		json_object_put(ack);
 		printf("%s\n", r.batch_id);
@@ -473,7 +475,7 @@ queue_one(const char *q, const char *name)
 			free(txt);
 			txt = t;
 		}
-		if (phn_atomic_write(f, txt, strlen(txt)) == -1)
+		if (phn_atomic_write(f, txt, strlen(txt), PHN_DURABLE) == -1)
 			phn_warn("unable to write %s:", f);
 		free(txt);
 		phn_warn("%s: rejected; moved to %s", disp, to);
@@ -554,7 +556,7 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *root = NULL, *runs = NULL, *runners = NULL;
-	char *cfgpath;
+	struct phn_errs e = { 0 };
 	int ch, qflag = 0, code;
 
 	PROG = "phn-ingest";
@@ -575,19 +577,13 @@ main(int argc, char *argv[])
 	if (qflag ? argc != 0 || cflag : argc != 1)
 		usage();
 	phn_paths_init(&P, root, runs, runners);
-	cfgpath = phn_asprintf("%s/_system/harness_config.json", P.runs);
-	if (access(cfgpath, F_OK) == -1 && errno == ENOENT) {
-		/*
-		 * No store yet: validate against the defaults in memory, and
-		 * write the config only when a valid table is committed, so
-		 * that an invalid table leaves nothing under runs/.
-		 */
-		C.doc = phn_config_default();
-		phn_config_version(C.doc, C.version);
-		cfg_pending = 1;
-	} else
-		phn_config_load(&P, 0, &C);
-	free(cfgpath);
+	/*
+	 * Validate against the config (the defaults when there is none yet)
+	 * and record its version only when a valid table is committed, so
+	 * that an invalid table leaves nothing under runs/.
+	 */
+	if (phn_config_read(&P, 0, &C, &e) == -1)
+		phn_errs_die(&e);
 	code = qflag ? queue() : one(argv[0]);
 	phn_config_free(&C);
 	phn_paths_free(&P);

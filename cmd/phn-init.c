@@ -47,9 +47,10 @@ main(int argc, char *argv[])
 	const char *root = NULL, *runs = NULL, *runners = NULL;
 	struct phn_paths p;
 	struct phn_config cfg;
-	struct json_object *out, *doc;
-	char *d, *cfgpath, *schema, *dst, iso[PHN_ISO_LEN];
-	int ch, fflag = 0, created = 0, i;
+	struct phn_errs e = { 0 };
+	struct json_object *out;
+	char *d, *schema, *dst;
+	int ch, fflag = 0, created, i;
 
 	PROG = "phn-init";
 	while ((ch = getopt_long(argc, argv, "fr:", lopts, NULL)) != -1) {
@@ -70,24 +71,15 @@ main(int argc, char *argv[])
 		free(d);
 	}
 	mkdir_or_die(p.runners);
-	cfgpath = phn_path_join(p.runs, "_system/harness_config.json");
-	if (fflag || access(cfgpath, F_OK) == -1) {
-		doc = phn_config_default();
-		phn_iso(phn_now(), iso);
-		json_object_object_add(doc, "written_at",
-		    json_object_new_string(iso));
-		if (phn_json_write(cfgpath, doc) == -1)
-			phn_die(PHN_EXIT_TEMP, "unable to write %s:", cfgpath);
-		json_object_put(doc);
-		created = 1;
-	}
-	phn_config_load(&p, 0, &cfg);
+	if ((created = phn_config_write(&p, fflag, &e)) == -1 ||
+	    phn_config_read(&p, PHN_CONFIG_SNAPSHOT, &cfg, &e) == -1)
+		phn_errs_die(&e);
 	dst = phn_path_join(p.runs, "_system/run_report.schema.json");
 	if ((schema = phn_datadir_file("run_report.schema.json")) == NULL)
 		phn_warn("warning: run_report.schema.json is not installed; "
 		    "set PHN_DATADIR or run make install");
 	else if ((fflag || access(dst, F_OK) == -1) &&
-	    phn_copy_file(schema, dst) == -1)
+	    phn_copy_file(schema, dst, PHN_DURABLE) == -1)
 		phn_die(PHN_EXIT_TEMP, "unable to copy %s to %s:", schema, dst);
 	out = json_object_new_object();
 	json_object_object_add(out, "ok", json_object_new_boolean(1));
@@ -102,7 +94,6 @@ main(int argc, char *argv[])
 	json_object_put(out);
 	free(schema);
 	free(dst);
-	free(cfgpath);
 	phn_config_free(&cfg);
 	phn_paths_free(&p);
 	phn_stdout_close();

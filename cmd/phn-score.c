@@ -32,7 +32,7 @@ static int Jflag, qflag, sflag, wflag, Wflag;
 static double interval = 2;
 static int color, tty;
 static struct phn_paths P;
-static struct json_object *cfg;
+static struct phn_config C;
 
 static void
 usage(void)
@@ -352,7 +352,7 @@ compute(const char *only, int want_steps, struct scores *sc)
 		n = 0;
 	}
 	for (i = 0; i < n; i++) {
-		sb = phn_score_batch(&P, cfg, v[i], now, sc->steps, msg,
+		sb = phn_score_batch(&P, C.doc, v[i], now, sc->steps, msg,
 		    sizeof(msg));
 		if (sb == NULL) {
 			if (only != NULL)
@@ -387,7 +387,7 @@ write_files(struct scores *sc)
 		struct json_object *sb = json_object_array_get_idx(sc->sbs, i);
 		f = phn_asprintf("%s/%s/scoreboard.batch.json", P.runs,
 		    phn_jstr(sb, "batch_id"));
-		if (phn_json_write(f, sb) == -1)
+		if (phn_json_write(f, sb, PHN_DURABLE) == -1)
 			phn_die(PHN_EXIT_TEMP, "unable to write %s:", f);
 		free(f);
 	}
@@ -395,7 +395,7 @@ write_files(struct scores *sc)
 	if (phn_mkdirs(d, 0755) == -1)
 		phn_die(PHN_EXIT_TEMP, "unable to create %s:", d);
 	f = phn_path_join(d, "scoreboard.system.json");
-	if (phn_json_write(f, sc->rows) == -1)
+	if (phn_json_write(f, sc->rows, PHN_DURABLE) == -1)
 		phn_die(PHN_EXIT_TEMP, "unable to write %s:", f);
 	free(f);
 	free(d);
@@ -532,6 +532,7 @@ main(int argc, char *argv[])
 	};
 	const char *root = NULL, *runs = NULL, *runners = NULL, *batch = NULL;
 	struct scores sc;
+	struct phn_errs e = { 0 };
 	char *bm, *end;
 	int ch, code;
 
@@ -572,7 +573,8 @@ main(int argc, char *argv[])
 			phn_die(PHN_EXIT_PERM, "%s: no such batch in %s", batch,
 			    P.runs);
 	}
-	cfg = phn_config_peek(&P);
+	if (phn_config_read(&P, 0, &C, &e) == -1)
+		phn_errs_die(&e);
 	tty = isatty(STDOUT_FILENO);
 	color = tty && getenv("NO_COLOR") == NULL;
 	if (wflag)
@@ -589,7 +591,7 @@ main(int argc, char *argv[])
 		code = sc.code;
 		scores_free(&sc);
 	}
-	json_object_put(cfg);
+	phn_config_free(&C);
 	phn_paths_free(&P);
 	phn_stdout_close();
 	return code;

@@ -129,6 +129,7 @@ main(int argc, char *argv[])
 	const char *root = NULL, *runs = NULL, *runners = NULL, *b = NULL,
 	    *j = NULL, *s = NULL, *run = NULL, *adir = NULL;
 	struct phn_paths P;
+	struct phn_errs e = { 0 };
 	struct ring r = { NULL, 50, 0, 0 };
 	char *dir, *ev, *gz, *pend = NULL;
 	size_t plen = 0;
@@ -164,7 +165,8 @@ main(int argc, char *argv[])
 	else if (argc != 0 || (adir == NULL && !b && !j && !s && !run))
 		usage();
 	phn_paths_init(&P, root, runs, runners);
-	dir = phn_attempt_select(&P, adir, b, j, s, run);
+	if ((dir = phn_attempt_select(&P, adir, b, j, s, run, &e)) == NULL)
+		phn_errs_die(&e);
 	ev = phn_path_join(dir, "codex.events.jsonl");
 	gz = phn_path_join(dir, "codex.events.jsonl.gz");
 	r.l = phn_malloc((size_t)(r.n ? r.n : 1) * sizeof(*r.l));

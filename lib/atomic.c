@@ -1,14 +1,24 @@
 /*
  * atomic.c - crash-safe writes.
  *
- * Atomic replace: write "<dir>/.<name>.XXXXXX" (mkstemp: unique, O_EXCL),
- * fsync it, rename it over the target, fsync the directory.  A reader sees
- * the old file or the new one, never a torn one.
+ * One writer, phn_atomic_write(path, buf, len, flags): write
+ * "<dir>/.<name>.XXXXXX" (mkstemp: unique, O_EXCL), then rename it over
+ * the target.  A reader sees the old file or the new one, never a torn
+ * one.  The flags say what else is wanted:
  *
- * Write-once: the same temp file, then link(2) to the target; link fails
- * with EEXIST if anyone got there first, which makes the check and the
- * creation one atomic step (an exists-check followed by rename would not).
- * The temp file is unlinked either way.
+ *   PHN_DURABLE  fsync the file before and its directory after, so the
+ *                new content survives a crash (records); without it the
+ *                write is only atomic (derived hints, cursors, indexes
+ *                that are rebuilt from the records).
+ *   PHN_ONCE     write-once: link(2) the temp file to the target instead
+ *                of renaming it; link fails with EEXIST if anyone got
+ *                there first, which makes the check and the creation one
+ *                atomic step (an exists-check followed by rename would
+ *                not).  The temp file is unlinked either way.
+ *   PHN_MKDIR    create the target's directory when it is missing.
+ *
+ * phn_atomic_open/commit/abort are its two halves, for content that is
+ * not one buffer (a gzip stream, a file staged now and linked later).
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -69,102 +79,124 @@ phn_fsync_dir(const char *dir)
 	return r;
 }
 
-static char *
-tmpname(const char *path, char **dirp)
+/* Write all of buf to fd, through short writes and EINTR. */
+int
+phn_write_all(int fd, const void *buf, size_t len)
 {
-	char *dir = phn_path_dirname(path);
-	const char *base = strrchr(path, '/');
-
-	base = base ? base + 1 : path;
-	*dirp = dir;
-	return phn_asprintf("%s/.%s.XXXXXX", dir, base);
-}
-
-static int
-writetmp(const char *path, const void *buf, size_t len, char **tmpp,
-    char **dirp)
-{
-	char *tmp = tmpname(path, dirp);
 	const char *p = buf;
-	int fd, e;
 
-	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1)
-		goto fail;
-	if (fchmod(fd, 0644) == -1)
-		goto failfd;
 	while (len > 0) {
 		ssize_t w = write(fd, p, len);
 		if (w == -1) {
 			if (errno == EINTR)
 				continue;
-			goto failfd;
+			return -1;
 		}
 		p += w;
 		len -= (size_t)w;
 	}
-	if (fsync(fd) == -1)
-		goto failfd;
-	if (close(fd) == -1) {
+	return 0;
+}
+
+/*
+ * Open a new temp file beside path ("<dir>/.<name>.XXXXXX", mode 0644)
+ * for phn_atomic_commit or phn_atomic_abort; PHN_MKDIR creates the
+ * directory when it is missing.  Returns the fd, *tmpp its name.
+ */
+int
+phn_atomic_open(const char *path, int flags, char **tmpp)
+{
+	char *dir = phn_path_dirname(path), *tmp;
+	const char *base = strrchr(path, '/');
+	int fd, e;
+
+	base = base ? base + 1 : path;
+	tmp = phn_asprintf("%s/.%s.XXXXXX", dir, base);
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd == -1 && errno == ENOENT && (flags & PHN_MKDIR) &&
+	    phn_mkdirs(dir, 0755) == 0) {
+		memcpy(tmp + strlen(tmp) - 6, "XXXXXX", 6);
+		fd = mkostemp(tmp, O_CLOEXEC);
+	}
+	if (fd != -1 && fchmod(fd, 0644) == -1) {
+		e = errno;
+		close(fd);
+		unlink(tmp);
+		errno = e;
 		fd = -1;
-		goto failfd;
+	}
+	e = errno;
+	free(dir);
+	if (fd == -1) {
+		free(tmp);
+		errno = e;
+		return -1;
 	}
 	*tmpp = tmp;
-	return 0;
-failfd:
-	e = errno;
-	if (fd != -1)
-		close(fd);
-	unlink(tmp);
-	errno = e;
-fail:
-	e = errno;
-	free(tmp);
-	free(*dirp);
-	*dirp = NULL;
-	errno = e;
-	return -1;
+	return fd;
 }
 
-int
-phn_atomic_write(const char *path, const void *buf, size_t len)
+/* Give up a temp file from phn_atomic_open; errno is kept. */
+void
+phn_atomic_abort(int fd, char *tmp)
 {
-	char *tmp, *dir;
-	int e;
+	int e = errno;
 
-	if (writetmp(path, buf, len, &tmp, &dir) == -1)
-		return -1;
-	if (rename(tmp, path) == -1) {
+	close(fd);
+	unlink(tmp);
+	free(tmp);
+	errno = e;
+}
+
+/*
+ * Put a temp file from phn_atomic_open in place at path: rename over it,
+ * or with PHN_ONCE link (EEXIST if path exists).  PHN_DURABLE fsyncs the
+ * file first and the directory after.  fd is closed and tmp freed either
+ * way; on failure the temp file is gone and errno says why.
+ */
+int
+phn_atomic_commit(int fd, char *tmp, const char *path, int flags)
+{
+	char *dir;
+	int r = 0, e;
+
+	if ((flags & PHN_DURABLE) && fsync(fd) == -1)
+		r = -1;
+	e = errno;
+	if (close(fd) == -1 && r == 0) {
+		r = -1;
 		e = errno;
+	}
+	if (r == 0 && (r = (flags & PHN_ONCE) ? link(tmp, path) :
+	    rename(tmp, path)) == -1)
+		e = errno;
+	if (r == -1 || (flags & PHN_ONCE))
 		unlink(tmp);
-		free(tmp);
+	free(tmp);
+	if (r == 0 && (flags & PHN_DURABLE)) {
+		dir = phn_path_dirname(path);
+		r = phn_fsync_dir(dir);
+		e = errno;
 		free(dir);
-		errno = e;
+	}
+	errno = e;
+	return r;
+}
+
+/* The atomic writer: buf as path's new content (see the flags above). */
+int
+phn_atomic_write(const char *path, const void *buf, size_t len, int flags)
+{
+	char *tmp;
+	int fd;
+
+	if ((fd = phn_atomic_open(path, flags, &tmp)) == -1)
+		return -1;
+	if (phn_write_all(fd, buf, len) == -1) {
+		phn_atomic_abort(fd, tmp);
 		return -1;
 	}
-	free(tmp);
-	e = phn_fsync_dir(dir);
-	free(dir);
-	return e;
-}
-
-int
-phn_write_once(const char *path, const void *buf, size_t len)
-{
-	char *tmp, *dir;
-	int r, e;
-
-	if (writetmp(path, buf, len, &tmp, &dir) == -1)
-		return -1;
-	r = link(tmp, path);
-	e = errno;
-	unlink(tmp);
-	free(tmp);
-	if (r == 0)
-		r = phn_fsync_dir(dir);
-	else
-		errno = e;
-	free(dir);
-	return r;
+	return phn_atomic_commit(fd, tmp, path, flags);
 }
 
 /* Read a whole file; a file larger than max fails with EFBIG. */
@@ -231,7 +263,7 @@ fail:
 }
 
 int
-phn_copy_file(const char *from, const char *to)
+phn_copy_file(const char *from, const char *to, int flags)
 {
 	char *buf;
 	size_t len;
@@ -239,7 +271,7 @@ phn_copy_file(const char *from, const char *to)
 
 	if (phn_read_file(from, &buf, &len, 0) == -1)
 		return -1;
-	r = phn_atomic_write(to, buf, len);
+	r = phn_atomic_write(to, buf, len, flags);
 	free(buf);
 	return r;
 }
@@ -281,24 +313,16 @@ phn_rmtree(const char *path)
 int
 phn_write_new(const char *path, const void *buf, size_t len)
 {
-	const char *p = buf;
-	int fd, e;
+	int fd;
 
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) == -1)
 		return -1;
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w == -1) {
-			if (errno == EINTR)
-				continue;
-			e = errno;
-			close(fd);
-			unlink(path);
-			errno = e;
-			return -1;
-		}
-		p += w;
-		len -= (size_t)w;
+	if (phn_write_all(fd, buf, len) == -1) {
+		int e = errno;
+		close(fd);
+		unlink(path);
+		errno = e;
+		return -1;
 	}
 	return close(fd);
 }

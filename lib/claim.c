@@ -723,19 +723,10 @@ cursor_read(const char *path)
 static void
 cursor_write(const char *path, const char *val)
 {
-	char *dir = phn_path_dirname(path), *tmp;
-	int fd;
+	char *t = phn_asprintf("%s\n", val);
 
-	tmp = phn_asprintf("%s/.cursor.XXXXXX", dir);
-	free(dir);
-	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
-		free(tmp);
-		return;
-	}
-	if (dprintf(fd, "%s\n", val) < 0 || close(fd) == -1 ||
-	    rename(tmp, path) == -1)
-		unlink(tmp);
-	free(tmp);
+	phn_atomic_write(path, t, strlen(t), 0);
+	free(t);
 }
 
 /*

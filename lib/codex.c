@@ -1,8 +1,8 @@
 /*
  * codex.c - the Codex CLI from phn-spawn's side: finding the binary, the
  * exact argv of SPEC 6.1 for `codex exec` and `codex exec resume`, the
- * --strict-config probe for a web search key, and the small helpers that
- * run other programs (git, the probe) and seed a CODEX_HOME.
+ * --strict-config probe for a web search key, and copying a tree to seed
+ * a CODEX_HOME.
  *
  * exec:   codex exec -C WORKDIR --color never --output-schema SCHEMA
  *         [-m MODEL] [-c model_reasoning_effort="E"] [-s SANDBOX]
@@ -18,16 +18,12 @@
  */
 #include <sys/stat.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "phn.h"
@@ -99,135 +95,6 @@ phn_shquote(char *const argv[])
 		free(q);
 	}
 	return out;
-}
-
-static double
-mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void
-slurp(int fd, char **buf, size_t *len, size_t *cap, size_t max, int *open)
-{
-	char tmp[8192];
-	ssize_t n = read(fd, tmp, sizeof(tmp));
-
-	if (n == -1 && (errno == EINTR || errno == EAGAIN))
-		return;
-	if (n <= 0) {
-		close(fd);
-		*open = 0;
-		return;
-	}
-	if (*len + (size_t)n + 1 > *cap) {
-		*cap = (*len + (size_t)n + 1) * 2;
-		*buf = phn_realloc(*buf, *cap);
-	}
-	if (*len + (size_t)n <= max) {
-		memcpy(*buf + *len, tmp, (size_t)n);
-		*len += (size_t)n;
-	}
-	(*buf)[*len] = '\0';
-}
-
-/*
- * Run a helper command (git, a codex probe) with stdin from /dev/null and
- * env ("K=V" strings) added to the environment, collecting stdout and
- * stderr (up to 64 MiB each), killed after timeout seconds.  Returns its
- * exit status (128+N for signal N) or -1 + errno.
- */
-int
-phn_cmd_run(char *const argv[], const char *cwd, char *const env[],
-    char **out, char **err, double timeout)
-{
-	int op[2], ep[2], ox = 1, ex = 1, st, null;
-	char *ob = NULL, *eb = NULL;
-	size_t ol = 0, oc = 0, el = 0, ec = 0;
-	double end = mono() + timeout;
-	pid_t pid;
-
-	if (out)
-		*out = NULL;
-	if (err)
-		*err = NULL;
-	if (pipe2(op, O_CLOEXEC) == -1)
-		return -1;
-	if (pipe2(ep, O_CLOEXEC) == -1) {
-		close(op[0]);
-		close(op[1]);
-		return -1;
-	}
-	if ((pid = fork()) == -1) {
-		close(op[0]);
-		close(op[1]);
-		close(ep[0]);
-		close(ep[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		signal(SIGPIPE, SIG_DFL);
-		setsid();
-		if ((null = open("/dev/null", O_RDONLY)) != -1)
-			dup2(null, 0);
-		dup2(op[1], 1);
-		dup2(ep[1], 2);
-		if (cwd != NULL && chdir(cwd) == -1)
-			_exit(126);
-		setenv("GIT_TERMINAL_PROMPT", "0", 1);
-		while (env && *env)
-			putenv((char *)*env++);
-		execvp(argv[0], argv);
-		_exit(errno == ENOENT ? 127 : 126);
-	}
-	close(op[1]);
-	close(ep[1]);
-	ob = phn_malloc(1);
-	eb = phn_malloc(1);
-	ob[0] = eb[0] = '\0';
-	oc = ec = 1;
-	while (ox || ex) {
-		struct pollfd pf[2] = { { op[0], POLLIN, 0 }, { ep[0], POLLIN, 0 } };
-		double left = end - mono();
-		if (left <= 0) {
-			kill(-pid, SIGKILL);
-			break;
-		}
-		if (!ox)
-			pf[0].fd = -1;
-		if (!ex)
-			pf[1].fd = -1;
-		if (poll(pf, 2, (int)(left * 1000) + 1) == -1 && errno != EINTR)
-			break;
-		if (ox && pf[0].revents)
-			slurp(op[0], &ob, &ol, &oc, 64 << 20, &ox);
-		if (ex && pf[1].revents)
-			slurp(ep[0], &eb, &el, &ec, 64 << 20, &ex);
-	}
-	if (ox)
-		close(op[0]);
-	if (ex)
-		close(ep[0]);
-	kill(-pid, SIGKILL);
-	while (waitpid(pid, &st, 0) == -1)
-		if (errno != EINTR) {
-			st = -1;
-			break;
-		}
-	if (out)
-		*out = ob;
-	else
-		free(ob);
-	if (err)
-		*err = eb;
-	else
-		free(eb);
-	if (st == -1)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 /* Copy a tree, keeping symlinks as symlinks; skip names in top at depth 0. */
@@ -355,15 +222,6 @@ phn_codex_find(int *code, char **why)
 	return f;
 }
 
-static int
-truthy(struct json_object *o, const char *k)
-{
-	struct json_object *v = phn_json_get(o, k);
-
-	return json_object_is_type(v, json_type_boolean) &&
-	    json_object_get_boolean(v);
-}
-
 /*
  * web_search_enabled: the first of these overrides that the installed
  * codex accepts under --strict-config (a config error is reported before
@@ -374,7 +232,8 @@ phn_codex_web_search(struct phn_run *r)
 {
 	static const char *cands[] = { "web_search=\"live\"",
 	    "tools.web_search=true", "features.web_search_request=true", NULL };
-	char *probe = phn_path_join(r->a.dir, "tmp/web_search_probe"), *err;
+	char *probe = phn_path_join(r->a.dir, "tmp/web_search_probe");
+	struct phn_proc o = { 0 };
 	int i, st;
 
 	phn_mkdirs(probe, 0700);
@@ -383,17 +242,23 @@ phn_codex_web_search(struct phn_run *r)
 		    "--ignore-user-config", "--skip-git-repo-check", "-C",
 		    probe, "-c", (char *)cands[i], "-", NULL };
 		char *env[] = { phn_asprintf("CODEX_HOME=%s", probe), NULL };
-		st = phn_cmd_run(argv, probe, env, NULL, &err, 30);
+		struct phn_buf err = { 0 };
+		o.argv = argv;
+		o.cwd = probe;
+		o.env = env;
+		o.timeout = 30;
+		o.max = 64 << 20;
+		o.flags = PHN_PROC_GROUP;
+		st = phn_proc_run(&o, NULL, &err);
 		free(env[0]);
-		if (st != -1 && err != NULL && strstr(err, "unknown "
-		    "configuration field") == NULL && strstr(err,
-		    "rror loading config") == NULL) {
-			free(err);
+		if (st != -1 && strstr(err.s, "unknown configuration field") ==
+		    NULL && strstr(err.s, "rror loading config") == NULL) {
+			free(err.s);
 			phn_rmtree(probe);
 			free(probe);
 			return cands[i];
 		}
-		free(err);
+		free(err.s);
 	}
 	phn_rmtree(probe);
 	free(probe);
@@ -472,7 +337,7 @@ phn_codex_argv(struct phn_run *r, const char *ws)
 	json_object_put(roots);
 	if (appr)
 		argv_cfg(r, "approval_policy", appr);
-	if (truthy(r->policy, "skip_git_repo_check"))
+	if (phn_json_bool(r->policy, "skip_git_repo_check", 0))
 		argv_add(r, "--skip-git-repo-check");
 	if (ws) {
 		argv_add(r, "-c");

@@ -4,8 +4,12 @@
  * Its version is not stored in it: it is "hc_" plus the first 12 hex of
  * the SHA-256 of the config's canonical form (sorted keys, without
  * written_at), so any edit makes a new version and a reformat does not.
- * Each version seen is snapshotted write-once under
+ * Each version recorded is snapshotted write-once under
  * _system/harness_config_versions/.
+ *
+ * This file owns the file: phn_config_read() is the one reader (a
+ * missing file means the defaults; PHN_CONFIG_SNAPSHOT records the
+ * version) and phn_config_write() the one writer.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -61,8 +65,8 @@ phn_config_default(void)
 {
 	struct json_object *o = json_tokener_parse(default_config);
 
-	if (o == NULL)
-		phn_die(PHN_EXIT_TEMP, "internal error: bad default config");
+	if (o == NULL)	/* out of memory: the text is a constant */
+		phn_die(PHN_EXIT_TEMP, "out of memory");
 	return o;
 }
 
@@ -109,8 +113,8 @@ secret_key(const char *k)
 }
 
 /* Walk the whole tree for secret-like keys and private key material. */
-void
-phn_config_secrets(struct json_object *o, const char *path,
+static void
+secrets(struct json_object *o, const char *path,
     struct phn_errs *e)
 {
 	size_t i, n;
@@ -124,7 +128,7 @@ phn_config_secrets(struct json_object *o, const char *path,
 				phn_errs_add(e, "%s: secret-like key not allowed "
 				    "(keep credentials out of the runs store)",
 				    sub);
-			phn_config_secrets(v, sub, e);
+			secrets(v, sub, e);
 			free(sub);
 		}
 		break;
@@ -133,7 +137,7 @@ phn_config_secrets(struct json_object *o, const char *path,
 		n = json_object_array_length(o);
 		for (i = 0; i < n; i++) {
 			char *sub = phn_asprintf("%s[%zu]", path, i);
-			phn_config_secrets(json_object_array_get_idx(o, i), sub,
+			secrets(json_object_array_get_idx(o, i), sub,
 			    e);
 			free(sub);
 		}
@@ -171,8 +175,8 @@ check_int(struct json_object *doc, const char *path, long long min,
 		    min, nullok ? " or null" : "", json_object_to_json_string(v));
 }
 
-int
-phn_config_check(struct json_object *doc, struct phn_errs *e)
+static int
+check(struct json_object *doc, struct phn_errs *e)
 {
 	static const char *objs[] = { "interfaces", "defaults", "limits", NULL };
 	struct json_object *v, *iv, *sv, *pw;
@@ -224,12 +228,12 @@ phn_config_check(struct json_object *doc, struct phn_errs *e)
 				    "must be an integer >= 1", k);
 		}
 	}
-	phn_config_secrets(doc, "", e);
+	secrets(doc, "", e);
 	return e->n > before ? -1 : 0;
 }
 
-void
-phn_config_version(struct json_object *doc, char out[32])
+static void
+version(struct json_object *doc, char out[32])
 {
 	struct json_object *c = NULL;
 	char hex[PHN_SHA256_HEX], *s;
@@ -244,63 +248,103 @@ phn_config_version(struct json_object *doc, char out[32])
 	json_object_put(c);
 }
 
-static void
-die_errs(const char *file, struct phn_errs *e)
+/*
+ * Write the default config (with written_at) to runs/_system: write-once,
+ * or with force replacing what is there.  Returns 1 written, 0 one was
+ * there already, -1 on error (e: temporary).
+ */
+int
+phn_config_write(const struct phn_paths *p, int force, struct phn_errs *e)
 {
-	size_t i;
+	char *f = phn_path_join(p->runs, "_system/harness_config.json");
+	char iso[PHN_ISO_LEN];
+	struct json_object *doc = phn_config_default();
+	int r;
 
-	for (i = 0; i < e->n; i++)
-		phn_warn("%s: %s", file, e->v[i]);
-	phn_errs_free(e);
-	phn_die(PHN_EXIT_PERM, "%s: invalid harness config; fix it, or "
-	    "recreate it with phn-init --force", file);
+	phn_iso(phn_now(), iso);
+	json_object_object_add(doc, "written_at", json_object_new_string(iso));
+	r = phn_json_write(f, doc, PHN_DURABLE | PHN_MKDIR |
+	    (force ? 0 : PHN_ONCE));
+	if (r == 0)
+		r = 1;
+	else if (errno == EEXIST && !force)
+		r = 0;
+	else
+		phn_errs_fail(e, 1, "unable to write %s:", f);
+	json_object_put(doc);
+	free(f);
+	return r;
+}
+
+/* The version's write-once copy, _system/harness_config_versions/V.json. */
+static int
+snapshot(const struct phn_paths *p, struct phn_config *cfg,
+    struct phn_errs *e)
+{
+	char *snap = phn_asprintf("%s/_system/harness_config_versions/%s.json",
+	    p->runs, cfg->version);
+	int r = 0;
+
+	if (access(snap, F_OK) == -1 && phn_json_write(snap, cfg->doc,
+	    PHN_DURABLE | PHN_ONCE | PHN_MKDIR) == -1 && errno != EEXIST)
+		r = phn_errs_fail(e, 1, "unable to write %s:", snap);
+	free(snap);
+	return r;
 }
 
 /*
- * Load (and, with create, first write the default of) the config.
- * Any problem is fatal: 100 for an invalid config, 111 for I/O.
+ * Read the harness config into cfg.  The one rule for a missing file:
+ * the config is the defaults (cfg->missing is set).  With
+ * PHN_CONFIG_SNAPSHOT the version is recorded: a missing file is first
+ * written with the defaults, and the version's snapshot is written too.
+ * Without it nothing is written.  Returns 0, or -1 with every problem in
+ * e (temp when the file could not be read or written).
  */
 int
-phn_config_load(const struct phn_paths *p, int create, struct phn_config *cfg)
+phn_config_read(const struct phn_paths *p, int flags, struct phn_config *cfg,
+    struct phn_errs *e)
 {
-	char msg[512], *sys, *vdir, *snap, iso[PHN_ISO_LEN];
-	struct phn_errs e = { 0 };
-	struct json_object *doc;
+	struct phn_errs ce = { 0 };
+	char msg[512], *buf;
+	size_t len, i;
+	int tries = 0;
 
-	sys = phn_path_join(p->runs, "_system");
-	cfg->path = phn_path_join(sys, "harness_config.json");
-	if (create && access(cfg->path, F_OK) == -1 && errno == ENOENT) {
-		if (phn_mkdirs(sys, 0755) == -1)
-			phn_die(PHN_EXIT_TEMP, "unable to create %s:", sys);
-		doc = phn_config_default();
-		phn_iso(phn_now(), iso);
-		json_object_object_add(doc, "written_at",
-		    json_object_new_string(iso));
-		if (phn_json_write_once(cfg->path, doc) == -1 && errno != EEXIST)
-			phn_die(PHN_EXIT_TEMP, "unable to write %s:", cfg->path);
-		json_object_put(doc);
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->path = phn_path_join(p->runs, "_system/harness_config.json");
+again:
+	if (phn_read_file(cfg->path, &buf, &len, PHN_JSON_MAXSZ) == -1) {
+		if (errno == EFBIG)
+			return phn_errs_fail(e, 0, "%s: file too large",
+			    cfg->path);
+		if (errno != ENOENT)
+			return phn_errs_fail(e, 1, "unable to read %s:",
+			    cfg->path);
+		if ((flags & PHN_CONFIG_SNAPSHOT) && tries++ == 0) {
+			if (phn_config_write(p, 0, e) == -1)
+				return -1;
+			goto again;
+		}
+		cfg->missing = 1;
+		cfg->doc = phn_config_default();
+	} else {
+		cfg->doc = phn_json_parse(buf, len, cfg->path, msg, sizeof(msg));
+		free(buf);
+		if (cfg->doc == NULL)
+			return phn_errs_fail(e, 0, "%s", msg);
+		if (check(cfg->doc, &ce) == -1) {
+			for (i = 0; i < ce.n; i++)
+				phn_errs_add(e, "%s: %s", cfg->path, ce.v[i]);
+			phn_errs_free(&ce);
+			json_object_put(cfg->doc);
+			cfg->doc = NULL;
+			return phn_errs_fail(e, 0, "%s: invalid harness config; "
+			    "fix it, or recreate it with phn-init --force",
+			    cfg->path);
+		}
 	}
-	if ((doc = phn_json_load(cfg->path, msg, sizeof(msg))) == NULL) {
-		if (errno == ENOENT)
-			phn_die(PHN_EXIT_PERM, "%s; run phn-init first", msg);
-		phn_die(PHN_EXIT_PERM, "%s", msg);
-	}
-	if (phn_config_check(doc, &e) == -1) {
-		json_object_put(doc);
-		die_errs(cfg->path, &e);
-	}
-	cfg->doc = doc;
-	phn_config_version(doc, cfg->version);
-	vdir = phn_path_join(sys, "harness_config_versions");
-	snap = phn_asprintf("%s/%s.json", vdir, cfg->version);
-	if (access(snap, F_OK) == -1) {
-		if (phn_mkdirs(vdir, 0755) == -1 ||
-		    (phn_json_write_once(snap, doc) == -1 && errno != EEXIST))
-			phn_die(PHN_EXIT_TEMP, "unable to write %s:", snap);
-	}
-	free(snap);
-	free(vdir);
-	free(sys);
+	version(cfg->doc, cfg->version);
+	if ((flags & PHN_CONFIG_SNAPSHOT) && snapshot(p, cfg, e) == -1)
+		return -1;
 	return 0;
 }
 
@@ -313,10 +357,19 @@ phn_config_free(struct phn_config *cfg)
 	cfg->path = NULL;
 }
 
+/* The integer or number at path ("defaults.x.y"), else dflt. */
 long long
 phn_config_int(const struct phn_config *cfg, const char *path, long long dflt)
 {
 	struct json_object *v = phn_json_path_get(cfg->doc, path);
 
 	return phn_json_is_int(v) ? (long long)json_object_get_int64(v) : dflt;
+}
+
+double
+phn_config_num(const struct phn_config *cfg, const char *path, double dflt)
+{
+	struct json_object *v = phn_json_path_get(cfg->doc, path);
+
+	return phn_json_is_num(v) ? json_object_get_double(v) : dflt;
 }

@@ -1,5 +1,30 @@
 /*
- * err.c - diagnostics, checked allocation, and the exit-code convention.
+ * err.c - diagnostics, checked allocation, and the error convention.
+ *
+ * The library returns errors; only cmd/ decides exit codes.
+ *
+ * - Library code never exits.  The one exception is the allocation
+ *   wrappers below (phn_malloc, phn_realloc, phn_strdup, phn_asprintf):
+ *   out of memory dies with 111.  phn_die, phn_errs_die and
+ *   phn_parse_num are for cmd/ only.
+ * - A failure returns -1 (NULL for a pointer) and says why in one of
+ *   three ways, whichever the caller needs:
+ *     errno        one system call failed (atomic.c, lock.c, proc.c); the
+ *                  caller names the object: "unable to write %s:".
+ *     msg, msglen  one message in the caller's buffer, for a function
+ *                  whose failures are all of one class, said at the
+ *                  function (phn_json_load: the file cannot be used).
+ *     phn_errs     every problem at once (the config, a Launch Table, a
+ *                  schema), or a failure the caller must classify: the
+ *                  messages in order, and temp set when a system call
+ *                  failed (retrying may help) rather than the input
+ *                  being wrong.  phn_errs_fail() adds one, sets temp
+ *                  and returns -1.
+ * - cmd/ maps them to the exit statuses of phn.h: a system call or temp
+ *   to PHN_EXIT_TEMP (111), bad input to PHN_EXIT_PERM (100).
+ *   phn_errs_die() prints the messages and exits with that choice.
+ * - Messages start lowercase, name the object and carry no PROG (the
+ *   command adds it).
  *
  * Fatal errors are "PROG: message[: strerror]" on stderr; a format that
  * ends in ':' gets the errno text appended, as sbase's eprintf does.
@@ -137,6 +162,47 @@ phn_errs_add(struct phn_errs *e, const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * Add a message (a format ending in ':' gets the errno text) and mark
+ * the failure temporary when temp is set.  Returns -1.
+ */
+int
+phn_errs_fail(struct phn_errs *e, int temp, const char *fmt, ...)
+{
+	int saved = errno;
+	size_t n = strlen(fmt);
+	va_list ap;
+	char *m;
+
+	va_start(ap, fmt);
+	m = phn_vasprintf(fmt, ap);
+	va_end(ap);
+	if (n > 0 && fmt[n - 1] == ':')
+		phn_errs_add(e, "%s %s", m, strerror(saved));
+	else
+		phn_errs_add(e, "%s", m);
+	free(m);
+	if (temp)
+		e->temp = 1;
+	errno = saved;
+	return -1;
+}
+
+/* For cmd/: each message on stderr, then exit 111 if temp, else 100. */
+void
+phn_errs_die(struct phn_errs *e)
+{
+	int code = e->temp ? PHN_EXIT_TEMP : PHN_EXIT_PERM;
+	size_t i;
+
+	for (i = 0; i < e->n; i++)
+		fprintf(stderr, "%s: %s\n", PROG, e->v[i]);
+	if (e->n == 0)
+		fprintf(stderr, "%s: failed\n", PROG);
+	phn_errs_free(e);
+	exit(code);
+}
+
 void
 phn_errs_free(struct phn_errs *e)
 {
@@ -147,4 +213,5 @@ phn_errs_free(struct phn_errs *e)
 	free(e->v);
 	e->v = NULL;
 	e->n = e->cap = 0;
+	e->temp = 0;
 }

@@ -178,21 +178,12 @@ phn_json_pretty(struct json_object *o)
 	return b.s;
 }
 
+/* o in the document form, written by phn_atomic_write with flags. */
 int
-phn_json_write(const char *path, struct json_object *o)
+phn_json_write(const char *path, struct json_object *o, int flags)
 {
 	char *s = phn_json_pretty(o);
-	int r = phn_atomic_write(path, s, strlen(s));
-
-	free(s);
-	return r;
-}
-
-int
-phn_json_write_once(const char *path, struct json_object *o)
-{
-	char *s = phn_json_pretty(o);
-	int r = phn_write_once(path, s, strlen(s));
+	int r = phn_atomic_write(path, s, strlen(s), flags);
 
 	free(s);
 	return r;
@@ -251,6 +242,52 @@ phn_json_get(struct json_object *o, const char *k)
 	    !json_object_object_get_ex(o, k, &v))
 		return NULL;
 	return v;
+}
+
+/*
+ * Typed getters: o[k] when o is an object whose k has that type, else
+ * the default (NULL for a string).  An integer-valued double counts as
+ * an integer; any number as a number.
+ */
+const char *
+phn_jstr(struct json_object *o, const char *k)
+{
+	struct json_object *v = phn_json_get(o, k);
+
+	return json_object_is_type(v, json_type_string) ?
+	    json_object_get_string(v) : NULL;
+}
+
+long long
+phn_json_int(struct json_object *o, const char *k, long long dflt)
+{
+	struct json_object *v = phn_json_get(o, k);
+
+	return phn_json_is_int(v) ? (long long)json_object_get_int64(v) : dflt;
+}
+
+double
+phn_json_num(struct json_object *o, const char *k, double dflt)
+{
+	struct json_object *v = phn_json_get(o, k);
+
+	return phn_json_is_num(v) ? json_object_get_double(v) : dflt;
+}
+
+int
+phn_json_bool(struct json_object *o, const char *k, int dflt)
+{
+	struct json_object *v = phn_json_get(o, k);
+
+	return json_object_is_type(v, json_type_boolean) ?
+	    json_object_get_boolean(v) : dflt;
+}
+
+/* A new JSON string, or JSON null for NULL. */
+struct json_object *
+phn_json_string(const char *s)
+{
+	return s ? json_object_new_string(s) : NULL;
 }
 
 /* Look up "a.b.c" through nested objects; NULL if any part is missing. */

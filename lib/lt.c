@@ -331,8 +331,8 @@ v_section(struct phn_lt_ctx *c, const char *name, struct json_object *o,
 }
 
 /* Count words as Python's str.split() does (its whitespace set). */
-int
-phn_lt_goal_words(const char *s)
+static int
+goal_words(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	int words = 0, inword = 0;
@@ -572,7 +572,7 @@ v_step(struct phn_lt_ctx *c, struct json_object *st, const char *sp,
 	}
 	if (job_pack)
 		pack = job_pack;
-	if (json_object_object_get_ex(st, "pack_id", &v) && v != NULL) {
+	if ((v = phn_json_get(st, "pack_id")) != NULL) {
 		kp = phn_asprintf("%s.pack_id", sp);
 		if (!is_str(v))
 			E("%s: must be a string", kp);
@@ -612,7 +612,7 @@ v_step(struct phn_lt_ctx *c, struct json_object *st, const char *sp,
 		}
 		free(kp);
 	}
-	if (json_object_object_get_ex(st, "append_prompt", &v) && v != NULL &&
+	if ((v = phn_json_get(st, "append_prompt")) != NULL &&
 	    !is_str(v))
 		E("%s.append_prompt: must be a string or null (is %s)", sp,
 		    phn_json_type(v));
@@ -630,7 +630,7 @@ v_step(struct phn_lt_ctx *c, struct json_object *st, const char *sp,
 		free(tp);
 	}
 	free(refbuf);
-	if (json_object_object_get_ex(st, "output_schema_ref", &v) && v != NULL) {
+	if ((v = phn_json_get(st, "output_schema_ref")) != NULL) {
 		kp = phn_asprintf("%s.output_schema_ref", sp);
 		if (!is_str(v) || json_object_get_string_len(v) == 0)
 			E("%s: must be a non-empty file path without \\u0000",
@@ -662,12 +662,12 @@ v_step(struct phn_lt_ctx *c, struct json_object *st, const char *sp,
 		v_section(c, "retries", v, kp, 1);
 		free(kp);
 	}
-	if (json_object_object_get_ex(st, "runner_affinity", &v) && v != NULL) {
+	if ((v = phn_json_get(st, "runner_affinity")) != NULL) {
 		kp = phn_asprintf("%s.runner_affinity", sp);
 		want_enum(c, v, kp, affinity);
 		free(kp);
 	}
-	if (json_object_object_get_ex(st, "artifacts_expected", &v) && v != NULL) {
+	if ((v = phn_json_get(st, "artifacts_expected")) != NULL) {
 		size_t i, n;
 		if (!json_object_is_type(v, json_type_array))
 			E("%s.artifacts_expected: must be an array (is %s)", sp,
@@ -703,7 +703,7 @@ v_edges(struct phn_lt_ctx *c, struct graph *g, size_t self,
 	size_t i, n;
 	long t;
 
-	if (json_object_object_get_ex(st, "depends_on", &v) && v != NULL) {
+	if ((v = phn_json_get(st, "depends_on")) != NULL) {
 		if (!json_object_is_type(v, json_type_array))
 			E("%s.depends_on: must be an array of step ids (is %s)", sp,
 			    phn_json_type(v));
@@ -728,7 +728,7 @@ v_edges(struct phn_lt_ctx *c, struct graph *g, size_t self,
 			}
 		}
 	}
-	if (!json_object_object_get_ex(st, "resume_from", &v) || v == NULL)
+	if ((v = phn_json_get(st, "resume_from")) == NULL)
 		return;
 	if (!json_object_is_type(v, json_type_object)) {
 		E("%s.resume_from: must be an object (is %s)", sp,
@@ -768,7 +768,7 @@ v_edges(struct phn_lt_ctx *c, struct graph *g, size_t self,
 	} else
 		json_object_object_add(v, "selector",
 		    json_object_new_string("latest_successful"));
-	if (json_object_object_get_ex(v, "codex_thread_id", &x) && x != NULL &&
+	if ((x = phn_json_get(v, "codex_thread_id")) != NULL &&
 	    !is_str(x))
 		E("%s.resume_from.codex_thread_id: must be a string", sp);
 }
@@ -822,13 +822,13 @@ v_top(struct phn_lt_ctx *c, struct json_object *lt)
 	else {
 		long long min = c->cfg ? phn_config_int(c->cfg,
 		    "limits.min_goal_summary_words", 151) : 151;
-		int w = phn_lt_goal_words(json_object_get_string(v));
+		int w = goal_words(json_object_get_string(v));
 		if (w < min)
 			E("batch_goal_summary: has %d words; at least %lld are "
 			    "required (limits.min_goal_summary_words in the "
 			    "harness config)", w, min);
 	}
-	if (json_object_object_get_ex(lt, "concurrency", &v) && v != NULL)
+	if ((v = phn_json_get(lt, "concurrency")) != NULL)
 		want_int(c, v, "concurrency", 1);
 	for (i = 0; sections[i]; i++)
 		if (json_object_object_get_ex(lt, sections[i], &v))
@@ -874,7 +874,7 @@ resolve_dirs(struct phn_lt_ctx *c, struct json_object *ep)
 	int k;
 
 	for (k = 0; keys[k]; k++) {
-		if (!json_object_object_get_ex(ep, keys[k], &v) || v == NULL)
+		if ((v = phn_json_get(ep, keys[k])) == NULL)
 			continue;
 		if (is_str(v)) {
 			char *a = phn_path_abs(c->base, json_object_get_string(v));
@@ -917,7 +917,7 @@ effective(struct phn_lt_ctx *c, struct json_object *lt, struct json_object *ov,
 			json_object_deep_copy(v, &cur, NULL);
 		else
 			cur = json_object_new_object();
-		if (json_object_object_get_ex(lt, sections[i], &v) && v != NULL) {
+		if ((v = phn_json_get(lt, sections[i])) != NULL) {
 			m = phn_json_merge(cur, v);
 			json_object_put(cur);
 			cur = m;
@@ -949,7 +949,7 @@ v_packs(struct phn_lt_ctx *c, struct json_object *lt, struct json_object **packs
 
 	*packs = NULL;
 	*dflt = NULL;
-	if (json_object_object_get_ex(lt, "packs", &v) && v != NULL) {
+	if ((v = phn_json_get(lt, "packs")) != NULL) {
 		if (!json_object_is_type(v, json_type_object))
 			E("packs: must be an object of {PACK_ID: {\"text\": ...}} "
 			    "(is %s)", phn_json_type(v));
@@ -968,7 +968,7 @@ v_packs(struct phn_lt_ctx *c, struct json_object *lt, struct json_object **packs
 			}
 		}
 	}
-	if (json_object_object_get_ex(lt, "default_pack_id", &v) && v != NULL) {
+	if ((v = phn_json_get(lt, "default_pack_id")) != NULL) {
 		if (!is_str(v))
 			E("default_pack_id: must be a string (is %s)",
 			    phn_json_type(v));
@@ -1006,7 +1006,7 @@ phn_lt_validate(struct json_object *raw, struct phn_lt_ctx *c)
 	v_top(c, lt);
 	ov = v_overrides(c, lt);
 	v_packs(c, lt, &packs, &dflt_pack);
-	if (json_object_object_get_ex(lt, "working_root", &v) && v != NULL) {
+	if ((v = phn_json_get(lt, "working_root")) != NULL) {
 		if (!is_str(v))
 			E("working_root: must be a string (is %s)", phn_json_type(v));
 		else
@@ -1086,7 +1086,7 @@ phn_lt_validate(struct json_object *raw, struct phn_lt_ctx *c)
 			json_object_object_add(job, "job_workdir",
 			    json_object_new_string(ji[i].workdir));
 		}
-		if (json_object_object_get_ex(job, "pack_id", &v) && v != NULL) {
+		if ((v = phn_json_get(job, "pack_id")) != NULL) {
 			if (!is_str(v) || !json_object_object_get_ex(packs,
 			    json_object_get_string(v), NULL))
 				E("%s.pack_id: not a pack in packs", jp);

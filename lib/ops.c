@@ -1,7 +1,7 @@
 /*
- * ops.c - what the observing and operator commands share: the harness
- * config read without side effects, finding an attempt by directory or
- * by ids, confining artifact names to their attempt, and cancel.
+ * ops.c - what the observing and operator commands share: finding an
+ * attempt by directory or by ids, confining artifact names to their
+ * attempt, and cancel.
  *
  * Cancel protocol (shared with phn-spawn): an attempt's state.json names
  * its spawner (spawner_pid, spawner_start) and codex's process group
@@ -29,78 +29,50 @@
 #include "phn.h"
 
 /*
- * The harness config, or the defaults when there is none yet; nothing
- * is written (phn_config_load() would snapshot the version).  Dies 100
- * on an invalid config.
- */
-struct json_object *
-phn_config_peek(const struct phn_paths *p)
-{
-	char *f = phn_asprintf("%s/_system/harness_config.json", p->runs);
-	char msg[512];
-	struct phn_errs e = { 0 };
-	struct json_object *doc;
-	size_t i;
-
-	if (access(f, F_OK) == -1 && errno == ENOENT) {
-		free(f);
-		return phn_config_default();
-	}
-	if ((doc = phn_json_load(f, msg, sizeof(msg))) == NULL) {
-		free(f);
-		phn_die(errno == EACCES || errno == EIO ? PHN_EXIT_TEMP :
-		    PHN_EXIT_PERM, "%s", msg);
-	}
-	if (phn_config_check(doc, &e) == -1) {
-		for (i = 0; i < e.n; i++)
-			phn_warn("%s: %s", f, e.v[i]);
-		snprintf(msg, sizeof(msg), "%s", f);
-		phn_errs_free(&e);
-		json_object_put(doc);
-		free(f);
-		phn_die(PHN_EXIT_PERM, "%s: invalid harness config; fix it, or "
-		    "recreate it with phn-init --force", msg);
-	}
-	free(f);
-	return doc;
-}
-
-/*
  * The attempt directory named by dir (absolute, relative to the cwd or
- * to the runs root) or by the four ids.  Dies 100 when it cannot be
- * found or lies outside the runs store.
+ * to the runs root) or by the four ids.  NULL with the reason in e when
+ * it cannot be found or lies outside the runs store.
  */
 char *
 phn_attempt_select(const struct phn_paths *p, const char *dir,
-    const char *batch, const char *job, const char *step, const char *run)
+    const char *batch, const char *job, const char *step, const char *run,
+    struct phn_errs *e)
 {
 	struct phn_attempt a;
 	struct stat st;
 	char *d;
 
 	if (dir != NULL) {
-		if (phn_attempt_parse(p, dir, &a) == -1)
-			phn_die(PHN_EXIT_PERM, "%s: not an attempt directory of "
-			    "%s (want BATCH/JOB/steps/STEP/attempts/NAME)", dir,
+		if (phn_attempt_parse(p, dir, &a) == -1) {
+			phn_errs_fail(e, 0, "%s: not an attempt directory of %s "
+			    "(want BATCH/JOB/steps/STEP/attempts/NAME)", dir,
 			    p->runs);
+			return NULL;
+		}
 		d = phn_strdup(a.dir);
 		phn_attempt_free(&a);
-		if (stat(d, &st) == -1 || !S_ISDIR(st.st_mode))
-			phn_die(PHN_EXIT_PERM, "%s: no such attempt directory",
-			    dir);
+		if (stat(d, &st) == -1 || !S_ISDIR(st.st_mode)) {
+			phn_errs_fail(e, 0, "%s: no such attempt directory", dir);
+			free(d);
+			return NULL;
+		}
 		return d;
 	}
-	if (batch == NULL || job == NULL || step == NULL || run == NULL)
-		phn_die(PHN_EXIT_PERM, "name an attempt: its directory, or all of "
+	if (batch == NULL || job == NULL || step == NULL || run == NULL) {
+		phn_errs_fail(e, 0, "name an attempt: its directory, or all of "
 		    "--batch-id, --job-id, --step-id and --run-id");
+		return NULL;
+	}
 	if (!phn_id_valid(batch, strlen(batch)) || !phn_id_valid(job,
 	    strlen(job)) || !phn_id_valid(step, strlen(step)) ||
-	    !phn_id_valid(run, strlen(run)))
-		phn_die(PHN_EXIT_PERM, "%s/%s/%s/%s: invalid id (ids are "
+	    !phn_id_valid(run, strlen(run))) {
+		phn_errs_fail(e, 0, "%s/%s/%s/%s: invalid id (ids are "
 		    "[A-Za-z0-9._-], starting with a letter or digit)", batch,
 		    job, step, run);
+		return NULL;
+	}
 	if ((d = phn_attempt_find(p, batch, job, step, run)) == NULL)
-		phn_die(PHN_EXIT_PERM, "%s/%s/%s: %s", batch, job, step,
+		phn_errs_fail(e, 0, "%s/%s/%s: %s", batch, job, step,
 		    errno == EEXIST ? "several attempt directories match that "
 		    "run id" : "no attempt with that run id");
 	return d;
@@ -153,20 +125,18 @@ nap(double s)
 static int
 group_alive(struct json_object *st)
 {
-	struct json_object *v;
+	pid_t pg = (pid_t)phn_json_int(st, "pgid", 0);
 
-	if (!json_object_object_get_ex(st, "pgid", &v) || !phn_json_is_int(v))
+	if (pg <= 1)
 		return 0;
-	return kill(-(pid_t)json_object_get_int64(v), 0) == 0 ||
-	    errno == EPERM;
+	return kill(-pg, 0) == 0 || errno == EPERM;
 }
 
 /* TERM, wait up to grace for the leader to go, then KILL the group. */
 static int
 stop_group(struct json_object *st, double grace)
 {
-	pid_t pg = (pid_t)json_object_get_int64(json_object_object_get(st,
-	    "pgid"));
+	pid_t pg = (pid_t)phn_json_int(st, "pgid", 0);
 	double end = phn_now() + grace;
 
 	if (pg <= 1 || kill(-pg, SIGTERM) == -1)
@@ -219,7 +189,7 @@ int
 phn_cancel(const struct phn_paths *p, const struct phn_attempt *a,
     double grace, struct json_object **res)
 {
-	struct json_object *st = phn_state_read(a->dir), *f, *r, *v;
+	struct json_object *st = phn_state_read(a->dir), *f, *r;
 	const char *how = "queued", *status;
 	int killed = 0, u;
 
@@ -235,8 +205,7 @@ phn_cancel(const struct phn_paths *p, const struct phn_attempt *a,
 	if (st != NULL && phn_state_proc_alive(st, "spawner_pid",
 	    "spawner_start")) {
 		/* phn-spawn treats SIGTERM as cancel and records it itself. */
-		pid_t sp = (pid_t)json_object_get_int64(json_object_object_get(st,
-		    "spawner_pid"));
+		pid_t sp = (pid_t)phn_json_int(st, "spawner_pid", 0);
 		if (kill(sp, SIGTERM) == 0) {
 			json_object_put(st);
 			st = wait_terminal(a->dir, grace + 5);
@@ -259,8 +228,8 @@ phn_cancel(const struct phn_paths *p, const struct phn_attempt *a,
 	if (st != NULL && phn_state_proc_alive(st, "pgid", "codex_start")) {
 		killed = stop_group(st, grace);
 		how = "process_group";
-	} else if (st != NULL && (json_object_object_get_ex(st, "pgid", &v) ||
-	    json_object_object_get_ex(st, "spawner_pid", &v)) && v != NULL) {
+	} else if (phn_json_get(st, "pgid") != NULL ||
+	    phn_json_get(st, "spawner_pid") != NULL) {
 		const char *host = phn_jstr(st, "host");
 		how = host && strcmp(host, phn_hostname()) ? "remote" :
 		    "no_process";
@@ -283,7 +252,7 @@ phn_cancel(const struct phn_paths *p, const struct phn_attempt *a,
 		/* It ended by itself meanwhile: report what it became. */
 		json_object_object_add(r, "already_terminal",
 		    json_object_new_boolean(1));
-		json_object_object_add(r, "status", status ? json_object_new_string(status) : NULL);
+		json_object_object_add(r, "status", phn_json_string(status));
 		json_object_put(st);
 		return 0;
 	}
@@ -335,35 +304,23 @@ phn_gzip_file(const char *src)
 {
 	char *dst = phn_asprintf("%s.gz", src), *tmp;
 	char *argv[] = { "gzip", "-c", "-n", NULL };
-	int in, out, e, r = -1;
+	int in, out, r = -1;
 
-	tmp = phn_asprintf("%s.XXXXXX", dst);
 	if ((in = open(src, O_RDONLY | O_CLOEXEC)) == -1)
 		goto done;
-	if ((out = mkostemp(tmp, O_CLOEXEC)) == -1) {
+	if ((out = phn_atomic_open(dst, 0, &tmp)) == -1) {
 		close(in);
 		goto done;
 	}
-	if (gzip_run(argv, in, out) == -1 || fchmod(out, 0644) == -1 ||
-	    fsync(out) == -1) {
-		e = errno;
+	if (gzip_run(argv, in, out) == -1) {
+		phn_atomic_abort(out, tmp);
 		close(in);
-		close(out);
-		unlink(tmp);
-		errno = e;
 		goto done;
 	}
 	close(in);
-	close(out);
-	if (rename(tmp, dst) == -1) {
-		e = errno;
-		unlink(tmp);
-		errno = e;
-		goto done;
-	}
-	r = unlink(src);
+	if (phn_atomic_commit(out, tmp, dst, PHN_DURABLE) == 0)
+		r = unlink(src);
 done:
-	free(tmp);
 	free(dst);
 	return r;
 }

@@ -55,52 +55,6 @@ phn_overrides_read(const struct phn_paths *p, const char *batch,
 	return o;
 }
 
-/* Set (val) or delete (NULL) a key of current.json's steps[step]. */
-int
-phn_current_step_set(const struct phn_paths *p, const char *batch,
-    const char *job, const char *step, const char *key,
-    struct json_object *val)
-{
-	char *lp = phn_asprintf("%s/%s/%s/current.lock", p->runs, batch, job);
-	char *f = phn_asprintf("%s/%s/%s/current.json", p->runs, batch, job);
-	char iso[PHN_ISO_LEN];
-	struct json_object *cur, *steps, *se;
-	int fd, r;
-
-	if ((fd = phn_lock_wait(lp, 30)) == -1) {
-		json_object_put(val);
-		free(lp);
-		free(f);
-		return -1;
-	}
-	cur = phn_current_read(p, batch, job);
-	steps = phn_json_get(cur, "steps");
-	if ((se = phn_json_get(steps, step)) == NULL ||
-	    !json_object_is_type(se, json_type_object)) {
-		if (val == NULL) {
-			json_object_put(cur);
-			phn_lock_close(fd);
-			free(lp);
-			free(f);
-			return 0;
-		}
-		se = json_object_new_object();
-		json_object_object_add(steps, step, se);
-	}
-	if (val == NULL)
-		json_object_object_del(se, key);
-	else
-		json_object_object_add(se, key, val);
-	phn_iso(phn_now(), iso);
-	json_object_object_add(cur, "updated_at", json_object_new_string(iso));
-	r = phn_json_write(f, cur);
-	json_object_put(cur);
-	phn_lock_close(fd);
-	free(lp);
-	free(f);
-	return r;
-}
-
 /*
  * End the queued attempts of a step that no spawner holds, as canceled
  * (mark-failed).  Under the step lock, so that a concurrent claim either
@@ -232,12 +186,11 @@ phn_overrides_apply(const struct phn_paths *p, const char *batch,
 	}
 	phn_iso(phn_now(), iso);
 	if (strcmp(action, "force-retry") == 0) {
-		n = phn_json_is_int(phn_json_get(se, "force_retry_nonce")) ?
-		    json_object_get_int64(phn_json_get(se, "force_retry_nonce")) : 0;
+		n = phn_json_int(se, "force_retry_nonce", 0);
 		json_object_object_add(se, "force_retry_nonce",
 		    json_object_new_int64(n > 0 ? n + 1 : 1));
-		json_object_object_add(se, "force_retry_reason", reason ?
-		    json_object_new_string(reason) : NULL);
+		json_object_object_add(se, "force_retry_reason",
+		    phn_json_string(reason));
 		json_object_object_add(se, "force_retry_requested_at",
 		    json_object_new_string(iso));
 		json_object_object_del(se, "forced_terminal");
@@ -245,30 +198,27 @@ phn_overrides_apply(const struct phn_paths *p, const char *batch,
 		o = json_object_new_object();
 		json_object_object_add(o, "status", json_object_new_string(
 		    "failed"));
-		json_object_object_add(o, "reason", reason ?
-		    json_object_new_string(reason) : NULL);
+		json_object_object_add(o, "reason", phn_json_string(reason));
 		json_object_object_add(o, "set_at", json_object_new_string(iso));
 		json_object_object_add(se, "forced_terminal", o);
 	} else {
-		n = phn_json_is_int(phn_json_get(se, "requeue_nonce")) ?
-		    json_object_get_int64(phn_json_get(se, "requeue_nonce")) : 0;
+		n = phn_json_int(se, "requeue_nonce", 0);
 		n = n > 0 ? n + 1 : 1;
 		json_object_object_add(se, "requeue_nonce",
 		    json_object_new_int64(n));
 		o = json_object_new_object();
 		json_object_object_add(o, "nonce", json_object_new_int64(n));
-		json_object_object_add(o, "target_runner_id", runner ?
-		    json_object_new_string(runner) : NULL);
+		json_object_object_add(o, "target_runner_id",
+		    phn_json_string(runner));
 		json_object_object_add(o, "different_from_last",
 		    json_object_new_boolean(different));
-		json_object_object_add(o, "reason", reason ?
-		    json_object_new_string(reason) : NULL);
+		json_object_object_add(o, "reason", phn_json_string(reason));
 		json_object_object_add(o, "requested_at",
 		    json_object_new_string(iso));
 		json_object_object_add(se, "requeue", o);
 	}
 	json_object_object_add(ov, "updated_at", json_object_new_string(iso));
-	if (phn_json_write(f, ov) == -1) {
+	if (phn_json_write(f, ov, PHN_DURABLE) == -1) {
 		snprintf(msg, msglen, "unable to write %s: %s", f,
 		    strerror(errno));
 		json_object_put(ov);
@@ -307,44 +257,41 @@ phn_overrides_apply(const struct phn_paths *p, const char *batch,
 }
 
 /*
- * Check that batch/job/step exist: 0, or -1 with msg (100-class: the ids
- * are wrong), or -2 with msg (111-class: the store could not be read).
+ * Check that batch/job/step exist (job and step may be NULL).  Returns 0,
+ * or -1 with the reason in e: temp when the store could not be read,
+ * else the ids are wrong.
  */
 int
 phn_sched_step_check(const struct phn_paths *p, const char *batch,
-    const char *job, const char *step, char *msg, size_t msglen)
+    const char *job, const char *step, struct phn_errs *e)
 {
 	struct json_object *jd;
-	char *f;
+	char *f, msg[512];
 
 	if (!phn_id_valid(batch, strlen(batch)) || (job &&
 	    !phn_id_valid(job, strlen(job))) || (step &&
-	    !phn_id_valid(step, strlen(step)))) {
-		snprintf(msg, msglen, "%s%s%s%s%s: not a valid id", batch,
+	    !phn_id_valid(step, strlen(step))))
+		return phn_errs_fail(e, 0, "%s%s%s%s%s: not a valid id", batch,
 		    job ? "/" : "", job ? job : "", step ? "/" : "",
 		    step ? step : "");
-		return -1;
-	}
 	f = phn_asprintf("%s/%s/batch_meta.json", p->runs, batch);
 	if (access(f, F_OK) == -1) {
-		snprintf(msg, msglen, "no such batch: %s (in %s)", batch, p->runs);
 		free(f);
-		return -1;
+		return phn_errs_fail(e, 0, "no such batch: %s (in %s)", batch,
+		    p->runs);
 	}
 	free(f);
 	if (job == NULL)
 		return 0;
-	if (phn_sched_index(p, batch, msg, msglen) == -1)
-		return -2;
-	if ((jd = phn_sched_job(p, batch, job)) == NULL) {
-		snprintf(msg, msglen, "no such job in batch %s: %s", batch, job);
-		return -1;
-	}
+	if (phn_sched_index(p, batch, msg, sizeof(msg)) == -1)
+		return phn_errs_fail(e, 1, "%s", msg);
+	if ((jd = phn_sched_job(p, batch, job)) == NULL)
+		return phn_errs_fail(e, 0, "no such job in batch %s: %s", batch,
+		    job);
 	if (step != NULL && phn_json_get(phn_json_get(jd, "steps"), step) == NULL) {
-		snprintf(msg, msglen, "no such step in %s/%s: %s", batch, job,
-		    step);
 		json_object_put(jd);
-		return -1;
+		return phn_errs_fail(e, 0, "no such step in %s/%s: %s", batch,
+		    job, step);
 	}
 	json_object_put(jd);
 	return 0;
@@ -369,11 +316,12 @@ phn_override_main(int argc, char *argv[], const char *action,
 		{ NULL, 0, NULL, 0 }
 	};
 	struct phn_paths P;
+	struct phn_errs e = { 0 };
 	struct json_object *out;
 	const char *root = NULL, *runs = NULL, *runners = NULL, *reason = NULL;
 	const char *runner = NULL;
 	char msg[1024];
-	int ch, dflag = 0, requeue = strcmp(action, "requeue") == 0, r;
+	int ch, dflag = 0, requeue = strcmp(action, "requeue") == 0;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	while ((ch = getopt_long(argc, argv, requeue ? "di:m:r:" : "m:r:",
@@ -401,9 +349,8 @@ phn_override_main(int argc, char *argv[], const char *action,
 		phn_die(PHN_EXIT_PERM, "--runner-id: '%s': not a runner id",
 		    runner);
 	phn_paths_init(&P, root, runs, runners);
-	if ((r = phn_sched_step_check(&P, argv[0], argv[1], argv[2], msg,
-	    sizeof(msg))) != 0)
-		phn_die(r == -1 ? PHN_EXIT_PERM : PHN_EXIT_TEMP, "%s", msg);
+	if (phn_sched_step_check(&P, argv[0], argv[1], argv[2], &e) == -1)
+		phn_errs_die(&e);
 	if (phn_overrides_apply(&P, argv[0], argv[1], argv[2], action, reason,
 	    runner, dflag, &out, msg, sizeof(msg)) == -1)
 		phn_die(PHN_EXIT_TEMP, "%s", msg);

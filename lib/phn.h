@@ -42,22 +42,32 @@ char	*phn_vasprintf(const char *, va_list);
 void	phn_stdout_close(void);
 long long phn_parse_num(const char *, const char *, long long, long long);
 
-/* A list of error messages, collected instead of exiting. */
+/* Error messages, collected instead of exiting (see err.c). */
 struct phn_errs {
 	char	**v;
 	size_t	  n, cap;
+	int	  temp;		/* a system call failed: retrying may help */
 };
 void	phn_errs_add(struct phn_errs *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
+int	phn_errs_fail(struct phn_errs *, int, const char *, ...)
+	    __attribute__((format(printf, 3, 4)));
+void	phn_errs_die(struct phn_errs *) __attribute__((noreturn));
 void	phn_errs_free(struct phn_errs *);
 
-/* atomic.c */
+/* atomic.c: the one atomic writer; flags for phn_atomic_write */
+#define PHN_DURABLE	1	/* fsync the file and its directory */
+#define PHN_ONCE	2	/* write-once: EEXIST if the file exists */
+#define PHN_MKDIR	4	/* create the directory if it is missing */
 int	phn_mkdirs(const char *, int);
 int	phn_fsync_dir(const char *);
-int	phn_atomic_write(const char *, const void *, size_t);
-int	phn_write_once(const char *, const void *, size_t);
+int	phn_write_all(int, const void *, size_t);
+int	phn_atomic_write(const char *, const void *, size_t, int);
+int	phn_atomic_open(const char *, int, char **);
+int	phn_atomic_commit(int, char *, const char *, int);
+void	phn_atomic_abort(int, char *);
 int	phn_read_file(const char *, char **, size_t *, size_t);
-int	phn_copy_file(const char *, const char *);
+int	phn_copy_file(const char *, const char *, int);
 int	phn_rmtree(const char *);
 int	phn_write_new(const char *, const void *, size_t);
 int	phn_syncfs(const char *);
@@ -83,11 +93,15 @@ struct json_object *phn_json_parse(const char *, size_t, const char *,
 	    char *, size_t);
 struct json_object *phn_json_load(const char *, char *, size_t);
 char	*phn_json_pretty(struct json_object *);
-int	phn_json_write(const char *, struct json_object *);
-int	phn_json_write_once(const char *, struct json_object *);
+int	phn_json_write(const char *, struct json_object *, int);
 void	phn_json_emit(FILE *, struct json_object *);
 const char *phn_json_type(struct json_object *);
 struct json_object *phn_json_get(struct json_object *, const char *);
+const char *phn_jstr(struct json_object *, const char *);
+long long phn_json_int(struct json_object *, const char *, long long);
+double	phn_json_num(struct json_object *, const char *, double);
+int	phn_json_bool(struct json_object *, const char *, int);
+struct json_object *phn_json_string(const char *);
 struct json_object *phn_json_path_get(struct json_object *, const char *);
 struct json_object *phn_json_merge(struct json_object *,
 	    struct json_object *);
@@ -102,6 +116,7 @@ void	phn_sha256_hex(const void *, size_t, char [PHN_SHA256_HEX]);
 #define PHN_ISO_LEN	64
 #define PHN_STAMP_LEN	20
 double	phn_now(void);
+double	phn_mono(void);
 void	phn_iso(double, char [PHN_ISO_LEN]);
 void	phn_stamp(double, char [PHN_STAMP_LEN]);
 int	phn_iso_parse(const char *, double *);
@@ -133,15 +148,16 @@ struct phn_config {
 	struct json_object *doc;	/* the whole config */
 	char	 version[32];		/* hc_<12 hex> */
 	char	*path;
+	int	 missing;		/* no file: doc is the defaults */
 };
+#define PHN_CONFIG_SNAPSHOT	1	/* record the version (writes) */
 struct json_object *phn_config_default(void);
-int	phn_config_check(struct json_object *, struct phn_errs *);
-void	phn_config_secrets(struct json_object *, const char *,
+int	phn_config_read(const struct phn_paths *, int, struct phn_config *,
 	    struct phn_errs *);
-void	phn_config_version(struct json_object *, char [32]);
-int	phn_config_load(const struct phn_paths *, int, struct phn_config *);
+int	phn_config_write(const struct phn_paths *, int, struct phn_errs *);
 void	phn_config_free(struct phn_config *);
 long long phn_config_int(const struct phn_config *, const char *, long long);
+double	phn_config_num(const struct phn_config *, const char *, double);
 
 /* lt.c: the Launch Table */
 struct phn_lt_step {
@@ -161,10 +177,9 @@ struct phn_lt_ctx {
 };
 void	phn_lt_ctx_free(struct phn_lt_ctx *);
 struct json_object *phn_lt_validate(struct json_object *, struct phn_lt_ctx *);
-int	phn_lt_goal_words(const char *);
 
 
-/* store.c: batches, attempts, state.json, current.json, _ready/, faults */
+/* store.c: batches, attempts, state.json, current.json, faults */
 struct phn_attempt {
 	char	*dir;		/* absolute attempt directory */
 	char	*rel;		/* relative to the runs root */
@@ -178,11 +193,9 @@ struct phn_attempt {
 #define PHN_FAULT_STUCK		3	/* alive, no codex event for long */
 int	phn_status_valid(const char *);
 int	phn_status_terminal(const char *);
-const char *phn_jstr(struct json_object *, const char *);
 int	phn_attempt_parse(const struct phn_paths *, const char *,
 	    struct phn_attempt *);
 void	phn_attempt_free(struct phn_attempt *);
-char	*phn_attempt_file(const char *, const char *);
 char	*phn_attempt_find(const struct phn_paths *, const char *, const char *,
 	    const char *, const char *);
 struct json_object *phn_state_read(const char *);
@@ -192,14 +205,12 @@ void	phn_dir_list_free(char **, size_t);
 char	**phn_batch_list(const struct phn_paths *, size_t *);
 struct json_object *phn_batch_meta(const struct phn_paths *, const char *,
 	    char *, size_t);
-struct json_object *phn_current_rebuild(const struct phn_paths *,
-	    const char *, const char *);
 struct json_object *phn_current_read(const struct phn_paths *, const char *,
 	    const char *);
 int	phn_current_note(const struct phn_paths *, const struct phn_attempt *,
 	    struct json_object *);
-int	phn_ready_add(const struct phn_paths *, const char *, const char *,
-	    const char *, double);
+int	phn_current_step_set(const struct phn_paths *, const char *,
+	    const char *, const char *, const char *, struct json_object *);
 unsigned long long phn_proc_start(pid_t);
 const char *phn_boot_id(void);
 const char *phn_hostname(void);
@@ -214,10 +225,23 @@ int	phn_attempt_reap(const struct phn_paths *, const struct phn_attempt *,
 int	phn_schema_validate(struct json_object *, struct json_object *,
 	    struct phn_errs *);
 
-/* run.c: run a toolkit program, capturing its output */
+/* proc.c: the child-process runner, capturing output */
+#define PHN_PROC_GROUP	1	/* own session; the whole group is killed */
+struct phn_proc {
+	char	*const *argv;
+	const char *in;		/* bytes for its stdin; none: /dev/null */
+	size_t	 inlen;
+	const char *cwd;	/* NULL: ours */
+	char	*const *env;	/* "K=V" added to its environment, or NULL */
+	double	 timeout;	/* seconds; 0: none */
+	size_t	 max;		/* bytes kept of each stream; 0: all */
+	int	 flags;
+};
 char	*phn_tool_path(const char *);
-int	phn_run_capture(char *const [], const char *, size_t, char **,
-	    size_t *, char **);
+int	phn_proc_run(const struct phn_proc *, struct phn_buf *,
+	    struct phn_buf *);
+int	phn_git(const char *, char *const [], struct phn_buf *,
+	    struct phn_buf *);
 
 /* sched.c: the schedule and ready indexes (the claimer's side is sched.h) */
 int	phn_sched_attempt_ended(const struct phn_paths *,
@@ -229,15 +253,13 @@ struct json_object *phn_sched_job(const struct phn_paths *, const char *,
 int	phn_sched_ready_add(const struct phn_paths *, const char *,
 	    const char *, const char *, double);
 int	phn_sched_step_check(const struct phn_paths *, const char *,
-	    const char *, const char *, char *, size_t);
+	    const char *, const char *, struct phn_errs *);
 /* overrides.c: runs/B/J/overrides.json */
 struct json_object *phn_overrides_read(const struct phn_paths *, const char *,
 	    const char *, int *, char *, size_t);
 int	phn_overrides_apply(const struct phn_paths *, const char *, const char *,
 	    const char *, const char *, const char *, const char *, int,
 	    struct json_object **, char *, size_t);
-int	phn_current_step_set(const struct phn_paths *, const char *,
-	    const char *, const char *, const char *, struct json_object *);
 int	phn_override_main(int, char *[], const char *, const char *);
 
 /* spawn: running an attempt (phn-spawn, phn-heartbeat) */
@@ -299,16 +321,21 @@ int	phn_run_status_code(const char *);
 int	phn_signals_init(void);
 int	phn_signal_canceled(void);
 char	*phn_shquote(char *const []);
-int	phn_cmd_run(char *const [], const char *, char *const [], char **,
-	    char **, double);
 int	phn_copy_tree(const char *, const char *, const char *const *);
 char	*phn_codex_find(int *, char **);
 const char *phn_codex_web_search(struct phn_run *);
 void	phn_codex_argv(struct phn_run *, const char *);
 char	*phn_workspace_isolated(const struct phn_paths *, const char *,
 	    const char *, const char *, struct phn_errs *);
-void	phn_live_limits(struct json_object *, struct json_object *, double *,
-	    double *, double *);
+/* The thresholds and runner-pool settings of the config, where a batch's
+ * effective_defaults (or NULL) win (liveness.c). */
+struct phn_limits {
+	double	 lease, stale, stuck;
+	long long max_harness;
+	int	 shared_fs, transfer;
+};
+void	phn_limits_init(struct phn_limits *, struct json_object *,
+	    struct json_object *);
 int	phn_attempt_reap_locked(const struct phn_paths *,
 	    const struct phn_attempt *, double, double, const char **);
 /* -- spawn declarations end -- */
@@ -320,9 +347,9 @@ struct json_object *phn_score_batch(const struct phn_paths *,
 int	phn_score_exit(struct json_object *);
 struct json_object *phn_score_row(struct json_object *);
 void	phn_score_sort_rows(struct json_object *);
-struct json_object *phn_config_peek(const struct phn_paths *);
 char	*phn_attempt_select(const struct phn_paths *, const char *,
-	    const char *, const char *, const char *, const char *);
+	    const char *, const char *, const char *, const char *,
+	    struct phn_errs *);
 char	*phn_artifact_path(const char *, const char *);
 int	phn_cancel(const struct phn_paths *, const struct phn_attempt *,
 	    double, struct json_object **);

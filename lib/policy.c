@@ -132,57 +132,12 @@ active(const struct phn_asum *a)
 	return a->st == PHN_AST_QUEUED || a->st == PHN_AST_RUNNING;
 }
 
-/* --------------------------------------------------------- settings -- */
-
 static double
 num(struct json_object *o, const char *path, double dflt)
 {
 	struct json_object *v = phn_json_path_get(o, path);
 
 	return phn_json_is_num(v) ? json_object_get_double(v) : dflt;
-}
-
-static int
-flag(struct json_object *o, const char *path, int dflt)
-{
-	struct json_object *v = phn_json_path_get(o, path);
-
-	return json_object_is_type(v, json_type_boolean) ?
-	    json_object_get_boolean(v) : dflt;
-}
-
-/* A batch's own section of effective_defaults, if it has a non-empty one. */
-static struct json_object *
-section(struct json_object *ed, const char *k)
-{
-	struct json_object *v = phn_json_get(ed, k);
-
-	return json_object_is_type(v, json_type_object) &&
-	    json_object_object_length(v) > 0 ? v : NULL;
-}
-
-/*
- * The limits from the harness config cfg, where a batch's effective
- * defaults ed (or NULL) win for the liveness thresholds (its scoreboard
- * section) and the runner pool (its runner_pool section).
- */
-void
-phn_limits_init(struct phn_limits *l, struct json_object *cfg,
-    struct json_object *ed)
-{
-	struct json_object *sb = section(ed, "scoreboard");
-	struct json_object *rp = section(ed, "runner_pool");
-
-	if (rp == NULL)
-		rp = phn_json_path_get(cfg, "defaults.runner_pool");
-	l->lease = num(cfg, "defaults.claim_lease_seconds", 300);
-	l->stale = num(sb, "heartbeat_stale_after_seconds", num(cfg,
-	    "defaults.scoreboard.heartbeat_stale_after_seconds", 300));
-	l->stuck = num(sb, "stuck_after_seconds", num(cfg,
-	    "defaults.scoreboard.stuck_after_seconds", 1800));
-	l->max_harness = (long long)num(cfg, "limits.max_harness_retries", 3);
-	l->shared_fs = flag(rp, "shared_filesystem", 1);
-	l->transfer = flag(rp, "resume_base_transfer_enabled", 0);
 }
 
 /* ------------------------------------------------- step definitions -- */

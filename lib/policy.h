@@ -39,16 +39,6 @@ int	phn_asum_state(struct phn_asum *, struct json_object *);
 void	phn_asums_free(struct phn_asums *);
 int	phn_fault_kind(const char *);
 
-/* Settings the policy and liveness read from the config (and a batch's
- * effective scoreboard settings, which win when present). */
-struct phn_limits {
-	double	 lease, stale, stuck;
-	long long max_harness;
-	int	 shared_fs, transfer;
-};
-void	phn_limits_init(struct phn_limits *, struct json_object *,
-	    struct json_object *);
-
 /*
  * Where the policy gets what it does not hold: the attempts of any step
  * of the batch, loaded the caller's way (NULL: no such step).  The

@@ -166,8 +166,7 @@ or_default(struct json_object *doc, const char *k, struct json_object *d)
 {
 	struct json_object *v;
 
-	if (json_object_is_type(doc, json_type_object) &&
-	    json_object_object_get_ex(doc, k, &v) && v != NULL) {
+	if ((v = phn_json_get(doc, k)) != NULL) {
 		json_object_put(d);
 		return json_object_get(v);
 	}
@@ -245,13 +244,13 @@ missing_artifacts(struct phn_run *r)
 	char *miss = NULL, *t, *f;
 	size_t i, n;
 
-	json_object_object_get_ex(r->step, "artifacts_expected", &v);
+	v = phn_json_get(r->step, "artifacts_expected");
 	n = json_object_is_type(v, json_type_array) ?
 	    json_object_array_length(v) : 0;
 	for (i = 0; i < n; i++) {
 		a = nm = json_object_array_get_idx(v, i);
 		if (json_object_is_type(a, json_type_object))
-			json_object_object_get_ex(a, "name", &nm);
+			nm = phn_json_get(a, "name");
 		if (!json_object_is_type(nm, json_type_string))
 			continue;
 		f = phn_path_join(r->a.dir, json_object_get_string(nm));
@@ -263,10 +262,8 @@ missing_artifacts(struct phn_run *r)
 		}
 		free(f);
 	}
-	v = NULL;
-	if (r->nocodex)
-		json_object_object_get_ex(r->step,
-		    "fake_workspace_assert_exists", &v);
+	v = r->nocodex ? phn_json_get(r->step, "fake_workspace_assert_exists") :
+	    NULL;
 	n = json_object_is_type(v, json_type_array) ?
 	    json_object_array_length(v) : 0;
 	for (i = 0; i < n; i++) {
@@ -290,22 +287,24 @@ str_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* git ARGS in the workdir; its output staged as name (NULL: not) and/or
+ * kept in *keep. */
 static void
-git_file(struct phn_run *r, char *const argv[], const char *name,
+git_file(struct phn_run *r, char *const args[], const char *name,
     const char *kind, const char *desc, char **keep)
 {
-	char *out = NULL;
+	struct phn_buf out = { 0 };
 
-	if (phn_cmd_run(argv, r->workdir, NULL, &out, NULL, 300) != 0) {
-		free(out);
+	if (phn_git(r->workdir, args, &out, NULL) != 0) {
+		free(out.s);
 		return;
 	}
-	if (phn_run_stage(r, name, out, strlen(out)) == 0)
+	if (name != NULL && phn_run_stage(r, name, out.s, out.len) == 0)
 		artifact(r, name, kind, desc);
 	if (keep)
-		*keep = out;
+		*keep = out.s;
 	else
-		free(out);
+		free(out.s);
 }
 
 /* git_head.txt, git_status.txt, git_diff.patch, files_touched.json. */
@@ -317,22 +316,19 @@ git_capture(struct phn_run *r, struct json_object *doc)
 	struct json_object *fw = NULL, *o, *arr;
 	size_t n = 0, i;
 
-	git_file(r, (char *[]){ "git", "rev-parse", "HEAD", NULL },
+	git_file(r, (char *[]){ "rev-parse", "HEAD", NULL },
 	    "git_head.txt", "log", "git rev-parse HEAD", &head);
 	if (head == NULL) {
 		phn_warn("%s: warning: git capture: %s is not a git repository "
 		    "with a commit", r->a.dir, r->workdir);
 		return;
 	}
-	git_file(r, (char *[]){ "git", "status", "--porcelain=v1", NULL },
+	git_file(r, (char *[]){ "status", "--porcelain=v1", NULL },
 	    "git_status.txt", "log", "git status --porcelain=v1", &status);
-	git_file(r, (char *[]){ "git", "diff", "HEAD", NULL },
+	git_file(r, (char *[]){ "diff", "HEAD", NULL },
 	    "git_diff.patch", "patch", "git diff HEAD", NULL);
-	if (phn_cmd_run((char *[]){ "git", "diff", "HEAD", "--name-only", NULL },
-	    r->workdir, NULL, &names, NULL, 300) != 0) {
-		free(names);
-		names = NULL;
-	}
+	git_file(r, (char *[]){ "diff", "HEAD", "--name-only", NULL }, NULL,
+	    NULL, NULL, &names);
 	for (s = names ? strtok_r(names, "\n", &save) : NULL; s;
 	    s = strtok_r(NULL, "\n", &save)) {
 		v = phn_realloc(v, (n + 1) * sizeof(*v));
@@ -590,22 +586,19 @@ phn_run_fake_begin(struct phn_run *r)
 {
 	struct json_object *v, *w;
 	const char *m;
-	char *f, *d;
+	char *f;
 	size_t i, n;
 	int an = 1;
 
-	if (json_object_object_get_ex(r->meta, "attempt_number", &v) &&
-	    phn_json_is_int(v))
-		an = json_object_get_int(v);
+	an = (int)phn_json_int(r->meta, "attempt_number", 1);
 	r->exit_code = 0;
 	if (json_object_object_get_ex(r->step, "fake_exit_codes", &v) &&
 	    json_object_is_type(v, json_type_array) &&
 	    (n = json_object_array_length(v)) > 0)
 		r->exit_code = json_object_get_int(json_object_array_get_idx(v,
 		    (size_t)an - 1 < n ? (size_t)an - 1 : n - 1));
-	else if (json_object_object_get_ex(r->step, "fake_exit_code", &v) &&
-	    phn_json_is_int(v))
-		r->exit_code = json_object_get_int(v);
+	else
+		r->exit_code = (int)phn_json_int(r->step, "fake_exit_code", 0);
 	if (json_object_object_get_ex(r->step, "fake_workspace_writes", &v) &&
 	    json_object_is_type(v, json_type_array))
 		for (i = 0; i < json_object_array_length(v); i++) {
@@ -615,13 +608,11 @@ phn_run_fake_begin(struct phn_run *r)
 				    "path must be relative, inside the workdir", i);
 				continue;
 			}
-			d = phn_path_dirname(f);
 			m = phn_jstr(w, "content");
-			if (phn_mkdirs(d, 0755) == -1 || phn_atomic_write(f,
-			    m ? m : "", m ? strlen(m) : 0) == -1)
+			if (phn_atomic_write(f, m ? m : "", m ? strlen(m) : 0,
+			    PHN_DURABLE | PHN_MKDIR) == -1)
 				phn_errs_add(&r->errs, "fake write %s: %s", f,
 				    strerror(errno));
-			free(d);
 			free(f);
 		}
 	if ((m = phn_jstr(r->step, "fake_codex_home_marker")) != NULL &&
@@ -629,15 +620,13 @@ phn_run_fake_begin(struct phn_run *r)
 		char *txt = phn_asprintf("marker for %s/%s/%s\n", r->a.batch,
 		    r->a.job, r->a.step);
 		f = phn_path_join(r->home, m);
-		if (phn_atomic_write(f, txt, strlen(txt)) == -1)
+		if (phn_atomic_write(f, txt, strlen(txt), PHN_DURABLE) == -1)
 			phn_errs_add(&r->errs, "fake marker %s: %s", f,
 			    strerror(errno));
 		free(f);
 		free(txt);
 	}
-	v = NULL;
-	json_object_object_get_ex(r->step, "fake_sleep_seconds", &v);
-	return phn_json_is_num(v) ? json_object_get_double(v) : 0;
+	return phn_json_num(r->step, "fake_sleep_seconds", 0);
 }
 
 void
@@ -670,7 +659,7 @@ phn_run_fake_end(struct phn_run *r)
 	s = phn_strdup(json_object_to_json_string_ext(rep,
 	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	f = phn_path_join(r->a.dir, "final.txt");
-	if (phn_write_once(f, s, strlen(s)) == -1)
+	if (phn_atomic_write(f, s, strlen(s), PHN_DURABLE | PHN_ONCE) == -1)
 		phn_errs_add(&r->errs, "unable to write %s: %s", f,
 		    strerror(errno));
 	free(f);

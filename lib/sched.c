@@ -53,22 +53,6 @@ bpath(const struct phn_paths *p, const char *batch, const char *rest)
 	return phn_asprintf("%s/%s/%s", p->runs, batch, rest);
 }
 
-static long long
-jint(struct json_object *o, const char *k, long long dflt)
-{
-	struct json_object *v = phn_json_get(o, k);
-
-	return phn_json_is_int(v) ? (long long)json_object_get_int64(v) : dflt;
-}
-
-static double
-jnum(struct json_object *o, const char *k, double dflt)
-{
-	struct json_object *v = phn_json_get(o, k);
-
-	return phn_json_is_num(v) ? json_object_get_double(v) : dflt;
-}
-
 static int
 touch_new(const char *path)
 {
@@ -85,39 +69,11 @@ unlink_quiet(const char *path)
 	return unlink(path) == -1 && errno != ENOENT ? -1 : 0;
 }
 
-/* Write a small file by temp + rename, without fsync: for derived files
- * whose loss or truncation the readers tolerate. */
+/* A derived hint whose loss or truncation readers tolerate: no fsync. */
 static int
 write_hint(const char *path, const char *buf)
 {
-	char *dir = phn_path_dirname(path), *tmp;
-	const char *base = strrchr(path, '/') + 1;
-	size_t len = strlen(buf);
-	int fd, e;
-
-	tmp = phn_asprintf("%s/.%s.XXXXXX", dir, base);
-	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1 && errno == ENOENT &&
-	    phn_mkdirs(dir, 0755) == 0) {
-		free(tmp);	/* mkostemp consumed the template */
-		tmp = phn_asprintf("%s/.%s.XXXXXX", dir, base);
-		fd = mkostemp(tmp, O_CLOEXEC);
-	}
-	free(dir);
-	if (fd == -1) {
-		free(tmp);
-		return -1;
-	}
-	if (fchmod(fd, 0644) == -1 || write(fd, buf, len) != (ssize_t)len ||
-	    close(fd) == -1 || rename(tmp, path) == -1) {
-		e = errno;
-		close(fd);
-		unlink(tmp);
-		free(tmp);
-		errno = e;
-		return -1;
-	}
-	free(tmp);
-	return 0;
+	return phn_atomic_write(path, buf, strlen(buf), 0);
 }
 
 /*
@@ -960,7 +916,8 @@ phn_sched_init(struct phn_sched *s, const struct phn_paths *p,
 	s->runner_cap = phn_json_is_int(v) ? json_object_get_int64(v) : 0;
 	s->resume_affinity = phn_jstr(phn_json_get(d, "runner_affinity"),
 	    "resume_steps");
-	s->grace = jnum(phn_json_get(d, "runner_affinity"), "prefer_grace_seconds", 30);
+	s->grace = phn_json_num(phn_json_get(d, "runner_affinity"),
+	    "prefer_grace_seconds", 30);
 	s->workdirs = phn_json_get(phn_json_get(cfg->doc, "limits"), "per_workdir_concurrency");
 	s->reap = 1;
 }
@@ -969,7 +926,7 @@ phn_sched_init(struct phn_sched *s, const struct phn_paths *p,
 long long
 phn_sched_workdir_limit(struct phn_sched *s, const char *workdir)
 {
-	return workdir ? jint(s->workdirs, workdir, 0) : 0;
+	return workdir ? phn_json_int(s->workdirs, workdir, 0) : 0;
 }
 
 /*
@@ -1579,7 +1536,7 @@ claim_create(struct claimop *c)
 	meta = meta_build(c->s, c->batch, c->info, c->jd, c->step, &c->ev,
 	    c->run_id, iso);
 	lp = phn_path_join(c->dir, "meta.json");
-	r = phn_json_write_once(lp, meta);
+	r = phn_json_write(lp, meta, PHN_DURABLE | PHN_ONCE);
 	json_object_put(meta);
 	if (r == -1) {
 		claim_fail(c, PHN_CLAIM_ERROR, 0, "unable to write %s: %s", lp,

@@ -65,8 +65,7 @@ struct ctx {
 	struct queued *queue;
 	size_t	 qhead, nqueue, qcap;
 	locale_t utf8;		/* for patterns; (locale_t)0 if missing */
-	char	*path;		/* the value's path; "" is the root */
-	size_t	 plen, pcap;
+	struct phn_buf path;	/* the value's path; "" is the root */
 };
 
 static void	tell(struct ctx *, const char *, const char *, const char *,
@@ -75,7 +74,7 @@ static int	validate(struct ctx *, struct json_object *,
 		    struct json_object *);
 
 #define serr(c, ptr, ...)	tell(c, "schema ", ptr, __VA_ARGS__)
-#define problem(c, ...)	tell(c, "", *(c)->path ? (c)->path : "(root)", \
+#define problem(c, ...)	tell(c, "", *(c)->path.s ? (c)->path.s : "(root)", \
 			    __VA_ARGS__)
 
 static void
@@ -737,22 +736,10 @@ check(struct ctx *c, struct json_object *s, const char *ptr)
 	c->node[i].color = BLACK;
 }
 
-static void
-path_add(struct ctx *c, const char *s, size_t n)
-{
-	if (c->plen + n + 1 > c->pcap) {
-		c->pcap = 2 * (c->plen + n + 1);
-		c->path = phn_realloc(c->path, c->pcap);
-	}
-	memcpy(c->path + c->plen, s, n);
-	c->plen += n;
-	c->path[c->plen] = '\0';
-}
-
 static size_t
 path_key(struct ctx *c, const char *k)
 {
-	size_t old = c->plen, i;
+	size_t old = c->path.len, i;
 	struct json_object *js;
 	const char *q;
 
@@ -762,16 +749,16 @@ path_key(struct ctx *c, const char *k)
 			break;
 	if (i > 0 && k[i] == '\0') {
 		if (old > 0)
-			path_add(c, ".", 1);
-		path_add(c, k, i);
+			phn_buf_put(&c->path, ".", 1);
+		phn_buf_put(&c->path, k, i);
 		return old;
 	}
 	js = json_object_new_string(k);
 	q = json_object_to_json_string_ext(js, JSON_C_TO_STRING_PLAIN |
 	    JSON_C_TO_STRING_NOSLASHESCAPE);
-	path_add(c, "[", 1);
-	path_add(c, q, strlen(q));
-	path_add(c, "]", 1);
+	phn_buf_put(&c->path, "[", 1);
+	phn_buf_put(&c->path, q, strlen(q));
+	phn_buf_put(&c->path, "]", 1);
 	json_object_put(js);
 	return old;
 }
@@ -779,19 +766,19 @@ path_key(struct ctx *c, const char *k)
 static size_t
 path_idx(struct ctx *c, size_t i)
 {
-	size_t old = c->plen;
+	size_t old = c->path.len;
 	char b[32];
 
 	snprintf(b, sizeof(b), "[%zu]", i);
-	path_add(c, b, strlen(b));
+	phn_buf_put(&c->path, b, strlen(b));
 	return old;
 }
 
 static void
 path_pop(struct ctx *c, size_t old)
 {
-	c->plen = old;
-	c->path[old] = '\0';
+	c->path.len = old;
+	c->path.s[old] = '\0';
 }
 
 static const char *
@@ -1174,7 +1161,7 @@ phn_schema_validate(struct json_object *schema, struct json_object *doc,
 	for (; c.qhead < c.nqueue; c.qhead++)
 		check(&c, c.queue[c.qhead].s, c.queue[c.qhead].ptr);
 	if (c.nerr == 0) {
-		path_add(&c, "", 0);
+		phn_buf_put(&c.path, "", 0);
 		r = validate(&c, schema, doc);
 	}
 	for (i = 0; i < c.nqueue; i++)
@@ -1184,7 +1171,7 @@ phn_schema_validate(struct json_object *schema, struct json_object *doc,
 	free(c.queue);
 	free(c.rx);
 	free(c.node);
-	free(c.path);
+	free(c.path.s);
 	if (c.utf8)
 		freelocale(c.utf8);
 	return r;

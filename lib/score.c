@@ -139,11 +139,6 @@ jset(struct json_object *o, const char *k, struct json_object *v)
 	json_object_object_add(o, k, v);
 }
 
-static struct json_object *
-jstr(const char *s)
-{
-	return s ? json_object_new_string(s) : NULL;
-}
 
 static struct json_object *
 jcopy(struct json_object *o, const char *k)
@@ -687,9 +682,9 @@ running_item(struct ctx *c, struct step *s)
 	jset(o, "job_id", json_object_new_string(s->jb->id));
 	jset(o, "step_id", json_object_new_string(s->id));
 	jset(o, "run_id", json_object_new_string(s->a[s->act].run_id));
-	jset(o, "runner_id", jstr(s->a[s->act].runner));
+	jset(o, "runner_id", phn_json_string(s->a[s->act].runner));
 	jset(o, "attempt_dir", json_object_new_string(rel));
-	jset(o, "state_status", jstr(phn_jstr(st, "status")));
+	jset(o, "state_status", phn_json_string(phn_jstr(st, "status")));
 	if ((ci == NULL || *ci == '\0') && s->a[s->act].st == PHN_AST_QUEUED)
 		ci = "queued/initializing";
 	jset(o, "current_item", ci && *ci ? json_object_new_string(ci) : NULL);
@@ -747,7 +742,7 @@ failure_item(struct ctx *c, struct step *s)
 	jset(o, "step_id", json_object_new_string(s->id));
 	jset(o, "run_id", s->focal >= 0 ?
 	    json_object_new_string(s->a[s->focal].run_id) : NULL);
-	jset(o, "attempt_dir", jstr(rel));
+	jset(o, "attempt_dir", phn_json_string(rel));
 	jset(o, "state_status", st ? jcopy(st, "status") : NULL);
 	jset(o, "exit_code", st ? jcopy(st, "exit_code") : NULL);
 	jset(o, "failure_kind", st ? jcopy(st, "failure_kind") : NULL);
@@ -798,20 +793,20 @@ step_record(struct ctx *c, struct step *s)
 	jset(o, "job_id", json_object_new_string(s->jb->id));
 	jset(o, "step_id", json_object_new_string(s->id));
 	jset(o, "status", json_object_new_string(dname[s->d]));
-	jset(o, "attention", jstr(kname[s->kind]));
+	jset(o, "attention", phn_json_string(kname[s->kind]));
 	jset(o, "attention_reason", s->kind == K_ORPHANED || s->kind ==
-	    K_STUCK ? jstr(fault_reason(s->fault)) : NULL);
+	    K_STUCK ? phn_json_string(fault_reason(s->fault)) : NULL);
 	jset(o, "reasons", s->reasons ? json_object_get(s->reasons) :
 	    json_object_new_array());
 	jset(o, "attempts", json_object_new_int64((int64_t)s->na));
 	jset(o, "attempts_counted", json_object_new_int64(counted));
 	jset(o, "run_id", s->focal >= 0 ?
 	    json_object_new_string(s->a[s->focal].run_id) : NULL);
-	jset(o, "attempt_dir", jstr(rel));
+	jset(o, "attempt_dir", phn_json_string(rel));
 	jset(o, "state_status", st ? jcopy(st, "status") : NULL);
 	jset(o, "failure_kind", st ? jcopy(st, "failure_kind") : NULL);
 	jset(o, "exit_code", st ? jcopy(st, "exit_code") : NULL);
-	jset(o, "runner_id", s->focal >= 0 ? jstr(s->a[s->focal].runner) :
+	jset(o, "runner_id", s->focal >= 0 ? phn_json_string(s->a[s->focal].runner) :
 	    NULL);
 	jset(o, "claimed_at", st ? jcopy(st, "claimed_at") : NULL);
 	jset(o, "started_at", st ? jcopy(st, "started_at") : NULL);
@@ -833,7 +828,7 @@ step_record(struct ctx *c, struct step *s)
 	jset(o, "force_retry_pending", json_object_new_boolean(
 	    s->force_pending));
 	jset(o, "resume_from_resolved", s->rfr ? json_object_get(s->rfr) : NULL);
-	jset(o, "invocation_note", jstr(s->note));
+	jset(o, "invocation_note", phn_json_string(s->note));
 	free(rel);
 	return o;
 }
@@ -1078,7 +1073,7 @@ phn_score_batch(const struct phn_paths *p, struct json_object *cfg,
 			    s->why_ready : "new"));
 			jset(it, "not_before", iso_or_null(s->not_before));
 			if (s->note != NULL)
-				jset(it, "invocation_note", jstr(s->note));
+				jset(it, "invocation_note", phn_json_string(s->note));
 			json_object_array_add(rdy, it);
 		} else if (s->d == D_FAILED || s->d == D_NEEDS) {
 			json_object_array_add(fail, failure_item(&c, s));
@@ -1213,7 +1208,7 @@ phn_score_row(struct json_object *sb)
 
 	for (i = 0; keep[i]; i++)
 		jset(r, keep[i], jcopy(sb, keep[i]));
-	jset(r, "batch_goal_summary_preview", jstr(pv));
+	jset(r, "batch_goal_summary_preview", phn_json_string(pv));
 	free(pv);
 	c = json_object_object_get(sb, "counts");
 	jset(r, "running_steps", jcopy(c, "running"));

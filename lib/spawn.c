@@ -341,12 +341,19 @@ static int
 load_batch(struct phn_run *r)
 {
 	struct json_object *jobs, *steps;
+	struct phn_config cfg;
+	struct phn_errs e = { 0 };
 	char msg[512], *cf;
 	size_t i, n;
 
-	cf = phn_asprintf("%s/_system/harness_config.json", r->p->runs);
-	r->cfg = phn_json_load(cf, msg, sizeof(msg));
-	free(cf);
+	if (phn_config_read(r->p, 0, &cfg, &e) == -1) {
+		fail(r, e.temp ? PHN_EXIT_TEMP : 1, "%s", e.n > 0 ? e.v[0] :
+		    "harness config unreadable");
+		phn_errs_free(&e);
+		return -1;
+	}
+	r->cfg = json_object_get(cfg.doc);
+	phn_config_free(&cfg);
 	cf = phn_asprintf("%s/%s/_spawn/jobs/%s.json", r->p->runs, r->a.batch,
 	    r->a.job);
 	r->bmeta = phn_json_load(cf, msg, sizeof(msg));
@@ -706,40 +713,27 @@ phn_run_prepare(struct phn_run *r)
 int
 phn_run_stage(struct phn_run *r, const char *name, const void *buf, size_t len)
 {
-	char *tmp = phn_asprintf("%s/.%s.XXXXXX", r->a.dir, name);
-	const char *p = buf;
-	int fd, e;
+	char *path = phn_path_join(r->a.dir, name), *tmp;
+	int fd;
 
-	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
-		free(tmp);
+	if ((fd = phn_atomic_open(path, 0, &tmp)) == -1) {
+		free(path);
 		return -1;
 	}
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w == -1) {
-			e = errno;
-			close(fd);
-			unlink(tmp);
-			free(tmp);
-			errno = e;
-			return -1;
-		}
-		p += w;
-		len -= (size_t)w;
+	if (phn_write_all(fd, buf, len) == -1) {
+		phn_atomic_abort(fd, tmp);
+		free(path);
+		return -1;
 	}
-	if (fchmod(fd, 0644) == -1 || close(fd) == -1) {
-		e = errno;
-		unlink(tmp);
-		free(tmp);
-		errno = e;
+	if (close(fd) == -1) {
+		phn_atomic_abort(-1, tmp);
+		free(path);
 		return -1;
 	}
 	r->staged = phn_realloc(r->staged, (r->nstaged + 1) * 2 *
 	    sizeof(*r->staged));
 	r->staged[r->nstaged * 2] = tmp;
-	r->staged[r->nstaged * 2 + 1] = phn_path_join(r->a.dir, name);
+	r->staged[r->nstaged * 2 + 1] = path;
 	r->nstaged++;
 	return 0;
 }

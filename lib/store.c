@@ -1,7 +1,7 @@
 /*
  * store.c - the runs store: batches, attempts, the state.json guard, the
- * current.json job index, the ready index, and harness-fault recovery
- * (lease expiry and orphans), shared by every command.
+ * current.json job index, and harness-fault recovery (lease expiry and
+ * orphans), shared by every command.  The ready index is sched.c's.
  *
  * Attempt directories are the source of truth.  current.json, _ready/ and
  * the scoreboards are derived and may be rebuilt from them at any time.
@@ -42,17 +42,6 @@ phn_status_terminal(const char *s)
 {
 	return phn_status_valid(s) && strcmp(s, "queued") != 0 &&
 	    strcmp(s, "running") != 0;
-}
-
-const char *
-phn_jstr(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
 }
 
 /*
@@ -121,12 +110,6 @@ phn_attempt_free(struct phn_attempt *a)
 	memset(a, 0, sizeof(*a));
 }
 
-char *
-phn_attempt_file(const char *dir, const char *name)
-{
-	return phn_path_join(dir, name);
-}
-
 /* state.json as an object, or NULL (missing or corrupt: errno says). */
 struct json_object *
 phn_state_read(const char *dir)
@@ -157,7 +140,7 @@ int
 phn_state_update(const char *dir, const char *status, struct json_object *fields)
 {
 	char *lp = phn_path_join(dir, "state.lock"), *sp, keep[32];
-	struct json_object *cur, *v;
+	struct json_object *cur;
 	const char *prev;
 	int fd, r;
 
@@ -198,13 +181,13 @@ phn_state_update(const char *dir, const char *status, struct json_object *fields
 	}
 	json_object_object_add(cur, "status", json_object_new_string(status));
 	if (phn_status_terminal(status) &&
-	    (!json_object_object_get_ex(cur, "ended_at", &v) || v == NULL)) {
+	    phn_json_get(cur, "ended_at") == NULL) {
 		char iso[PHN_ISO_LEN];
 		phn_iso(phn_now(), iso);
 		json_object_object_add(cur, "ended_at", json_object_new_string(iso));
 	}
 	sp = phn_path_join(dir, "state.json");
-	r = phn_json_write(sp, cur) == -1 ? -1 : 1;
+	r = phn_json_write(sp, cur, PHN_DURABLE) == -1 ? -1 : 1;
 	free(sp);
 	json_object_put(cur);
 	phn_lock_close(fd);
@@ -316,8 +299,8 @@ index_entry(const struct phn_paths *p, const char *dir, const char *run_id,
 }
 
 /* Rebuild current.json's content for a job from its attempt directories. */
-struct json_object *
-phn_current_rebuild(const struct phn_paths *p, const char *batch,
+static struct json_object *
+current_rebuild(const struct phn_paths *p, const char *batch,
     const char *job)
 {
 	char *sd = phn_asprintf("%s/%s/%s/steps", p->runs, batch, job), iso[PHN_ISO_LEN];
@@ -381,16 +364,64 @@ phn_current_read(const struct phn_paths *p, const char *batch, const char *job)
 {
 	char *f = phn_asprintf("%s/%s/%s/current.json", p->runs, batch, job);
 	char msg[512];
-	struct json_object *o = phn_json_load(f, msg, sizeof(msg)), *s;
+	struct json_object *o = phn_json_load(f, msg, sizeof(msg));
 
 	free(f);
-	if (o == NULL || !json_object_is_type(o, json_type_object) ||
-	    !json_object_object_get_ex(o, "steps", &s) ||
-	    !json_object_is_type(s, json_type_object)) {
+	if (!json_object_is_type(phn_json_get(o, "steps"), json_type_object)) {
 		json_object_put(o);
-		return phn_current_rebuild(p, batch, job);
+		return current_rebuild(p, batch, job);
 	}
 	return o;
+}
+
+/* The job's current.json under its lock (fd returned), rebuilt if bad. */
+static int
+current_lock(const struct phn_paths *p, const char *batch, const char *job,
+    struct json_object **cur)
+{
+	char *lp = phn_asprintf("%s/%s/%s/current.lock", p->runs, batch, job);
+	int fd = phn_lock_wait(lp, 30);
+
+	free(lp);
+	*cur = fd == -1 ? NULL : phn_current_read(p, batch, job);
+	return fd;
+}
+
+/* Write cur back (unless nochange), stamped, and release the lock. */
+static int
+current_unlock(const struct phn_paths *p, const char *batch, const char *job,
+    int fd, struct json_object *cur, int nochange)
+{
+	char *f, iso[PHN_ISO_LEN];
+	int r = 0;
+
+	if (!nochange) {
+		f = phn_asprintf("%s/%s/%s/current.json", p->runs, batch, job);
+		phn_iso(phn_now(), iso);
+		json_object_object_add(cur, "batch_id",
+		    json_object_new_string(batch));
+		json_object_object_add(cur, "job_id", json_object_new_string(job));
+		json_object_object_add(cur, "updated_at",
+		    json_object_new_string(iso));
+		r = phn_json_write(f, cur, PHN_DURABLE);
+		free(f);
+	}
+	json_object_put(cur);
+	phn_lock_close(fd);
+	return r;
+}
+
+/* o[k] as an object: made, or replacing a non-object, when it is not. */
+static struct json_object *
+child(struct json_object *o, const char *k)
+{
+	struct json_object *v = phn_json_get(o, k);
+
+	if (!json_object_is_type(v, json_type_object)) {
+		v = json_object_new_object();
+		json_object_object_add(o, k, v);
+	}
+	return v;
 }
 
 /*
@@ -402,32 +433,16 @@ int
 phn_current_note(const struct phn_paths *p, const struct phn_attempt *a,
     struct json_object *st)
 {
-	char *lp = phn_path_join(a->jobdir, "current.lock");
-	char *f = phn_path_join(a->jobdir, "current.json"), iso[PHN_ISO_LEN];
-	struct json_object *cur, *steps, *se, *by, *e, *lat;
+	struct json_object *cur, *se, *e, *lat;
 	const char *status = phn_jstr(st, "status"), *ld;
-	int fd, r;
+	int fd;
 
-	if ((fd = phn_lock_wait(lp, 30)) == -1) {
-		free(lp);
-		free(f);
+	if ((fd = current_lock(p, a->batch, a->job, &cur)) == -1)
 		return -1;
-	}
-	cur = phn_current_read(p, a->batch, a->job);
-	steps = json_object_object_get(cur, "steps");
-	if (!json_object_object_get_ex(steps, a->step, &se) ||
-	    !json_object_is_type(se, json_type_object)) {
-		se = json_object_new_object();
-		json_object_object_add(steps, a->step, se);
-	}
-	if (!json_object_object_get_ex(se, "by_run_id", &by) ||
-	    !json_object_is_type(by, json_type_object)) {
-		by = json_object_new_object();
-		json_object_object_add(se, "by_run_id", by);
-	}
+	se = child(phn_json_get(cur, "steps"), a->step);
 	e = index_entry(p, a->dir, a->run_id, st);
-	json_object_object_add(by, a->run_id, e);
-	lat = json_object_object_get(se, "latest");
+	json_object_object_add(child(se, "by_run_id"), a->run_id, e);
+	lat = phn_json_get(se, "latest");
 	ld = phn_jstr(lat, "attempt_dir");
 	if (ld == NULL || strcmp(ld, phn_jstr(e, "attempt_dir")) <= 0 ||
 	    strcmp(phn_jstr(lat, "run_id") ? phn_jstr(lat, "run_id") : "",
@@ -436,16 +451,31 @@ phn_current_note(const struct phn_paths *p, const struct phn_attempt *a,
 	if (status && strcmp(status, "succeeded") == 0)
 		json_object_object_add(se, "latest_successful",
 		    json_object_get(e));
-	phn_iso(phn_now(), iso);
-	json_object_object_add(cur, "batch_id", json_object_new_string(a->batch));
-	json_object_object_add(cur, "job_id", json_object_new_string(a->job));
-	json_object_object_add(cur, "updated_at", json_object_new_string(iso));
-	r = phn_json_write(f, cur);
-	json_object_put(cur);
-	phn_lock_close(fd);
-	free(lp);
-	free(f);
-	return r;
+	return current_unlock(p, a->batch, a->job, fd, cur, 0);
+}
+
+/* Set (val, a reference taken) or delete (NULL) a key of steps[step]. */
+int
+phn_current_step_set(const struct phn_paths *p, const char *batch,
+    const char *job, const char *step, const char *key,
+    struct json_object *val)
+{
+	struct json_object *cur, *steps;
+	int fd;
+
+	if ((fd = current_lock(p, batch, job, &cur)) == -1) {
+		json_object_put(val);
+		return -1;
+	}
+	steps = phn_json_get(cur, "steps");
+	if (val != NULL)
+		json_object_object_add(child(steps, step), key, val);
+	else if (json_object_is_type(phn_json_get(steps, step),
+	    json_type_object))
+		json_object_object_del(phn_json_get(steps, step), key);
+	else
+		return current_unlock(p, batch, job, fd, cur, 1);
+	return current_unlock(p, batch, job, fd, cur, 0);
 }
 
 /*
@@ -463,11 +493,9 @@ phn_attempt_find(const struct phn_paths *p, const char *batch, const char *job,
 	size_t n, i, hits = 0;
 	struct stat st;
 
-	e = phn_json_path_get(cur, "steps");
-	if (json_object_object_get_ex(e, step, &e) &&
-	    json_object_object_get_ex(e, "by_run_id", &e) &&
-	    json_object_object_get_ex(e, run_id, &e) &&
-	    (rel = phn_jstr(e, "attempt_dir")) != NULL) {
+	e = phn_json_get(phn_json_get(phn_json_get(phn_json_get(cur, "steps"),
+	    step), "by_run_id"), run_id);
+	if ((rel = phn_jstr(e, "attempt_dir")) != NULL) {
 		char *d = phn_path_abs(p->runs, rel);
 		if (stat(d, &st) == 0 && S_ISDIR(st.st_mode)) {
 			json_object_put(cur);
@@ -499,30 +527,6 @@ phn_attempt_find(const struct phn_paths *p, const char *batch, const char *job,
 	if (found == NULL)
 		errno = ENOENT;
 	return found;
-}
-
-/*
- * The ready index: runs/<batch>/_ready/<JOB>@<STEP>, one entry per step
- * believed runnable, holding {"not_before": EPOCH}.  Entries are hints:
- * every claim re-checks the step under its lock, so a stale or duplicate
- * entry costs a little time and never a wrong run.
- */
-int
-phn_ready_add(const struct phn_paths *p, const char *batch, const char *job,
-    const char *step, double not_before)
-{
-	char *d = phn_asprintf("%s/%s/_ready", p->runs, batch);
-	char *f = phn_asprintf("%s/%s@%s", d, job, step);
-	char buf[64];
-	int r;
-
-	snprintf(buf, sizeof(buf), "{\"not_before\": %.6f}\n", not_before);
-	r = phn_mkdirs(d, 0755);
-	if (r == 0)
-		r = phn_atomic_write(f, buf, strlen(buf));
-	free(d);
-	free(f);
-	return r;
 }
 
 /* Process identity, from /proc: start time in clock ticks since boot. */
@@ -585,7 +589,6 @@ int
 phn_state_proc_alive(struct json_object *st, const char *pid_key,
     const char *start_key)
 {
-	struct json_object *v;
 	const char *host = phn_jstr(st, "host"), *boot = phn_jstr(st, "boot_id");
 	long long pid;
 	unsigned long long want;
@@ -593,13 +596,9 @@ phn_state_proc_alive(struct json_object *st, const char *pid_key,
 	if (host == NULL || boot == NULL || strcmp(host, phn_hostname()) ||
 	    strcmp(boot, phn_boot_id()))
 		return 0;
-	if (!json_object_object_get_ex(st, pid_key, &v) || !phn_json_is_int(v))
+	if ((pid = phn_json_int(st, pid_key, 0)) <= 1)
 		return 0;
-	pid = json_object_get_int64(v);
-	if (pid <= 1)
-		return 0;
-	want = json_object_object_get_ex(st, start_key, &v) ?
-	    (unsigned long long)json_object_get_int64(v) : 0;
+	want = (unsigned long long)phn_json_int(st, start_key, 0);
 	return want != 0 && phn_proc_start((pid_t)pid) == want;
 }
 
@@ -665,14 +664,13 @@ int
 phn_attempt_reap(const struct phn_paths *p, const struct phn_attempt *a,
     int fault)
 {
-	struct json_object *st = phn_state_read(a->dir), *f, *v;
+	struct json_object *st = phn_state_read(a->dir), *f;
 	const char *kind = fault == PHN_FAULT_LEASE ? "claim_expired" :
 	    "orphaned";
 	int r;
 
-	if (st != NULL && phn_state_proc_alive(st, "pgid", "codex_start") &&
-	    json_object_object_get_ex(st, "pgid", &v)) {
-		pid_t pg = (pid_t)json_object_get_int64(v);
+	if (phn_state_proc_alive(st, "pgid", "codex_start")) {
+		pid_t pg = (pid_t)phn_json_int(st, "pgid", 0);
 		kill(-pg, SIGTERM);
 		usleep(200 * 1000);
 		kill(-pg, SIGKILL);

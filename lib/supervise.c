@@ -107,15 +107,6 @@ phn_signal_canceled(void)
 	return sig_cancel;
 }
 
-static double
-mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void
 stop(struct sup *s, int why)
 {
@@ -126,7 +117,7 @@ stop(struct sup *s, int why)
 	r->stop = why;
 	if (r->pid > 1 && !r->exited) {
 		kill(-r->pid, s->r->grace > 0 ? SIGTERM : SIGKILL);
-		s->kill_at = s->r->grace > 0 ? mono() + s->r->grace : 0;
+		s->kill_at = s->r->grace > 0 ? phn_mono() + s->r->grace : 0;
 	}
 }
 
@@ -218,7 +209,7 @@ event(struct sup *s, const char *p, size_t n)
 	if (strcmp(t, "thread.started") == 0 && r->thread_id == NULL &&
 	    (m = phn_jstr(o, "thread_id")) != NULL) {
 		r->thread_id = phn_strdup(m);
-		s->dirty_at = mono() + DIRTY_SECONDS;
+		s->dirty_at = phn_mono() + DIRTY_SECONDS;
 		if (r->thread_want && strcmp(m, r->thread_want) != 0) {
 			phn_errs_add(&r->errs, "resume: codex started a new "
 			    "thread %s instead of resuming %s (the source "
@@ -394,7 +385,7 @@ beat(struct sup *s)
 			phn_current_note(r->p, &r->a, st);
 		json_object_put(st);
 	}
-	s->hb_at = mono() + r->hb;
+	s->hb_at = phn_mono() + r->hb;
 	s->dirty_at = 0;
 }
 
@@ -542,7 +533,7 @@ loop(struct sup *s)
 
 	for (;;) {
 		struct pollfd pf[4];
-		double now = mono(), next = s->hb_at;
+		double now = phn_mono(), next = s->hb_at;
 		int ms;
 
 		if (!r->stop && s->deadline > 0)
@@ -571,7 +562,7 @@ loop(struct sup *s)
 		if (s->in >= 0 && pf[3].revents)
 			wr(s);
 		child_check(s);
-		now = mono();
+		now = phn_mono();
 		if (!r->stop && !r->exited && s->deadline > 0 &&
 		    now >= s->deadline) {
 			phn_errs_add(&r->errs, "step timeout after %gs",
@@ -648,7 +639,7 @@ phn_run_supervise(struct phn_run *r, double fake_sleep)
 	memset(&s, 0, sizeof(s));
 	s.r = r;
 	s.in = s.out = s.err = s.evfd = s.errfd = -1;
-	s.t0 = mono();
+	s.t0 = phn_mono();
 	s.hb_at = s.t0 + r->hb;
 	if (r->timeout > 0)
 		s.deadline = s.t0 + r->timeout;

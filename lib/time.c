@@ -1,4 +1,7 @@
-/* time.c - UTC ISO-8601 timestamps with microseconds and 'Z'. */
+/*
+ * time.c - UTC ISO-8601 timestamps with microseconds and 'Z', and the
+ * monotonic clock for timeouts and intervals.
+ */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +16,16 @@ phn_now(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Seconds on the monotonic clock: for deadlines, immune to clock steps. */
+double
+phn_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 

@@ -23,17 +23,14 @@ static int
 git(const char *dir, char *const args[], char **out, struct phn_errs *e,
     const char *what)
 {
-	char *argv[16], *o = NULL, *err = NULL;
-	int i = 0, st;
+	struct phn_buf ob = { 0 }, eb = { 0 };
+	char *o, *err;
+	int st;
 	size_t n;
 
-	argv[i++] = "git";
-	argv[i++] = "-C";
-	argv[i++] = (char *)dir;
-	while (*args && i < 15)
-		argv[i++] = *args++;
-	argv[i] = NULL;
-	st = phn_cmd_run(argv, NULL, NULL, &o, &err, 300);
+	st = phn_git(dir, args, &ob, &eb);
+	o = ob.s;
+	err = eb.s;
 	if (st != 0) {
 		n = err ? strlen(err) : 0;
 		while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '))

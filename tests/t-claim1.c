@@ -21,6 +21,7 @@ main(int argc, char *argv[])
 	struct phn_config cfg;
 	struct phn_sched s;
 	struct phn_claim res;
+	struct phn_errs e = { 0 };
 	struct json_object *info, *jd;
 	const char *root = NULL, *runner = NULL;
 	char msg[512];
@@ -41,7 +42,8 @@ main(int argc, char *argv[])
 		phn_die(PHN_EXIT_PERM, "usage: t-claim1 [-r root] [-u runner] "
 		    "batch job step");
 	phn_paths_init(&p, root, NULL, NULL);
-	phn_config_load(&p, 1, &cfg);
+	if (phn_config_read(&p, PHN_CONFIG_SNAPSHOT, &cfg, &e) == -1)
+		phn_errs_die(&e);
 	phn_sched_init(&s, &p, &cfg);
 	s.runner = runner ? runner : phn_hostname();
 	if (phn_sched_index(&p, argv[0], msg, sizeof(msg)) == -1)

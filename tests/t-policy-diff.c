@@ -245,7 +245,7 @@ drop_rdeps(struct tcase *c)
 		}
 		f = phn_asprintf("%s/%s/_sched/jobs/%s.json", P.runs, c->batch,
 		    c->s[k].job);
-		if (phn_json_write(f, jd) == -1)
+		if (phn_json_write(f, jd, 0) == -1)
 			phn_die(PHN_EXIT_TEMP, "unable to write %s:", f);
 		free(f);
 		json_object_put(jd);
@@ -296,7 +296,7 @@ make_batch(struct tcase *c, long n)
 		}
 	}
 	f = phn_asprintf("%s/lt-%ld.json", P.root, n);
-	if (phn_json_write(f, t) == -1)
+	if (phn_json_write(f, t, 0) == -1)
 		phn_die(PHN_EXIT_TEMP, "unable to write %s:", f);
 	if (vflag)
 		fprintf(stderr, "%s\n", json_object_to_json_string(t));
@@ -563,6 +563,7 @@ one_case(long n)
 int
 main(int argc, char *argv[])
 {
+	struct phn_errs e = { 0 };
 	long cases = 100, i;
 	unsigned long long seed = 1;
 	int ch;
@@ -586,7 +587,8 @@ main(int argc, char *argv[])
 		return PHN_EXIT_PERM;
 	}
 	phn_paths_init(&P, argv[optind], NULL, NULL);
-	phn_config_load(&P, 1, &CFG);
+	if (phn_config_read(&P, PHN_CONFIG_SNAPSHOT, &CFG, &e) == -1)
+		phn_errs_die(&e);
 	for (i = 0; i < cases; i++) {
 		case_seed = seed + (unsigned long long)i;
 		rng = case_seed * 0x9E3779B97F4A7C15ULL + 1;

@@ -15,7 +15,7 @@
 int
 main(int argc, char *argv[])
 {
-	struct phn_errs errs = { NULL, 0, 0 };
+	struct phn_errs errs = { 0 };
 	struct json_object *schema, *doc;
 	char msg[256];
 	size_t i;
