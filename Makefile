@@ -29,7 +29,7 @@ CMDS_API = cmd/phn-api
 CMDS = $(CMDS_LIBPHN) $(CMDS_API)
 SCRIPTS = cmd/phn
 LIBOBJ_BASE = lib/err.o lib/atomic.o lib/lock.o lib/jscan.o lib/json.o \
-	lib/sha.o lib/time.o lib/id.o lib/path.o lib/config.o lib/lt.o \
+	lib/sha.o lib/time.o lib/id.o lib/path.o lib/layout.o lib/config.o lib/lt.o \
 	lib/store.o lib/schema.o lib/proc.o
 LIBOBJ_CLAIM = lib/policy.o lib/sched.o lib/claim.o lib/overrides.o
 LIBOBJ_SPAWN = lib/spawn.o lib/codex.o lib/supervise.o lib/report.o \

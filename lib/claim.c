@@ -548,7 +548,7 @@ ent_seen(struct claimer *c, struct batch *b, const char *name, int event)
 {
 	struct ent *e = tab_get(&b->ents, name), **pp;
 	struct job *j;
-	const char *at;
+	char *part[2];
 	char *jid;
 	void *ix;
 
@@ -567,11 +567,14 @@ ent_seen(struct claimer *c, struct batch *b, const char *name, int event)
 		}
 		return NULL;
 	}
-	if ((at = strchr(name, '@')) == NULL || strchr(at + 1, '@') ||
-	    !phn_id_valid(name, (size_t)(at - name)) ||
-	    !phn_id_valid(at + 1, strlen(at + 1)) || batch_load(c, b) == -1)
+	if (phn_entry_split(name, part, 2) == -1)
 		return NULL;
-	jid = phn_asprintf("%.*s", (int)(at - name), name);
+	if (!phn_id_valid(part[0], strlen(part[0])) ||
+	    !phn_id_valid(part[1], strlen(part[1])) || batch_load(c, b) == -1) {
+		free(part[0]);
+		return NULL;
+	}
+	jid = part[0];	/* frees the step's part too */
 	if ((j = tab_get(&b->jobs, jid)) == NULL) {
 		if ((ix = tab_get(&b->jidx, jid)) == NULL) {
 			free(jid);	/* not a job of this batch */
@@ -588,7 +591,7 @@ ent_seen(struct claimer *c, struct batch *b, const char *name, int event)
 	e = phn_malloc(sizeof(*e) + strlen(name) + 1);
 	memset(e, 0, sizeof(*e));
 	strcpy(e->name, name);
-	e->step = strchr(e->name, '@') + 1;
+	e->step = e->name + strlen(j->id) + 1;
 	e->j = j;
 	e->sidx = LONG_MAX;
 	if (j->loaded && (e->sidx = step_idx(j, e->step)) == LONG_MAX) {
@@ -747,8 +750,8 @@ batch_open(struct claimer *c, const char *id)
 		return NULL;
 	}
 	/* The ready index, built from the attempts if it never was. */
-	f = phn_asprintf("%s/%s/_sched/ready.json", c->s.p->runs, id);
-	lp = phn_asprintf("%s/%s/_ready", c->s.p->runs, id);
+	f = phn_batch_path(c->s.p, id, "_sched/ready.json");
+	lp = phn_batch_path(c->s.p, id, "_ready");
 	if ((access(f, F_OK) == -1 || access(lp, F_OK) == -1) &&
 	    phn_sched_rescan(&c->s, id, PHN_RESCAN_IF_NEEDED, NULL, msg,
 	    sizeof(msg)) == -1)
@@ -851,7 +854,7 @@ batches_scan(struct claimer *c)
 	for (i = 0; i < n; i++) {
 		if (batch_find(c, v[i]) != NULL || tab_get(&c->bad, v[i]))
 			continue;
-		f = phn_asprintf("%s/%s/batch_closed.json", c->s.p->runs, v[i]);
+		f = phn_batch_path(c->s.p, v[i], "batch_closed.json");
 		if (access(f, F_OK) == -1) {
 			if ((b = batch_open(c, v[i])) != NULL)
 				batch_add(c, b);
@@ -1294,7 +1297,7 @@ poll_tick(struct claimer *c, double now)
 		batches_scan(c);
 	c->drained = phn_sched_drained(c->s.p, c->o->runner);
 	if (c->rfull) {
-		f = phn_asprintf("%s/%s/active", c->s.p->runners, c->o->runner);
+		f = phn_runner_path(c->s.p, c->o->runner, "active");
 		if (slots(c, f, NULL, 0) < c->s.runner_cap ||
 		    slots(c, f, NULL, 1) < c->s.runner_cap)
 			c->rfull = 0;
@@ -1459,7 +1462,7 @@ phn_claim_run(const struct phn_paths *p, const struct phn_config *cfg,
 		free(f);
 	}
 	if (c.s.runner_cap > 0) {
-		f = phn_asprintf("%s/%s/active", p->runners, o->runner);
+		f = phn_runner_path(p, o->runner, "active");
 		phn_mkdirs(f, 0755);
 		watch(&c, f, M_GONE, W_RACTIVE, NULL);
 		free(f);

@@ -36,7 +36,7 @@ struct json_object *
 phn_overrides_read(const struct phn_paths *p, const char *batch,
     const char *job, int *bad, char *msg, size_t msglen)
 {
-	char *f = phn_asprintf("%s/%s/%s/overrides.json", p->runs, batch, job);
+	char *f = phn_job_path(p, batch, job, "overrides.json");
 	struct json_object *o;
 
 	*bad = 0;
@@ -72,14 +72,12 @@ end_queued(const struct phn_paths *p, const char *batch, const char *job,
 	size_t n, i;
 	int sfd, fd;
 
-	lp = phn_asprintf("%s/%s/%s/steps/%s/step.lock", p->runs, batch, job,
-	    step);
+	lp = phn_step_path(p, batch, job, step, "step.lock");
 	sfd = phn_lock_wait(lp, 30);
 	free(lp);
 	if (sfd == -1)
 		return out;
-	ad = phn_asprintf("%s/%s/%s/steps/%s/attempts", p->runs, batch, job,
-	    step);
+	ad = phn_attempt_path(p, batch, job, step, NULL, NULL);
 	if ((v = phn_dir_list(ad, &n)) == NULL)
 		n = 0;
 	for (i = 0; i < n; i++) {
@@ -148,8 +146,8 @@ phn_overrides_apply(const struct phn_paths *p, const char *batch,
     const char *runner, int different, struct json_object **out, char *msg,
     size_t msglen)
 {
-	char *lp = phn_asprintf("%s/%s/%s/overrides.lock", p->runs, batch, job);
-	char *f = phn_asprintf("%s/%s/%s/overrides.json", p->runs, batch, job);
+	char *lp = phn_job_path(p, batch, job, "overrides.lock");
+	char *f = phn_job_path(p, batch, job, "overrides.json");
 	char iso[PHN_ISO_LEN];
 	struct json_object *ov, *steps, *se, *o, *ended = NULL;
 	long long n;
@@ -274,7 +272,7 @@ phn_sched_step_check(const struct phn_paths *p, const char *batch,
 		return phn_errs_fail(e, 0, "%s%s%s%s%s: not a valid id", batch,
 		    job ? "/" : "", job ? job : "", step ? "/" : "",
 		    step ? step : "");
-	f = phn_asprintf("%s/%s/batch_meta.json", p->runs, batch);
+	f = phn_batch_path(p, batch, "batch_meta.json");
 	if (access(f, F_OK) == -1) {
 		free(f);
 		return phn_errs_fail(e, 0, "no such batch: %s (in %s)", batch,

@@ -143,6 +143,29 @@ char	*phn_path_rel(const char *, const char *);
 char	*phn_path_dirname(const char *);
 char	*phn_datadir_file(const char *);
 
+/* layout.c: the runs store's paths and index entry names (phn(5)) */
+char	*phn_system_path(const struct phn_paths *, const char *);
+char	*phn_batch_path(const struct phn_paths *, const char *, const char *);
+char	*phn_job_path(const struct phn_paths *, const char *, const char *,
+	    const char *);
+char	*phn_step_path(const struct phn_paths *, const char *, const char *,
+	    const char *, const char *);
+char	*phn_attempt_rel(const char *, const char *, const char *,
+	    const char *);
+char	*phn_attempt_path(const struct phn_paths *, const char *,
+	    const char *, const char *, const char *, const char *);
+char	*phn_runner_path(const struct phn_paths *, const char *,
+	    const char *);
+char	*phn_entry_name(const char *, const char *, const char *,
+	    const char *);
+int	phn_entry_split(const char *, char *[], int);
+char	*phn_ready_entry(const struct phn_paths *, const char *, const char *,
+	    const char *);
+char	*phn_active_entry(const struct phn_paths *, const char *,
+	    const char *, const char *, const char *);
+char	*phn_slot_entry(const char *, const char *, const char *,
+	    const char *, const char *);
+
 /* config.c: runs/_system/harness_config.json */
 struct phn_config {
 	struct json_object *doc;	/* the whole config */
@@ -250,6 +273,8 @@ int	phn_sched_index(const struct phn_paths *, const char *, char *, size_t);
 struct json_object *phn_sched_info(const struct phn_paths *, const char *);
 struct json_object *phn_sched_job(const struct phn_paths *, const char *,
 	    const char *);
+struct json_object *phn_sched_jobview(const struct phn_paths *, const char *,
+	    const char *, char *, size_t);
 int	phn_sched_ready_add(const struct phn_paths *, const char *,
 	    const char *, const char *, double);
 int	phn_sched_step_check(const struct phn_paths *, const char *,

@@ -314,21 +314,19 @@ static char *
 attempt_rel(struct phn_policy_env *e, const char *job, const char *step,
     const struct phn_asum *a)
 {
-	return phn_asprintf("%s/%s/steps/%s/attempts/%s", e->batch, job, step,
-	    a->name);
+	return phn_attempt_rel(e->batch, job, step, a->name);
 }
 
 static int
 has_home(struct phn_policy_env *e, const char *job, const char *step,
     const struct phn_asum *a)
 {
-	char *rel = attempt_rel(e, job, step, a);
-	char *h = phn_asprintf("%s/%s/codex_home", e->p->runs, rel);
+	char *h = phn_attempt_path(e->p, e->batch, job, step, a->name,
+	    "codex_home");
 	struct stat sb;
 	int r = stat(h, &sb) == 0 && S_ISDIR(sb.st_mode);
 
 	free(h);
-	free(rel);
 	return r;
 }
 
@@ -343,17 +341,16 @@ applied(struct phn_policy_env *e, const char *job, const char *step,
 	struct json_object *m, *v;
 	long long r = -1;
 	size_t i;
-	char *rel, *f, msg[256];
+	char *f, msg[256];
 
 	for (i = as->n; i > 0 && r < 0; i--) {
-		rel = attempt_rel(e, job, step, &as->v[i - 1]);
-		f = phn_asprintf("%s/%s/meta.json", e->p->runs, rel);
+		f = phn_attempt_path(e->p, e->batch, job, step,
+		    as->v[i - 1].name, "meta.json");
 		m = phn_json_load(f, msg, sizeof(msg));
 		if ((v = phn_json_get(m, key)) != NULL)
 			r = phn_json_is_int(v) ? json_object_get_int64(v) : 0;
 		json_object_put(m);
 		free(f);
-		free(rel);
 	}
 	return r < 0 ? 0 : r;
 }
@@ -375,8 +372,7 @@ runner_available(struct phn_policy_env *e, const char *runner)
 			    json_object_array_get_idx(e->runner_ids, i)));
 		if (n == 0 && (v = phn_dir_list(e->p->runners, &n)) != NULL) {
 			for (i = 0; i < n; i++) {
-				f = phn_asprintf("%s/%s/health.json",
-				    e->p->runners, v[i]);
+				f = phn_runner_path(e->p, v[i], "health.json");
 				if (access(f, F_OK) == 0)
 					json_object_array_add(e->runners,
 					    json_object_new_string(v[i]));

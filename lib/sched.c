@@ -47,12 +47,6 @@
 
 #define SCHED_LOCK_WAIT	60
 
-static char *
-bpath(const struct phn_paths *p, const char *batch, const char *rest)
-{
-	return phn_asprintf("%s/%s/%s", p->runs, batch, rest);
-}
-
 static int
 touch_new(const char *path)
 {
@@ -178,7 +172,7 @@ index_build(const struct phn_paths *p, const char *batch, char *msg,
 			free(me);
 		}
 	}
-	tmp = bpath(p, batch, ".sched-XXXXXX");
+	tmp = phn_batch_path(p, batch, ".sched-XXXXXX");
 	if (mkdtemp(tmp) == NULL || chmod(tmp, 0755) == -1) {
 		snprintf(msg, msglen, "unable to create %s: %s", tmp,
 		    strerror(errno));
@@ -203,6 +197,9 @@ index_build(const struct phn_paths *p, const char *batch, char *msg,
 	json_object_object_add(info, "execution_policy",
 	    json_object_is_type(v, json_type_object) ? json_object_get(v) :
 	    json_object_new_object());
+	json_object_object_add(info, "effective_defaults",
+	    json_object_is_type(ed, json_type_object) ? json_object_get(ed) :
+	    json_object_new_object());
 	v = phn_json_get(ed, "scoreboard");
 	json_object_object_add(info, "scoreboard",
 	    json_object_is_type(v, json_type_object) ? json_object_get(v) :
@@ -223,6 +220,7 @@ index_build(const struct phn_paths *p, const char *batch, char *msg,
 		    json_object_new_string(phn_jstr(job, "job_workdir")) : NULL);
 		json_object_object_add(jd, "workspace_mode",
 		    json_object_new_string(mode ? mode : dmode));
+		json_object_object_add(jd, "job", json_object_get(job));
 		sd = json_object_new_object();
 		json_object_object_add(jd, "steps", sd);
 		steps = phn_json_get(job, "steps");
@@ -258,7 +256,7 @@ index_build(const struct phn_paths *p, const char *batch, char *msg,
 		    strerror(errno));
 		goto out;
 	}
-	dst = bpath(p, batch, "_sched");
+	dst = phn_batch_path(p, batch, "_sched");
 	if (rename(tmp, dst) == -1 && errno != EEXIST && errno != ENOTEMPTY) {
 		snprintf(msg, msglen, "unable to rename %s to %s: %s", tmp, dst,
 		    strerror(errno));
@@ -288,14 +286,14 @@ int
 phn_sched_index(const struct phn_paths *p, const char *batch, char *msg,
     size_t msglen)
 {
-	char *f = bpath(p, batch, "_sched/index.json"), *lp;
+	char *f = phn_batch_path(p, batch, "_sched/index.json"), *lp;
 	int fd, r;
 
 	if (access(f, F_OK) == 0) {
 		free(f);
 		return 0;
 	}
-	lp = bpath(p, batch, "_sched.lock");
+	lp = phn_batch_path(p, batch, "_sched.lock");
 	if ((fd = phn_lock_wait(lp, 120)) == -1) {
 		snprintf(msg, msglen, "unable to lock %s: %s", lp,
 		    strerror(errno));
@@ -314,7 +312,7 @@ phn_sched_index(const struct phn_paths *p, const char *batch, char *msg,
 struct json_object *
 phn_sched_info(const struct phn_paths *p, const char *batch)
 {
-	char *f = bpath(p, batch, "_sched/index.json"), msg[512];
+	char *f = phn_batch_path(p, batch, "_sched/index.json"), msg[512];
 	struct json_object *o = phn_json_load(f, msg, sizeof(msg));
 
 	free(f);
@@ -331,14 +329,16 @@ phn_sched_info(const struct phn_paths *p, const char *batch)
 struct json_object *
 phn_sched_job(const struct phn_paths *p, const char *batch, const char *job)
 {
-	char *f, msg[512];
+	char *f, *n, msg[512];
 	struct json_object *o;
 
 	if (!phn_id_valid(job, strlen(job))) {
 		errno = ENOENT;
 		return NULL;
 	}
-	f = phn_asprintf("%s/%s/_sched/jobs/%s.json", p->runs, batch, job);
+	n = phn_asprintf("_sched/jobs/%s.json", job);
+	f = phn_batch_path(p, batch, n);
+	free(n);
 	o = phn_json_load(f, msg, sizeof(msg));
 	free(f);
 	if (o != NULL && !json_object_is_type(phn_json_get(o, "steps"),
@@ -351,6 +351,42 @@ phn_sched_job(const struct phn_paths *p, const char *batch, const char *job)
 }
 
 /*
+ * The one per-job view of batch_meta.json: {batch_id, effective_defaults,
+ * jobs: [the job]}, shaped like batch_meta.json with only that job, from
+ * the schedule index (built on first sight), so that running an attempt
+ * reads its job and not the whole batch.  An index built by an older
+ * version lacks the job: then batch_meta.json itself.  NULL with msg.
+ */
+struct json_object *
+phn_sched_jobview(const struct phn_paths *p, const char *batch,
+    const char *job, char *msg, size_t msglen)
+{
+	struct json_object *info, *jd, *o = NULL, *a;
+
+	if (phn_sched_index(p, batch, msg, msglen) == -1)
+		return NULL;
+	info = phn_sched_info(p, batch);
+	jd = phn_sched_job(p, batch, job);
+	if (phn_json_get(jd, "job") != NULL &&
+	    phn_json_get(info, "effective_defaults") != NULL) {
+		o = json_object_new_object();
+		json_object_object_add(o, "batch_id",
+		    json_object_new_string(batch));
+		json_object_object_add(o, "effective_defaults", json_object_get(
+		    phn_json_get(info, "effective_defaults")));
+		a = json_object_new_array();
+		json_object_array_add(a, json_object_get(phn_json_get(jd, "job")));
+		json_object_object_add(o, "jobs", a);
+	} else if (jd != NULL || errno != ENOENT)
+		o = phn_batch_meta(p, batch, msg, msglen);
+	else
+		snprintf(msg, msglen, "no job %s in batch %s", job, batch);
+	json_object_put(jd);
+	json_object_put(info);
+	return o;
+}
+
+/*
  * The ready index.  An entry is a hint: claimers re-check the step under
  * its lock, so a stale or duplicate entry costs a little time, never a
  * wrong run.  Written without fsync; a torn entry reads as "now".
@@ -359,7 +395,7 @@ int
 phn_sched_ready_add(const struct phn_paths *p, const char *batch,
     const char *job, const char *step, double not_before)
 {
-	char *f = phn_asprintf("%s/%s/_ready/%s@%s", p->runs, batch, job, step);
+	char *f = phn_ready_entry(p, batch, job, step);
 	char buf[64];
 	int r;
 
@@ -398,8 +434,7 @@ static char *
 attempts_dir(const struct phn_paths *p, const char *batch, const char *job,
     const char *step)
 {
-	return phn_asprintf("%s/%s/%s/steps/%s/attempts", p->runs, batch, job,
-	    step);
+	return phn_attempt_path(p, batch, job, step, NULL, NULL);
 }
 
 static void
@@ -663,9 +698,12 @@ char *
 phn_sched_workdir_dir(const struct phn_paths *p, const char *workdir)
 {
 	char hex[PHN_SHA256_HEX];
+	char *sys = phn_system_path(p, "workdir_slots"), *r;
 
 	phn_sha256_hex(workdir, strlen(workdir), hex);
-	return phn_asprintf("%s/_system/workdir_slots/%.16s", p->runs, hex);
+	r = phn_asprintf("%s/%.16s", sys, hex);
+	free(sys);
+	return r;
 }
 
 /* The attempt dir an entry names; batch NULL means the name starts with it. */
@@ -673,27 +711,22 @@ static char *
 slot_attempt(const struct phn_paths *p, const char *batch, const char *name,
     char **bp, char **jp, char **sp)
 {
-	char *s = phn_strdup(name), *f[4], *save = NULL, *t, *r;
-	int n = 0, want = batch ? 3 : 4;
+	char *f[4], *r;
+	int want = batch ? 3 : 4;
 
-	for (t = strtok_r(s, "@", &save); t && n < 4; t = strtok_r(NULL, "@",
-	    &save))
-		f[n++] = t;
-	if (n != want || t != NULL) {
-		free(s);
+	if (phn_entry_split(name, f, want) == -1)
 		return NULL;
-	}
 	if (batch == NULL)
 		batch = f[0];
-	r = phn_asprintf("%s/%s/%s/steps/%s/attempts/%s", p->runs, batch,
-	    f[want - 3], f[want - 2], f[want - 1]);
+	r = phn_attempt_path(p, batch, f[want - 3], f[want - 2], f[want - 1],
+	    NULL);
 	if (bp)
 		*bp = phn_strdup(batch);
 	if (jp)
 		*jp = phn_strdup(f[want - 3]);
 	if (sp)
 		*sp = phn_strdup(f[want - 2]);
-	free(s);
+	free(f[0]);
 	return r;
 }
 
@@ -764,7 +797,7 @@ phn_sched_slots(struct phn_sched *s, const char *dir, const char *batch,
 int
 phn_sched_drained(const struct phn_paths *p, const char *runner)
 {
-	char *f = phn_asprintf("%s/%s/drain.json", p->runners, runner), msg[256];
+	char *f = phn_runner_path(p, runner, "drain.json"), msg[256];
 	struct json_object *o, *v;
 	int r;
 
@@ -873,24 +906,23 @@ phn_sched_attempt_ended(const struct phn_paths *p, const struct phn_attempt *a)
 		}
 		json_object_put(jd);
 	}
-	f = phn_asprintf("%s/%s/_active/%s@%s@%s", p->runs, a->batch, a->job,
-	    a->step, a->name);
+	f = phn_active_entry(p, a->batch, a->job, a->step, a->name);
 	if (unlink_quiet(f) == -1)
 		r = -1;
 	free(f);
 	meta = att_meta(a->dir);
 	if ((rid = phn_jstr(meta, "runner_id")) != NULL &&
 	    phn_id_valid(rid, strlen(rid))) {
-		f = phn_asprintf("%s/%s/active/%s@%s@%s@%s", p->runners, rid,
-		    a->batch, a->job, a->step, a->name);
+		wd = phn_runner_path(p, rid, "active");
+		f = phn_slot_entry(wd, a->batch, a->job, a->step, a->name);
 		if (unlink_quiet(f) == -1)
 			r = -1;
 		free(f);
+		free(wd);
 	}
 	if (phn_jstr(meta, "workdir") != NULL) {
 		wd = phn_sched_workdir_dir(p, phn_jstr(meta, "workdir"));
-		f = phn_asprintf("%s/%s@%s@%s@%s", wd, a->batch, a->job, a->step,
-		    a->name);
+		f = phn_slot_entry(wd, a->batch, a->job, a->step, a->name);
 		if (unlink_quiet(f) == -1)
 			r = -1;
 		free(f);
@@ -979,7 +1011,7 @@ phn_sched_rescan(struct phn_sched *s, const char *batch, int flags,
 
 	if (summary != NULL)
 		*summary = NULL;
-	lp = bpath(p, batch, "_sched.lock");
+	lp = phn_batch_path(p, batch, "_sched.lock");
 	if ((fd = phn_lock_wait(lp, 300)) == -1) {
 		snprintf(msg, msglen, "unable to lock %s: %s", lp,
 		    strerror(errno));
@@ -987,15 +1019,15 @@ phn_sched_rescan(struct phn_sched *s, const char *batch, int flags,
 		return -1;
 	}
 	free(lp);
-	f = bpath(p, batch, "_sched/ready.json");
-	r = bpath(p, batch, "_ready");
+	f = phn_batch_path(p, batch, "_sched/ready.json");
+	r = phn_batch_path(p, batch, "_ready");
 	if ((flags & PHN_RESCAN_IF_NEEDED) && access(f, F_OK) == 0 &&
 	    access(r, F_OK) == 0)
 		goto out;
 	if (!index_ok(p, batch)) {
 		/* Set the damaged index aside, build a new one. */
-		char *d = bpath(p, batch, "_sched");
-		old = bpath(p, batch, ".sched-old-XXXXXX");
+		char *d = phn_batch_path(p, batch, "_sched");
+		old = phn_batch_path(p, batch, ".sched-old-XXXXXX");
 		if (mkdtemp(old) != NULL) {
 			char *o2 = phn_path_join(old, "_sched");
 			rename(d, o2);
@@ -1034,7 +1066,7 @@ rescan(struct phn_sched *s, const char *batch, struct json_object **summary,
 		snprintf(msg, msglen, "%s/_sched/index.json: unreadable", batch);
 		return -1;
 	}
-	f = bpath(p, batch, "_ready");
+	f = phn_batch_path(p, batch, "_ready");
 	if (mkdir(f, 0755) == -1 && errno != EEXIST) {
 		snprintf(msg, msglen, "unable to create %s: %s", f,
 		    strerror(errno));
@@ -1043,10 +1075,10 @@ rescan(struct phn_sched *s, const char *batch, struct json_object **summary,
 		return -1;
 	}
 	free(f);
-	f = bpath(p, batch, "batch_closed.json");
+	f = phn_batch_path(p, batch, "batch_closed.json");
 	closed = access(f, F_OK) == 0;
 	free(f);
-	ad = bpath(p, batch, "_active");
+	ad = phn_batch_path(p, batch, "_active");
 	if (phn_mkdirs(ad, 0755) == -1) {
 		snprintf(msg, msglen, "unable to create %s: %s", ad,
 		    strerror(errno));
@@ -1093,7 +1125,7 @@ rescan(struct phn_sched *s, const char *batch, struct json_object **summary,
 					continue;
 				}
 				nactive++;
-				e = phn_asprintf("%s/%s@%s@%s", ad, job, sid,
+				e = phn_active_entry(p, batch, job, sid,
 				    a->name);
 				touch_new(e);
 				free(e);
@@ -1101,23 +1133,22 @@ rescan(struct phn_sched *s, const char *batch, struct json_object **summary,
 				free(adir);
 				rid = phn_jstr(m, "runner_id");
 				if (rid && phn_id_valid(rid, strlen(rid))) {
-					e = phn_asprintf("%s/%s/active", p->runners,
-					    rid);
-					phn_mkdirs(e, 0755);
-					free(e);
-					e = phn_asprintf("%s/%s/active/%s@%s@%s@%s",
-					    p->runners, rid, batch, job, sid,
+					char *rd = phn_runner_path(p, rid,
+					    "active");
+					phn_mkdirs(rd, 0755);
+					e = phn_slot_entry(rd, batch, job, sid,
 					    a->name);
 					touch_new(e);
 					free(e);
+					free(rd);
 				}
 				if (phn_sched_workdir_limit(s, phn_jstr(m,
 				    "workdir")) > 0) {
 					char *wd = phn_sched_workdir_dir(p,
 					    phn_jstr(m, "workdir"));
 					phn_mkdirs(wd, 0755);
-					e = phn_asprintf("%s/%s@%s@%s@%s", wd, batch,
-					    job, sid, a->name);
+					e = phn_slot_entry(wd, batch, job, sid,
+					    a->name);
 					touch_new(e);
 					free(e);
 					free(wd);
@@ -1132,7 +1163,7 @@ rescan(struct phn_sched *s, const char *batch, struct json_object **summary,
 	phn_lock_close(fd);
 
 	/* Stale claims: a claimer died between its rename and its unlink. */
-	f = bpath(p, batch, "_claimed");
+	f = phn_batch_path(p, batch, "_claimed");
 	if ((names = phn_dir_list(f, &nn)) != NULL) {
 		for (i = 0; i < nn; i++) {
 			char *e = phn_path_join(f, names[i]);
@@ -1182,7 +1213,7 @@ rescan(struct phn_sched *s, const char *batch, struct json_object **summary,
 		phn_iso(now, iso);
 		json_object_object_add(sd, "rebuilt_at", json_object_new_string(iso));
 	}
-	f = bpath(p, batch, "_sched/ready.json");
+	f = phn_batch_path(p, batch, "_sched/ready.json");
 	{
 		char *s2 = phn_json_pretty(sd);
 		write_hint(f, s2);
@@ -1240,8 +1271,7 @@ schema_for(const struct phn_paths *p, const char *batch, const char *job,
 	struct json_object *o;
 
 	if (json_object_get_boolean(phn_json_get(sd, "output_schema")))
-		f = phn_asprintf("%s/%s/%s/steps/%s/output_schema.json", p->runs,
-		    batch, job, step);
+		f = phn_step_path(p, batch, job, step, "output_schema.json");
 	else {
 		f = phn_path_join(p->root, "run_report.schema.json");
 		if (access(f, F_OK) == -1) {
@@ -1269,7 +1299,7 @@ meta_build(struct phn_sched *s, const char *batch, struct json_object *info,
 {
 	struct json_object *m = json_object_new_object(), *sd, *v;
 	const char *job = phn_jstr(jd, "job_id");
-	char *pf;
+	char *pf, *f;
 
 	sd = phn_json_get(phn_json_get(jd, "steps"), step);
 	json_object_object_add(m, "batch_id", json_object_new_string(batch));
@@ -1281,7 +1311,9 @@ meta_build(struct phn_sched *s, const char *batch, struct json_object *info,
 	if (phn_jstr(sd, "prompt_sha256"))
 		json_object_object_add(m, "prompt_sha256", json_object_new_string(
 		    phn_jstr(sd, "prompt_sha256")));
-	pf = phn_asprintf("%s/%s/steps/%s/prompt.txt", batch, job, step);
+	f = phn_step_path(s->p, batch, job, step, "prompt.txt");
+	pf = phn_path_rel(s->p->runs, f);
+	free(f);
 	json_object_object_add(m, "prompt_file", json_object_new_string(pf));
 	free(pf);
 	v = phn_json_get(info, "execution_policy");
@@ -1378,8 +1410,8 @@ claim_fail(struct claimop *c, int v, double at, const char *fmt, ...)
 static int
 claim_lock(struct claimop *c)
 {
-	char *lp = phn_asprintf("%s/%s/%s/steps/%s/step.lock", c->s->p->runs,
-	    c->batch, c->job, c->step);
+	char *lp = phn_step_path(c->s->p, c->batch, c->job, c->step,
+	    "step.lock");
 	int r = 0;
 
 	if ((c->sfd = phn_lock_wait(lp, 30)) == -1)
@@ -1395,7 +1427,7 @@ claim_recheck(struct claimop *c, double since)
 {
 	struct json_object *ov;
 	struct acache cache;
-	char *f = bpath(c->s->p, c->batch, "batch_closed.json"), m[512];
+	char *f = phn_batch_path(c->s->p, c->batch, "batch_closed.json"), m[512];
 	double at;
 	int bad, closed = access(f, F_OK) == 0;
 
@@ -1445,12 +1477,12 @@ claim_reserve(struct claimop *c, long long conc)
 	long long wlim;
 	char *lp, *t;
 
-	c->ad = bpath(p, c->batch, "_active");
+	c->ad = phn_batch_path(p, c->batch, "_active");
 	if (claim_slot(c, c->ad, c->batch, &c->bfd, conc,
 	    PHN_CLAIM_BATCH_FULL, "batch concurrency") == -1)
 		return -1;
 	if (c->s->runner_cap > 0) {
-		c->rd = phn_asprintf("%s/%s/active", p->runners, c->s->runner);
+		c->rd = phn_runner_path(p, c->s->runner, "active");
 		if (claim_slot(c, c->rd, NULL, &c->rfd, c->s->runner_cap,
 		    PHN_CLAIM_RUNNER_FULL, "runner capacity") == -1)
 			return -1;
@@ -1493,8 +1525,8 @@ claim_mkdir(struct claimop *c)
 		    (unsigned long)((c->now - floor(c->now)) * 1e6) & 0xfffff,
 		    (unsigned)(phn_random32() & 0xfff));
 		c->name = phn_asprintf("%s_%s", stamp, c->run_id);
-		c->dir = phn_asprintf("%s/%s/%s/steps/%s/attempts/%s",
-		    c->s->p->runs, c->batch, c->job, c->step, c->name);
+		c->dir = phn_attempt_path(c->s->p, c->batch, c->job, c->step,
+		    c->name, NULL);
 		lp = phn_path_dirname(c->dir);
 		phn_mkdirs(lp, 0755);
 		free(lp);
@@ -1520,14 +1552,14 @@ claim_create(struct claimop *c)
 	if (claim_mkdir(c) == -1)
 		return -1;
 	if (c->ad != NULL)
-		c->ent[0] = phn_asprintf("%s/%s@%s@%s", c->ad, c->job, c->step,
-		    c->name);
+		c->ent[0] = phn_active_entry(c->s->p, c->batch, c->job,
+		    c->step, c->name);
 	if (c->rd != NULL)
-		c->ent[1] = phn_asprintf("%s/%s@%s@%s@%s", c->rd, c->batch,
-		    c->job, c->step, c->name);
+		c->ent[1] = phn_slot_entry(c->rd, c->batch, c->job, c->step,
+		    c->name);
 	if (c->wd != NULL)
-		c->ent[2] = phn_asprintf("%s/%s@%s@%s@%s", c->wd, c->batch,
-		    c->job, c->step, c->name);
+		c->ent[2] = phn_slot_entry(c->wd, c->batch, c->job, c->step,
+		    c->name);
 	for (i = 0; i < 3; i++)
 		if (c->ent[i] != NULL && touch_new(c->ent[i]) == -1)
 			return claim_fail(c, PHN_CLAIM_ERROR, 0, "unable to "
@@ -1591,7 +1623,7 @@ claim_publish(struct claimop *c)
 	c->res->verdict = PHN_CLAIM_OK;
 	snprintf(c->res->why, sizeof(c->res->why), "claimed");
 	c->res->dir = c->dir;
-	c->res->entry = phn_asprintf("%s@%s@%s", c->job, c->step, c->name);
+	c->res->entry = phn_entry_name(c->job, c->step, c->name, NULL);
 	c->dir = NULL;
 }
 

@@ -165,15 +165,14 @@ jage(double now, double t)
 static char *
 attempt_rel(struct ctx *c, struct step *s, long i)
 {
-	return phn_asprintf("%s/%s/steps/%s/attempts/%s", c->batch, s->jb->id,
-	    s->id, s->a[i].name);
+	return phn_attempt_rel(c->batch, s->jb->id, s->id, s->a[i].name);
 }
 
 static char *
 attempt_abs(struct ctx *c, struct step *s, long i)
 {
-	return phn_asprintf("%s/%s/%s/steps/%s/attempts/%s", c->p->runs,
-	    c->batch, s->jb->id, s->id, s->a[i].name);
+	return phn_attempt_path(c->p, c->batch, s->jb->id, s->id,
+	    s->a[i].name, NULL);
 }
 
 /*
@@ -934,7 +933,7 @@ load_batch(struct ctx *c, char *msg, size_t msglen)
 		return -1;
 	}
 	free(f);
-	f = phn_asprintf("%s/%s/batch_closed.json", c->p->runs, c->batch);
+	f = phn_batch_path(c->p, c->batch, "batch_closed.json");
 	c->closed = load(c, f);
 	if (c->closed == NULL && access(f, F_OK) == 0)
 		c->closed = json_object_new_object();
@@ -962,8 +961,7 @@ load_batch(struct ctx *c, char *msg, size_t msglen)
 			continue;
 		jb->def = job;
 		c->nj++;
-		f = phn_asprintf("%s/%s/%s/overrides.json", c->p->runs, c->batch,
-		    jb->id);
+		f = phn_job_path(c->p, c->batch, jb->id, "overrides.json");
 		if ((jb->ovdoc = load(c, f)) != NULL &&
 		    json_object_object_get_ex(jb->ovdoc, "steps", &v) &&
 		    json_object_is_type(v, json_type_object))

@@ -260,90 +260,13 @@ eff(struct phn_run *r, const char *path)
 	return v;
 }
 
-/* Write a derived file: temp + rename, no fsync (it can be rebuilt). */
-static int
-write_derived(const char *path, struct json_object *o)
-{
-	char *tmp = phn_asprintf("%s.%d.tmp", path, (int)getpid());
-	char *txt = phn_json_pretty(o);
-	int rc;
-
-	unlink(tmp);
-	rc = phn_write_new(tmp, txt, strlen(txt));
-	if (rc == 0 && (rc = rename(tmp, path)) == -1)
-		unlink(tmp);
-	free(tmp);
-	free(txt);
-	return rc;
-}
-
-/*
- * Split batch_meta.json into one small document per job under
- * runs/B/_spawn/jobs/, each shaped like batch_meta.json with only that
- * job, so that an attempt reads its job, not the whole batch (which
- * would cost O(batch) per attempt).  Under _spawn/.lock; derived and
- * rebuilt whenever a file is missing or unreadable.
- */
-static struct json_object *
-split_batch(struct phn_run *r, const char *want, char *msg, size_t msglen)
-{
-	char *d = phn_asprintf("%s/%s/_spawn/jobs", r->p->runs, r->a.batch);
-	char *lp = phn_asprintf("%s/%s/_spawn/.lock", r->p->runs, r->a.batch);
-	struct json_object *bm, *jobs, *res = NULL;
-	size_t i, n;
-	int fd;
-
-	if (phn_mkdirs(d, 0755) == -1 || (fd = phn_lock_wait(lp, 120)) == -1) {
-		snprintf(msg, msglen, "%s: %s", d, strerror(errno));
-		free(d);
-		free(lp);
-		return NULL;
-	}
-	if ((bm = phn_batch_meta(r->p, r->a.batch, msg, msglen)) != NULL) {
-		jobs = phn_json_get(bm, "jobs");
-		n = json_object_is_type(jobs, json_type_array) ?
-		    json_object_array_length(jobs) : 0;
-		for (i = 0; i < n; i++) {
-			struct json_object *j = json_object_array_get_idx(jobs, i);
-			struct json_object *o = json_object_new_object(), *a;
-			const char *id = phn_jstr(j, "job_id");
-			char *f;
-			if (id == NULL || !phn_id_valid(id, strlen(id))) {
-				json_object_put(o);
-				continue;
-			}
-			json_object_object_add(o, "batch_id", json_object_get(
-			    phn_json_get(bm, "batch_id")));
-			json_object_object_add(o, "effective_defaults",
-			    json_object_get(phn_json_get(bm, "effective_defaults")));
-			a = json_object_new_array();
-			json_object_array_add(a, json_object_get(j));
-			json_object_object_add(o, "jobs", a);
-			f = phn_asprintf("%s/%s.json", d, id);
-			if (access(f, F_OK) == -1 || strcmp(id, want) == 0)
-				write_derived(f, o);
-			if (strcmp(id, want) == 0)
-				res = json_object_get(o);
-			json_object_put(o);
-			free(f);
-		}
-		json_object_put(bm);
-		if (res == NULL)
-			res = json_object_new_object();
-	}
-	phn_lock_close(fd);
-	free(d);
-	free(lp);
-	return res;
-}
-
 static int
 load_batch(struct phn_run *r)
 {
 	struct json_object *jobs, *steps;
 	struct phn_config cfg;
 	struct phn_errs e = { 0 };
-	char msg[512], *cf;
+	char msg[512];
 	size_t i, n;
 
 	if (phn_config_read(r->p, 0, &cfg, &e) == -1) {
@@ -354,11 +277,7 @@ load_batch(struct phn_run *r)
 	}
 	r->cfg = json_object_get(cfg.doc);
 	phn_config_free(&cfg);
-	cf = phn_asprintf("%s/%s/_spawn/jobs/%s.json", r->p->runs, r->a.batch,
-	    r->a.job);
-	r->bmeta = phn_json_load(cf, msg, sizeof(msg));
-	free(cf);
-	if (r->bmeta == NULL && (r->bmeta = split_batch(r, r->a.job, msg,
+	if ((r->bmeta = phn_sched_jobview(r->p, r->a.batch, r->a.job, msg,
 	    sizeof(msg))) == NULL)
 		return fail(r, 1, "batch_meta.json: %s", msg);
 	jobs = phn_json_get(r->bmeta, "jobs");
@@ -467,8 +386,8 @@ load_prompt(struct phn_run *r)
 		want = phn_jstr(r->step, "prompt_sha256");
 	if (phn_read_file(f, &r->prompt, &r->prompt_len,
 	    PHN_PROMPT_MAX_BYTES + PROMPT_SLACK) == -1) {
-		snap = phn_asprintf("%s/steps/%s/prompt.txt", r->a.jobdir,
-		    r->a.step);
+		snap = phn_step_path(r->p, r->a.batch, r->a.job, r->a.step,
+		    "prompt.txt");
 		if (phn_read_file(snap, &r->prompt, &r->prompt_len,
 		    PHN_PROMPT_MAX_BYTES + PROMPT_SLACK) == -1)
 			rc = fail(r, 1, "prompt snapshot %s: %s", snap,
@@ -501,8 +420,8 @@ load_schema(struct phn_run *r)
 	if (ms != NULL)
 		r->schema_path = phn_path_abs(r->p->runs, ms);
 	else {
-		cand[0] = phn_asprintf("%s/steps/%s/output_schema.json",
-		    r->a.jobdir, r->a.step);
+		cand[0] = phn_step_path(r->p, r->a.batch, r->a.job, r->a.step,
+		    "output_schema.json");
 		cand[1] = phn_path_join(r->p->root, "run_report.schema.json");
 		cand[2] = phn_path_join(r->p->runs,
 		    "_system/run_report.schema.json");

@@ -90,7 +90,7 @@ phn_attempt_parse(const struct phn_paths *p, const char *path,
 	s = strstr(parts[5], "run_");
 	a->run_id = phn_strdup(s ? s : parts[5]);
 	a->name = phn_strdup(parts[5]);
-	a->jobdir = phn_asprintf("%s/%s/%s", p->runs, a->batch, a->job);
+	a->jobdir = phn_job_path(p, a->batch, a->job, NULL);
 	a->rel = phn_path_rel(p->runs, abs);
 	free(rel);
 	return 0;
@@ -249,7 +249,7 @@ phn_batch_list(const struct phn_paths *p, size_t *np)
 		return NULL;
 	out = phn_malloc((*np + 1) * sizeof(*out));
 	for (i = 0; i < *np; i++) {
-		char *f = phn_asprintf("%s/%s/batch_meta.json", p->runs, v[i]);
+		char *f = phn_batch_path(p, v[i], "batch_meta.json");
 		if (v[i][0] != '_' && access(f, F_OK) == 0)
 			out[n++] = v[i];
 		else
@@ -266,7 +266,7 @@ struct json_object *
 phn_batch_meta(const struct phn_paths *p, const char *batch, char *msg,
     size_t msglen)
 {
-	char *f = phn_asprintf("%s/%s/batch_meta.json", p->runs, batch);
+	char *f = phn_batch_path(p, batch, "batch_meta.json");
 	struct json_object *o = phn_json_load(f, msg, msglen);
 
 	free(f);
@@ -303,7 +303,7 @@ static struct json_object *
 current_rebuild(const struct phn_paths *p, const char *batch,
     const char *job)
 {
-	char *sd = phn_asprintf("%s/%s/%s/steps", p->runs, batch, job), iso[PHN_ISO_LEN];
+	char *sd = phn_job_path(p, batch, job, "steps"), iso[PHN_ISO_LEN];
 	struct json_object *cur = json_object_new_object(), *steps;
 	char **sv, **av;
 	size_t ns, na, i, k;
@@ -362,7 +362,7 @@ current_rebuild(const struct phn_paths *p, const char *batch,
 struct json_object *
 phn_current_read(const struct phn_paths *p, const char *batch, const char *job)
 {
-	char *f = phn_asprintf("%s/%s/%s/current.json", p->runs, batch, job);
+	char *f = phn_job_path(p, batch, job, "current.json");
 	char msg[512];
 	struct json_object *o = phn_json_load(f, msg, sizeof(msg));
 
@@ -379,7 +379,7 @@ static int
 current_lock(const struct phn_paths *p, const char *batch, const char *job,
     struct json_object **cur)
 {
-	char *lp = phn_asprintf("%s/%s/%s/current.lock", p->runs, batch, job);
+	char *lp = phn_job_path(p, batch, job, "current.lock");
 	int fd = phn_lock_wait(lp, 30);
 
 	free(lp);
@@ -396,7 +396,7 @@ current_unlock(const struct phn_paths *p, const char *batch, const char *job,
 	int r = 0;
 
 	if (!nochange) {
-		f = phn_asprintf("%s/%s/%s/current.json", p->runs, batch, job);
+		f = phn_job_path(p, batch, job, "current.json");
 		phn_iso(phn_now(), iso);
 		json_object_object_add(cur, "batch_id",
 		    json_object_new_string(batch));
@@ -504,7 +504,7 @@ phn_attempt_find(const struct phn_paths *p, const char *batch, const char *job,
 		free(d);
 	}
 	json_object_put(cur);
-	ad = phn_asprintf("%s/%s/%s/steps/%s/attempts", p->runs, batch, job, step);
+	ad = phn_attempt_path(p, batch, job, step, NULL, NULL);
 	suffix = phn_asprintf("_%s", run_id);
 	if ((v = phn_dir_list(ad, &n)) != NULL) {
 		for (i = 0; i < n; i++) {

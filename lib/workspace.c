@@ -71,7 +71,7 @@ char *
 phn_workspace_isolated(const struct phn_paths *p, const char *batch,
     const char *job, const char *src, struct phn_errs *e)
 {
-	char *ws = phn_asprintf("%s/%s/%s/_workspace", p->runs, batch, job);
+	char *ws = phn_job_path(p, batch, job, "_workspace");
 	char *lp = phn_asprintf("%s.lock", ws), *top = NULL, *head = NULL;
 	char *dotgit = phn_path_join(ws, ".git"), *rel, *res = NULL;
 	char real[PATH_MAX];

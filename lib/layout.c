@@ -1,0 +1,190 @@
+/*
+ * layout.c - the runs store's vocabulary: every path of a batch, job,
+ * step and attempt, and the names of the derived index entries, are
+ * built and parsed here and nowhere else.  phn(5) FILES is the same
+ * layout in words:
+ *
+ *   RUNS/_system/FILE
+ *   RUNS/BATCH/FILE                     batch_meta.json, _sched/, _ready/
+ *   RUNS/BATCH/JOB/FILE                 current.json, overrides.json
+ *   RUNS/BATCH/JOB/steps/STEP/FILE      prompt.txt, step.lock
+ *   RUNS/BATCH/JOB/steps/STEP/attempts/NAME/FILE
+ *   RUNNERS/RUNNER/FILE                 health.json, drain.json, active/
+ *
+ * Index entries name what they stand for with '@' between ids (ids never
+ * hold '@'): _ready/JOB@STEP, _active/JOB@STEP@ATTEMPT,
+ * runners/R/active/BATCH@JOB@STEP@ATTEMPT.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "phn.h"
+
+/* "BASE/A/B/..." of the non-NULL parts, in order. */
+static char *
+join(const char *base, const char *a, const char *b, const char *c)
+{
+	const char *v[3] = { a, b, c };
+	char *r = phn_strdup(base), *t;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		if (v[i] == NULL)
+			continue;
+		t = phn_asprintf("%s/%s", r, v[i]);
+		free(r);
+		r = t;
+	}
+	return r;
+}
+
+/* RUNS/_system[/FILE] */
+char *
+phn_system_path(const struct phn_paths *p, const char *file)
+{
+	return join(p->runs, "_system", file, NULL);
+}
+
+/* RUNS/BATCH[/FILE] */
+char *
+phn_batch_path(const struct phn_paths *p, const char *batch,
+    const char *file)
+{
+	return join(p->runs, batch, file, NULL);
+}
+
+/* RUNS/BATCH/JOB[/FILE] */
+char *
+phn_job_path(const struct phn_paths *p, const char *batch, const char *job,
+    const char *file)
+{
+	return join(p->runs, batch, job, file);
+}
+
+/* RUNS/BATCH/JOB/steps/STEP[/FILE] */
+char *
+phn_step_path(const struct phn_paths *p, const char *batch, const char *job,
+    const char *step, const char *file)
+{
+	char *j = join(p->runs, batch, job, "steps"), *r = join(j, step, file,
+	    NULL);
+
+	free(j);
+	return r;
+}
+
+/* BATCH/JOB/steps/STEP/attempts[/NAME], relative to the runs root. */
+char *
+phn_attempt_rel(const char *batch, const char *job, const char *step,
+    const char *name)
+{
+	char *j = phn_asprintf("%s/%s/steps/%s/attempts", batch, job, step);
+	char *r = join(j, name, NULL, NULL);
+
+	free(j);
+	return r;
+}
+
+/* RUNS/BATCH/JOB/steps/STEP/attempts[/NAME[/FILE]] */
+char *
+phn_attempt_path(const struct phn_paths *p, const char *batch,
+    const char *job, const char *step, const char *name, const char *file)
+{
+	char *rel = phn_attempt_rel(batch, job, step, name);
+	char *r = join(p->runs, rel, name ? file : NULL, NULL);
+
+	free(rel);
+	return r;
+}
+
+/* RUNNERS/RUNNER[/FILE] */
+char *
+phn_runner_path(const struct phn_paths *p, const char *runner,
+    const char *file)
+{
+	return join(p->runners, runner, file, NULL);
+}
+
+/* An index entry's name: the non-NULL ids joined by '@'. */
+char *
+phn_entry_name(const char *a, const char *b, const char *c, const char *d)
+{
+	const char *v[4] = { a, b, c, d };
+	char *r = NULL, *t;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		if (v[i] == NULL)
+			continue;
+		t = r ? phn_asprintf("%s@%s", r, v[i]) : phn_strdup(v[i]);
+		free(r);
+		r = t;
+	}
+	return r ? r : phn_strdup("");
+}
+
+/*
+ * Split an index entry's name into exactly n parts (pointers into a copy
+ * that parts[0] owns: free(parts[0]) frees them all).  0, or -1 when the
+ * name has another number of parts or an empty one.
+ */
+int
+phn_entry_split(const char *name, char *parts[], int n)
+{
+	char *s = phn_strdup(name), *at;
+	int k = 0;
+
+	parts[k++] = s;
+	while ((at = strchr(s, '@')) != NULL && k < n) {
+		*at = '\0';
+		s = at + 1;
+		parts[k++] = s;
+	}
+	if (k != n || strchr(s, '@') != NULL) {
+		free(parts[0]);
+		return -1;
+	}
+	for (k = 0; k < n; k++)
+		if (*parts[k] == '\0') {
+			free(parts[0]);
+			return -1;
+		}
+	return 0;
+}
+
+/* RUNS/BATCH/_ready/JOB@STEP */
+char *
+phn_ready_entry(const struct phn_paths *p, const char *batch,
+    const char *job, const char *step)
+{
+	char *e = phn_entry_name(job, step, NULL, NULL);
+	char *r = join(p->runs, batch, "_ready", e);
+
+	free(e);
+	return r;
+}
+
+/* RUNS/BATCH/_active/JOB@STEP@ATTEMPT */
+char *
+phn_active_entry(const struct phn_paths *p, const char *batch,
+    const char *job, const char *step, const char *name)
+{
+	char *e = phn_entry_name(job, step, name, NULL);
+	char *r = join(p->runs, batch, "_active", e);
+
+	free(e);
+	return r;
+}
+
+/* DIR/BATCH@JOB@STEP@ATTEMPT: an entry of a runner's or a workdir's
+ * slot directory DIR. */
+char *
+phn_slot_entry(const char *dir, const char *batch, const char *job,
+    const char *step, const char *name)
+{
+	char *e = phn_entry_name(batch, job, step, name);
+	char *r = join(dir, e, NULL, NULL);
+
+	free(e);
+	return r;
+}
