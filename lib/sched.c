@@ -67,7 +67,7 @@ unlink_quiet(const char *path)
 static int
 write_hint(const char *path, const char *buf)
 {
-	return phn_atomic_write(path, buf, strlen(buf), 0);
+	return phn_atomic_write(path, buf, strlen(buf), PHN_MKDIR);
 }
 
 /*
