@@ -42,13 +42,10 @@ struct req {
 	int	 toobig;
 };
 
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: phn-api [-r root] [-H host] [-p port] "
-	    "[-a none|token] [-P port-file]\n");
-	exit(PHN_EXIT_PERM);
-}
+static const char usage[] =
+    "usage: phn-api [-A none | token] [-H host] [-p port] [-P port-file] "
+    "[-r root]\n"
+    "               [--runs-root dir] [--runners-root dir]\n";
 
 static void
 onsig(int sig)
@@ -120,31 +117,35 @@ run_tool(struct MHD_Connection *c, char **argv, const char *in, size_t inlen,
 {
 	char *out, *err;
 	size_t outlen;
-	int st;
+	int st, answered;
 	struct json_object *o;
 	enum MHD_Result r;
 
 	st = phn_run_capture(argv, in, inlen, &out, &outlen, &err);
-	if (st == 0 && raw) {
+	answered = st == PHN_EXIT_OK || st == PHN_EXIT_NO ||
+	    st == PHN_EXIT_RUNNING;
+	if (st == PHN_EXIT_OK && raw) {
 		struct MHD_Response *resp = MHD_create_response_from_buffer(
 		    outlen, out, MHD_RESPMEM_MUST_COPY);
 		MHD_add_response_header(resp, "Content-Type",
 		    "application/octet-stream");
 		r = MHD_queue_response(c, MHD_HTTP_OK, resp);
 		MHD_destroy_response(resp);
-	} else if ((st == 0 || st == 1 || st == 3) && *out != '\0' &&
+	} else if (answered && *out != '\0' &&
 	    (o = json_tokener_parse(out)) != NULL) {
 		r = reply_obj(c, MHD_HTTP_OK, o);
 	} else {
 		o = json_object_new_object();
-		json_object_object_add(o, "ok", json_object_new_boolean(st == 0));
+		json_object_object_add(o, "ok", json_object_new_boolean(st ==
+		    PHN_EXIT_OK));
 		json_object_object_add(o, "exit_code", json_object_new_int(st));
 		if (*out)
 			json_object_object_add(o, "output", lines(out));
 		json_object_object_add(o, "errors", lines(err));
-		r = reply_obj(c, st == 0 || st == 1 || st == 3 ? MHD_HTTP_OK :
+		r = reply_obj(c, answered ? MHD_HTTP_OK :
 		    st == PHN_EXIT_PERM ? MHD_HTTP_BAD_REQUEST :
-		    st == 127 || st == 126 ? MHD_HTTP_NOT_FOUND :
+		    st == PHN_EXIT_NOTFOUND || st == PHN_EXIT_NOEXEC ?
+		    MHD_HTTP_NOT_FOUND :
 		    MHD_HTTP_INTERNAL_SERVER_ERROR, o);
 	}
 	free(out);
@@ -257,16 +258,20 @@ route(struct MHD_Connection *c, const char *url, const char *method,
 		argv[1] = "tick";
 		argv[2] = "--root";
 		argv[3] = P.root;
-		argv[4] = NULL;
+		argv[4] = "--runs-root";
+		argv[5] = P.runs;
+		argv[6] = "--runners-root";
+		argv[7] = P.runners;
+		argv[8] = NULL;
 		if ((v = arg(c, "concurrency")) != NULL) {
 			long n = strtol(v, NULL, 10);
 			if (n < 1 || n > 100000)
 				return reply_err(c, MHD_HTTP_BAD_REQUEST,
 				    "concurrency must be an integer >= 1");
 			snprintf(conc, sizeof(conc), "%ld", n);
-			argv[4] = "--concurrency";
-			argv[5] = conc;
-			argv[6] = NULL;
+			argv[8] = "--concurrency";
+			argv[9] = conc;
+			argv[10] = NULL;
 		}
 		r = run_tool(c, argv, "", 0, 0);
 	} else if (strcmp(url, "/v1/scoreboard") == 0 && get) {
@@ -311,7 +316,7 @@ route(struct MHD_Connection *c, const char *url, const char *method,
 		argv[2] = P.runs;
 		argv[3] = "-b";
 		argv[4] = (char *)arg(c, "batch_id");
-		argv[5] = "-j";
+		argv[5] = "--job";
 		argv[6] = (char *)arg(c, "job_id");
 		argv[7] = "-s";
 		argv[8] = (char *)arg(c, "step_id");
@@ -389,16 +394,15 @@ int
 main(int argc, char *argv[])
 {
 	static const struct option lopts[] = {
-		{ "auth", required_argument, NULL, 'a' },
+		{ "auth", required_argument, NULL, 'A' },
 		{ "host", required_argument, NULL, 'H' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "port-file", required_argument, NULL, 'P' },
-		{ "root", required_argument, NULL, 'r' },
-		{ "runs-root", required_argument, NULL, 'R' },
-		{ "help", no_argument, NULL, 'h' },
+		PHN_OPT_COMMON,
 		{ NULL, 0, NULL, 0 }
 	};
-	const char *root = NULL, *runs = NULL, *host = "127.0.0.1";
+	struct phn_opts opts = { .usage = usage };
+	const char *host = "127.0.0.1";
 	const char *auth = "none", *portfile = NULL;
 	struct sockaddr_in sa;
 	struct MHD_Daemon *d;
@@ -409,20 +413,20 @@ main(int argc, char *argv[])
 
 	PROG = "phn-api";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((ch = getopt_long(argc, argv, "a:H:p:P:r:", lopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "A:hH:p:P:r:", lopts, NULL)) != -1) {
 		switch (ch) {
-		case 'a': auth = optarg; break;
+		case 'A': auth = optarg; break;
 		case 'H': host = optarg; break;
 		case 'p': port = (int)phn_parse_num("--port", optarg, 0, 65535);
 			break;
 		case 'P': portfile = optarg; break;
-		case 'r': root = optarg; break;
-		case 'R': runs = optarg; break;
-		default: usage();
+		default:
+			if (!phn_opt_common(ch, optarg, &opts))
+				phn_usage(&opts, PHN_EXIT_PERM);
 		}
 	}
 	if (optind != argc)
-		usage();
+		phn_usage(&opts, PHN_EXIT_PERM);
 	if (strcmp(auth, "token") == 0) {
 		token = getenv("PARALLELHASSNES_API_TOKEN");
 		if (token == NULL || *token == '\0')
@@ -440,7 +444,7 @@ main(int argc, char *argv[])
 	if (inet_pton(AF_INET, strcmp(host, "localhost") == 0 ? "127.0.0.1" :
 	    host, &sa.sin_addr) != 1)
 		phn_die(PHN_EXIT_PERM, "--host %s: not an IPv4 address", host);
-	phn_paths_init(&P, root, runs, NULL);
+	phn_opts_paths(&opts, &P);
 
 	memset(&act, 0, sizeof(act));
 	act.sa_handler = onsig;
@@ -486,5 +490,5 @@ main(int argc, char *argv[])
 	}
 	MHD_stop_daemon(d);
 	phn_paths_free(&P);
-	return 0;
+	return PHN_EXIT_OK;
 }

@@ -21,16 +21,17 @@
 
 #include "phn.h"
 
+static const char usage[] =
+    "usage: phn-artifact [-o file] [-r root] [--runs-root dir] "
+    "[--runners-root dir]\n"
+    "                    attempt_dir name\n"
+    "       phn-artifact [-o file] [-r root] [--runs-root dir] "
+    "[--runners-root dir]\n"
+    "                    -a attempt_dir | -b batch --job job -s step "
+    "-R run_id\n"
+    "                    name | --name name\n";
 
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: phn-artifact [-o file] [-r root] "
-	    "[--runs-root dir] attempt_dir name\n"
-	    "       phn-artifact [-o file] [-r root] [--runs-root dir] "
-	    "-b batch -j job -s step -R run_id name\n");
-	exit(PHN_EXIT_PERM);
-}
+enum { O_NAME = 2000 };	/* --name: long only */
 
 /* Copy fd to stdout. */
 static void
@@ -54,45 +55,36 @@ int
 main(int argc, char *argv[])
 {
 	static const struct option lopts[] = {
-		{ "name", required_argument, NULL, 'N' },
+		{ "name", required_argument, NULL, O_NAME },
 		{ "out", required_argument, NULL, 'o' },
-		PHN_ATTEMPT_LOPTS,
+		PHN_OPT_ATTEMPT,
+		PHN_OPT_COMMON,
 		{ NULL, 0, NULL, 0 }
 	};
-	struct phn_attempt_opts ao = { 0 };
-	const char *root = NULL, *runs = NULL, *runners = NULL, *b = NULL,
-	    *j = NULL, *s = NULL, *run = NULL, *adir = NULL, *name = NULL,
-	    *out = NULL;
+	struct phn_opts opts = { .usage = usage };
+	const char *adir, *name = NULL, *out = NULL;
 	struct phn_paths P;
 	struct json_object *o;
 	char *dir, *f, *buf, *rel;
 	struct stat sb;
 	size_t len;
-	int ch, ids, fd;
+	int ch, fd;
 
 	PROG = "phn-artifact";
-	while ((ch = getopt_long(argc, argv, "a:b:j:N:o:r:R:s:", lopts,
+	while ((ch = getopt_long(argc, argv, "a:b:ho:R:r:s:", lopts,
 	    NULL)) != -1) {
 		switch (ch) {
-		case 'N': name = optarg; break;
+		case O_NAME: name = optarg; break;
 		case 'o': out = optarg; break;
 		default:
-			if (!phn_attempt_opt(&ao, ch, optarg))
-				usage();
+			if (!phn_opt_common(ch, optarg, &opts))
+				phn_usage(&opts, PHN_EXIT_PERM);
 		}
 	}
-	adir = ao.adir;
-	b = ao.batch;
-	j = ao.job;
-	s = ao.step;
-	run = ao.run;
-	root = ao.root;
-	runs = ao.runs;
-	runners = ao.runners;
 	argc -= optind;
 	argv += optind;
-	ids = adir != NULL || b || j || s || run;
-	if (!ids && argc > 0) {
+	adir = opts.adir;
+	if (!phn_opts_attempt(&opts) && argc > 0) {
 		adir = argv[0];
 		argc--;
 		argv++;
@@ -100,11 +92,12 @@ main(int argc, char *argv[])
 	if (name == NULL && argc == 1)
 		name = argv[0];
 	else if (argc != 0)
-		usage();
-	if (name == NULL || (adir == NULL && !ids))
-		usage();
-	phn_paths_init(&P, root, runs, runners);
-	dir = phn_attempt_select(&P, adir, b, j, s, run);
+		phn_usage(&opts, PHN_EXIT_PERM);
+	if (name == NULL || (adir == NULL && !phn_opts_attempt(&opts)))
+		phn_usage(&opts, PHN_EXIT_PERM);
+	phn_opts_paths(&opts, &P);
+	dir = phn_attempt_select(&P, adir, opts.batch, opts.job, opts.step,
+	    opts.run);
 	if ((f = phn_artifact_path(dir, name)) == NULL) {
 		if (errno == ENOENT)
 			phn_die(PHN_EXIT_NO, "%s/%s: artifact not found", dir, name);
@@ -144,5 +137,5 @@ main(int argc, char *argv[])
 	free(dir);
 	phn_paths_free(&P);
 	phn_stdout_close();
-	return 0;
+	return PHN_EXIT_OK;
 }

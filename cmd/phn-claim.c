@@ -22,16 +22,15 @@
 
 #include "phn.h"
 
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: phn-claim [-0f] [-b batch]... [-c concurrency] "
-	    "[-i runner-id] [-j jobs]\n"
-	    "                 [-n count] [-r root] [--runs-root dir] "
-	    "[--runners-root dir]\n"
-	    "       phn-claim -s [-b batch]... [-r root]\n");
-	exit(PHN_EXIT_PERM);
-}
+static const char usage[] =
+    "usage: phn-claim [-0f] [-b batch]... [-c concurrency] [-i runner-id] "
+    "[-j jobs]\n"
+    "                 [-n count] [-r root] [--runs-root dir] "
+    "[--runners-root dir]\n"
+    "       phn-claim --rescan [-b batch]... [-r root] [--runs-root dir]\n"
+    "                 [--runners-root dir]\n";
+
+enum { O_RESCAN = 2000 };	/* --rescan: long only */
 
 /* runner_<hostname>, with characters ids may not hold replaced. */
 static char *
@@ -82,24 +81,21 @@ int
 main(int argc, char *argv[])
 {
 	static const struct option lopts[] = {
-		{ "batch", required_argument, NULL, 'b' },
 		{ "concurrency", required_argument, NULL, 'c' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "follow", no_argument, NULL, 'f' },
 		{ "jobs", required_argument, NULL, 'j' },
 		{ "null", no_argument, NULL, '0' },
-		{ "rescan", no_argument, NULL, 's' },
-		{ "root", required_argument, NULL, 'r' },
+		{ "rescan", no_argument, NULL, O_RESCAN },
 		{ "runner-id", required_argument, NULL, 'i' },
-		{ "runners-root", required_argument, NULL, 'U' },
-		{ "runs-root", required_argument, NULL, 'R' },
-		{ "help", no_argument, NULL, 'h' },
+		PHN_OPT_BATCH,
+		PHN_OPT_COMMON,
 		{ NULL, 0, NULL, 0 }
 	};
 	struct phn_claim_opts o;
+	struct phn_opts opts = { .usage = usage };
 	struct phn_paths P;
 	struct phn_config C;
-	const char *root = NULL, *runs = NULL, *runners = NULL;
 	char *runner = NULL, msg[1024];
 	int ch, sflag = 0, nset = 0, code;
 	size_t i;
@@ -109,7 +105,7 @@ main(int argc, char *argv[])
 	signal(SIGPIPE, SIG_IGN);	/* a closed pipe is a write error */
 	memset(&o, 0, sizeof(o));
 	o.batches = phn_malloc((size_t)argc * sizeof(*o.batches));
-	while ((ch = getopt_long(argc, argv, "0b:c:fi:j:n:r:s", lopts,
+	while ((ch = getopt_long(argc, argv, "0b:c:fhi:j:n:r:", lopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case '0': o.nul = 1; break;
@@ -139,20 +135,19 @@ main(int argc, char *argv[])
 			o.n = phn_parse_num("--count", optarg, 0, LLONG_MAX);
 			nset = 1;
 			break;
-		case 'r': root = optarg; break;
-		case 'R': runs = optarg; break;
-		case 's': sflag = 1; break;
-		case 'U': runners = optarg; break;
-		default: usage();
+		case O_RESCAN: sflag = 1; break;
+		default:
+			if (!phn_opt_common(ch, optarg, &opts))
+				phn_usage(&opts, PHN_EXIT_PERM);
 		}
 	}
 	argc -= optind;
 	if (argc != 0 || (o.jobs > 0 && !o.follow) || (sflag && (o.follow ||
 	    nset || o.jobs || o.nul)))
-		usage();
+		phn_usage(&opts, PHN_EXIT_PERM);
 	if (!nset && !o.follow)
 		o.n = 1;
-	phn_paths_init(&P, root, runs, runners);
+	phn_opts_paths(&opts, &P);
 	phn_config_load(&P, 1, &C);
 	for (i = 0; i < o.nbatches; i++)
 		if ((code = phn_sched_step_check(&P, o.batches[i], NULL, NULL,

@@ -14,47 +14,38 @@
 
 #include "phn.h"
 
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: phn-close-batch [-m reason] [-r root] "
-	    "[--runs-root dir] batch\n");
-	exit(PHN_EXIT_PERM);
-}
+static const char usage[] =
+    "usage: phn-close-batch [-m reason] [-r root] [--runs-root dir] "
+    "[--runners-root dir]\n"
+    "                       batch\n";
 
 int
 main(int argc, char *argv[])
 {
 	static const struct option lopts[] = {
 		{ "reason", required_argument, NULL, 'm' },
-		{ "root", required_argument, NULL, 'r' },
-		{ "runners-root", required_argument, NULL, 'U' },
-		{ "runs-root", required_argument, NULL, 'R' },
-		{ "help", no_argument, NULL, 'h' },
+		PHN_OPT_COMMON,
 		{ NULL, 0, NULL, 0 }
 	};
+	struct phn_opts opts = { .usage = usage };
 	struct phn_paths P;
 	struct json_object *o, *old;
-	const char *root = NULL, *runs = NULL, *runners = NULL, *reason = NULL;
+	const char *reason = NULL;
 	char msg[1024], iso[PHN_ISO_LEN], *f;
 	int ch, r;
 
 	PROG = "phn-close-batch";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((ch = getopt_long(argc, argv, "m:r:", lopts, NULL)) != -1) {
-		switch (ch) {
-		case 'm': reason = optarg; break;
-		case 'r': root = optarg; break;
-		case 'R': runs = optarg; break;
-		case 'U': runners = optarg; break;
-		default: usage();
-		}
-	}
+	while ((ch = getopt_long(argc, argv, "hm:r:", lopts, NULL)) != -1)
+		if (ch == 'm')
+			reason = optarg;
+		else if (!phn_opt_common(ch, optarg, &opts))
+			phn_usage(&opts, PHN_EXIT_PERM);
 	argc -= optind;
 	argv += optind;
 	if (argc != 1)
-		usage();
-	phn_paths_init(&P, root, runs, runners);
+		phn_usage(&opts, PHN_EXIT_PERM);
+	phn_opts_paths(&opts, &P);
 	if ((r = phn_sched_step_check(&P, argv[0], NULL, NULL, msg,
 	    sizeof(msg))) != 0)
 		phn_die(r == -1 ? PHN_EXIT_PERM : PHN_EXIT_TEMP, "%s", msg);
@@ -86,5 +77,5 @@ main(int argc, char *argv[])
 	free(f);
 	phn_paths_free(&P);
 	phn_stdout_close();
-	return 0;
+	return PHN_EXIT_OK;
 }

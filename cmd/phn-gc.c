@@ -29,10 +29,8 @@
 
 #include "phn.h"
 
-enum { O_RUNS = 1000, O_RUNNERS };
-
 static struct phn_paths P;
-static int nflag;
+static int Dflag;
 static double now;
 static int failed;
 
@@ -41,13 +39,9 @@ static const char *pkeys[] = { "keep_raw_events_days",
     "compress_raw_events_after_days", "keep_reduced_state_days",
     "keep_final_outputs_days", "allow_delete_success_final_outputs", NULL };
 
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: phn-gc [-n] [-b batch] [-r root] "
-	    "[--runs-root dir]\n");
-	exit(PHN_EXIT_PERM);
-}
+static const char usage[] =
+    "usage: phn-gc [-D] [-b batch] [-r root] [--runs-root dir] "
+    "[--runners-root dir]\n";
 
 /* Overlay the known keys of o onto pol. */
 static void
@@ -82,7 +76,7 @@ action(const char *what, const char *path, const char *rule, double age,
 	    attempt);
 	int r = 0;
 
-	if (!nflag) {
+	if (!Dflag) {
 		if (strcmp(what, "compress") == 0)
 			r = phn_gzip_file(path);
 		else
@@ -101,7 +95,7 @@ action(const char *what, const char *path, const char *rule, double age,
 		json_object_object_add(o, "age_days", json_object_new_int64(
 		    (int64_t)age));
 		json_object_object_add(o, "dry_run", json_object_new_boolean(
-		    nflag));
+		    Dflag));
 		phn_json_emit(stdout, o);
 	}
 	json_object_put(o);
@@ -242,16 +236,13 @@ int
 main(int argc, char *argv[])
 {
 	static const struct option lopts[] = {
-		{ "batch", required_argument, NULL, 'b' },
-		{ "batch-id", required_argument, NULL, 'b' },
-		{ "dry-run", no_argument, NULL, 'n' },
-		{ "root", required_argument, NULL, 'r' },
-		{ "runs-root", required_argument, NULL, O_RUNS },
-		{ "runners-root", required_argument, NULL, O_RUNNERS },
-		{ "help", no_argument, NULL, 'h' },
+		{ "dry-run", no_argument, NULL, 'D' },
+		PHN_OPT_BATCH,
+		PHN_OPT_COMMON,
 		{ NULL, 0, NULL, 0 }
 	};
-	const char *root = NULL, *runs = NULL, *runners = NULL, *only = NULL;
+	struct phn_opts opts = { .usage = usage };
+	const char *only;
 	/* static: still reachable if we die, so leak checkers stay quiet */
 	static struct json_object *cfg, *base, *dflt;
 	char **v, *f;
@@ -260,19 +251,15 @@ main(int argc, char *argv[])
 
 	PROG = "phn-gc";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((ch = getopt_long(argc, argv, "b:nr:", lopts, NULL)) != -1) {
-		switch (ch) {
-		case 'b': only = optarg; break;
-		case 'n': nflag = 1; break;
-		case 'r': root = optarg; break;
-		case O_RUNS: runs = optarg; break;
-		case O_RUNNERS: runners = optarg; break;
-		default: usage();
-		}
-	}
+	while ((ch = getopt_long(argc, argv, "b:Dhr:", lopts, NULL)) != -1)
+		if (ch == 'D')
+			Dflag = 1;
+		else if (!phn_opt_common(ch, optarg, &opts))
+			phn_usage(&opts, PHN_EXIT_PERM);
 	if (argc != optind)
-		usage();
-	phn_paths_init(&P, root, runs, runners);
+		phn_usage(&opts, PHN_EXIT_PERM);
+	only = opts.batch;
+	phn_opts_paths(&opts, &P);
 	cfg = phn_config_peek(&P);
 	/* Missing keys fall back to the defaults phn-init writes. */
 	dflt = phn_config_default();
@@ -301,5 +288,5 @@ main(int argc, char *argv[])
 	json_object_put(cfg);
 	phn_paths_free(&P);
 	phn_stdout_close();
-	return failed ? PHN_EXIT_TEMP : 0;
+	return failed ? PHN_EXIT_TEMP : PHN_EXIT_OK;
 }

@@ -26,18 +26,16 @@
 
 #include "phn.h"
 
-static int jflag, zflag, kflag;
+static int Jflag, zflag, kflag;
 static struct phn_paths P;
 static int found, failed;
 
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: phn-heartbeat [-r root] attempt_dir [text]\n"
-	    "       phn-heartbeat -s [-0j] [-b batch] [-r root]\n"
-	    "       phn-heartbeat -k [-0j] [-b batch] [-r root]\n");
-	exit(PHN_EXIT_PERM);
-}
+static const char usage[] =
+    "usage: phn-heartbeat [-r root] [--runs-root dir] [--runners-root dir]\n"
+    "                     attempt_dir [text]\n"
+    "       phn-heartbeat -l | -k [-0J] [-b batch] [-r root] "
+    "[--runs-root dir]\n"
+    "                     [--runners-root dir]\n";
 
 static int
 beat(const char *dir, const char *text)
@@ -70,7 +68,7 @@ beat(const char *dir, const char *text)
 		json_object_put(st);
 	}
 	phn_attempt_free(&a);
-	return r == 1 ? 0 : PHN_EXIT_NO;
+	return r == 1 ? PHN_EXIT_OK : PHN_EXIT_NO;
 }
 
 static const char *
@@ -87,7 +85,7 @@ report(const struct phn_attempt *a, struct json_object *st, const char *fault,
 	struct json_object *o, *v;
 	double t;
 
-	if (!jflag) {
+	if (!Jflag) {
 		printf("%s%c", a->dir, zflag ? '\0' : '\n');
 		return;
 	}
@@ -137,7 +135,7 @@ one(const char *dir, double lease, double stale, double stuck)
 		return;
 	}
 	if (fault == PHN_FAULT_STUCK) {
-		if (jflag)
+		if (Jflag)
 			report(&a, st, "stuck", now, 0);
 		else if (phn_iso_parse(phn_jstr(st, "last_event_at"), &t) == 0 ||
 		    phn_iso_parse(phn_jstr(st, "started_at"), &t) == 0)
@@ -271,51 +269,47 @@ scan(const char *batch)
 	json_object_put(cfg);
 	if (failed)
 		return PHN_EXIT_TEMP;
-	return !kflag && found ? PHN_EXIT_NO : 0;
+	return !kflag && found ? PHN_EXIT_NO : PHN_EXIT_OK;
 }
 
 int
 main(int argc, char *argv[])
 {
 	static const struct option lopts[] = {
-		{ "stale", no_argument, NULL, 's' },
+		{ "null", no_argument, NULL, '0' },
 		{ "reap", no_argument, NULL, 'k' },
-		{ "batch", required_argument, NULL, 'b' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "root", required_argument, NULL, 'r' },
-		{ "runs-root", required_argument, NULL, 'R' },
-		{ "runners-root", required_argument, NULL, 'U' },
-		{ "help", no_argument, NULL, 'h' },
+		{ "stale", no_argument, NULL, 'l' },
+		PHN_OPT_BATCH,
+		PHN_OPT_JSON,
+		PHN_OPT_COMMON,
 		{ NULL, 0, NULL, 0 }
 	};
-	const char *root = NULL, *runs = NULL, *runners = NULL, *batch = NULL;
-	int ch, sflag = 0, code;
+	struct phn_opts opts = { .usage = usage };
+	int ch, lflag = 0, code;
 
 	PROG = "phn-heartbeat";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((ch = getopt_long(argc, argv, "0b:jkr:s", lopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "0b:hJklr:", lopts, NULL)) != -1) {
 		switch (ch) {
 		case '0': zflag = 1; break;
-		case 'b': batch = optarg; break;
-		case 'j': jflag = 1; break;
 		case 'k': kflag = 1; break;
-		case 'r': root = optarg; break;
-		case 'R': runs = optarg; break;
-		case 's': sflag = 1; break;
-		case 'U': runners = optarg; break;
-		default: usage();
+		case 'l': lflag = 1; break;
+		default:
+			if (!phn_opt_common(ch, optarg, &opts))
+				phn_usage(&opts, PHN_EXIT_PERM);
 		}
 	}
 	argc -= optind;
 	argv += optind;
-	if (sflag && kflag)
-		usage();
-	if ((sflag || kflag) ? argc != 0 : (argc < 1 || argc > 2 || batch ||
-	    zflag || jflag))
-		usage();
-	phn_paths_init(&P, root, runs, runners);
-	if (sflag || kflag)
-		code = scan(batch);
+	Jflag = opts.json;
+	if (lflag && kflag)
+		phn_usage(&opts, PHN_EXIT_PERM);
+	if ((lflag || kflag) ? argc != 0 : (argc < 1 || argc > 2 ||
+	    opts.batch || zflag || Jflag))
+		phn_usage(&opts, PHN_EXIT_PERM);
+	phn_opts_paths(&opts, &P);
+	if (lflag || kflag)
+		code = scan(opts.batch);
 	else
 		code = beat(argv[0], argc == 2 ? argv[1] : NULL);
 	phn_paths_free(&P);

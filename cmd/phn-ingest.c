@@ -40,13 +40,11 @@ struct result {
 	struct phn_errs msgs;
 };
 
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: phn-ingest [-cN] [-r root] [--runs-root dir] "
-	    "file | -\n       phn-ingest -q [-r root] [--runs-root dir]\n");
-	exit(PHN_EXIT_PERM);
-}
+static const char usage[] =
+    "usage: phn-ingest [-CN] [-r root] [--runs-root dir] [--runners-root dir] "
+    "file | -\n"
+    "       phn-ingest -Q [-N] [-r root] [--runs-root dir] "
+    "[--runners-root dir]\n";
 
 static int
 fail(struct result *r, int code, const char *fmt, ...)
@@ -537,44 +535,40 @@ queue(void)
 	phn_lock_close(lfd);
 	free(lp);
 	free(q);
-	return temp ? PHN_EXIT_TEMP : rejected ? PHN_EXIT_NO : 0;
+	return temp ? PHN_EXIT_TEMP : rejected ? PHN_EXIT_NO : PHN_EXIT_OK;
 }
 
 int
 main(int argc, char *argv[])
 {
 	static const struct option lopts[] = {
-		{ "check", no_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 'C' },
 		{ "new", no_argument, NULL, 'N' },
-		{ "queue", no_argument, NULL, 'q' },
-		{ "root", required_argument, NULL, 'r' },
-		{ "runs-root", required_argument, NULL, 'R' },
-		{ "runners-root", required_argument, NULL, 'U' },
-		{ "help", no_argument, NULL, 'h' },
+		{ "queue", no_argument, NULL, 'Q' },
+		PHN_OPT_COMMON,
 		{ NULL, 0, NULL, 0 }
 	};
-	const char *root = NULL, *runs = NULL, *runners = NULL;
+	struct phn_opts opts = { .usage = usage };
 	char *cfgpath;
 	int ch, qflag = 0, code;
 
 	PROG = "phn-ingest";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((ch = getopt_long(argc, argv, "cNqr:", lopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "ChNQr:", lopts, NULL)) != -1) {
 		switch (ch) {
-		case 'c': cflag = 1; break;
+		case 'C': cflag = 1; break;
 		case 'N': nflag = 1; break;
-		case 'q': qflag = 1; break;
-		case 'r': root = optarg; break;
-		case 'R': runs = optarg; break;
-		case 'U': runners = optarg; break;
-		default: usage();
+		case 'Q': qflag = 1; break;
+		default:
+			if (!phn_opt_common(ch, optarg, &opts))
+				phn_usage(&opts, PHN_EXIT_PERM);
 		}
 	}
 	argc -= optind;
 	argv += optind;
 	if (qflag ? argc != 0 || cflag : argc != 1)
-		usage();
-	phn_paths_init(&P, root, runs, runners);
+		phn_usage(&opts, PHN_EXIT_PERM);
+	phn_opts_paths(&opts, &P);
 	cfgpath = phn_asprintf("%s/_system/harness_config.json", P.runs);
 	if (access(cfgpath, F_OK) == -1 && errno == ENOENT) {
 		/*

@@ -9,13 +9,58 @@
  * phn-force-retry, does); it decides where its next attempt runs, and it
  * overrides runner affinity.
  */
+#include <getopt.h>
+#include <stdio.h>
+
 #include "phn.h"
+
+static const char usage[] =
+    "usage: phn-requeue -d | -i runner-id [-m reason] [-r root] "
+    "[--runs-root dir]\n"
+    "                   [--runners-root dir] batch job step\n";
 
 int
 main(int argc, char *argv[])
 {
+	static const struct option lopts[] = {
+		{ "different", no_argument, NULL, 'd' },
+		{ "reason", required_argument, NULL, 'm' },
+		{ "runner-id", required_argument, NULL, 'i' },
+		PHN_OPT_COMMON,
+		{ NULL, 0, NULL, 0 }
+	};
+	struct phn_opts opts = { .usage = usage };
+	struct phn_override_req req = { .action = "requeue" };
+	struct phn_paths P;
+	struct json_object *out;
+	char msg[1024];
+	int ch, r;
+
 	PROG = "phn-requeue";
-	return phn_override_main(argc, argv, "requeue",
-	    "usage: phn-requeue -d | -i runner-id [-m reason] [-r root] "
-	    "[--runs-root dir] batch job step\n");
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	while ((ch = getopt_long(argc, argv, "dhi:m:r:", lopts, NULL)) != -1) {
+		switch (ch) {
+		case 'd': req.different = 1; break;
+		case 'i': req.runner = optarg; break;
+		case 'm': req.reason = optarg; break;
+		default:
+			if (!phn_opt_common(ch, optarg, &opts))
+				phn_usage(&opts, PHN_EXIT_PERM);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc != 3 || req.different == (req.runner != NULL))
+		phn_usage(&opts, PHN_EXIT_PERM);
+	req.batch = argv[0];
+	req.job = argv[1];
+	req.step = argv[2];
+	phn_opts_paths(&opts, &P);
+	if ((r = phn_override_step(&P, &req, &out, msg, sizeof(msg))) != 0)
+		phn_die(r == -1 ? PHN_EXIT_PERM : PHN_EXIT_TEMP, "%s", msg);
+	phn_json_emit(stdout, out);
+	json_object_put(out);
+	phn_paths_free(&P);
+	phn_stdout_close();
+	return PHN_EXIT_OK;
 }

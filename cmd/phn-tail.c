@@ -24,15 +24,13 @@
 #include "phn.h"
 
 
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: phn-tail [-f] [-n lines] [-r root] "
-	    "[--runs-root dir] attempt_dir\n"
-	    "       phn-tail [-f] [-n lines] [-r root] [--runs-root dir] "
-	    "-b batch -j job -s step -R run_id\n");
-	exit(PHN_EXIT_PERM);
-}
+static const char usage[] =
+    "usage: phn-tail [-f] [-n lines] [-r root] [--runs-root dir] "
+    "[--runners-root dir]\n"
+    "                attempt_dir\n"
+    "       phn-tail [-f] [-n lines] [-r root] [--runs-root dir] "
+    "[--runners-root dir]\n"
+    "                -a attempt_dir | -b batch --job job -s step -R run_id\n";
 
 /* The last n lines seen, as a ring. */
 struct ring {
@@ -122,12 +120,11 @@ main(int argc, char *argv[])
 	static const struct option lopts[] = {
 		{ "follow", no_argument, NULL, 'f' },
 		{ "lines", required_argument, NULL, 'n' },
-		PHN_ATTEMPT_LOPTS,
+		PHN_OPT_ATTEMPT,
+		PHN_OPT_COMMON,
 		{ NULL, 0, NULL, 0 }
 	};
-	struct phn_attempt_opts ao = { 0 };
-	const char *root = NULL, *runs = NULL, *runners = NULL, *b = NULL,
-	    *j = NULL, *s = NULL, *run = NULL, *adir = NULL;
+	struct phn_opts opts = { .usage = usage };
 	struct phn_paths P;
 	struct ring r = { NULL, 50, 0, 0 };
 	char *dir, *ev, *gz, *pend = NULL;
@@ -137,7 +134,7 @@ main(int argc, char *argv[])
 
 	PROG = "phn-tail";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((ch = getopt_long(argc, argv, "a:b:fj:n:r:R:s:", lopts,
+	while ((ch = getopt_long(argc, argv, "a:b:fhn:R:r:s:", lopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'f': fflag = 1; break;
@@ -145,26 +142,19 @@ main(int argc, char *argv[])
 			r.n = (long)phn_parse_num("--lines", optarg, 0, 1000000);
 			break;
 		default:
-			if (!phn_attempt_opt(&ao, ch, optarg))
-				usage();
+			if (!phn_opt_common(ch, optarg, &opts))
+				phn_usage(&opts, PHN_EXIT_PERM);
 		}
 	}
-	adir = ao.adir;
-	b = ao.batch;
-	j = ao.job;
-	s = ao.step;
-	run = ao.run;
-	root = ao.root;
-	runs = ao.runs;
-	runners = ao.runners;
 	argc -= optind;
 	argv += optind;
-	if (argc == 1 && adir == NULL && !b && !j && !s && !run)
-		adir = argv[0];
-	else if (argc != 0 || (adir == NULL && !b && !j && !s && !run))
-		usage();
-	phn_paths_init(&P, root, runs, runners);
-	dir = phn_attempt_select(&P, adir, b, j, s, run);
+	if (argc == 1 && !phn_opts_attempt(&opts))
+		opts.adir = argv[0];
+	else if (argc != 0 || !phn_opts_attempt(&opts))
+		phn_usage(&opts, PHN_EXIT_PERM);
+	phn_opts_paths(&opts, &P);
+	dir = phn_attempt_select(&P, opts.adir, opts.batch, opts.job,
+	    opts.step, opts.run);
 	ev = phn_path_join(dir, "codex.events.jsonl");
 	gz = phn_path_join(dir, "codex.events.jsonl.gz");
 	r.l = phn_malloc((size_t)(r.n ? r.n : 1) * sizeof(*r.l));
@@ -210,5 +200,5 @@ out:
 	free(dir);
 	phn_paths_free(&P);
 	phn_stdout_close();
-	return 0;
+	return PHN_EXIT_OK;
 }

@@ -23,6 +23,7 @@
 #define PHN_EXIT_NO	1	/* a documented negative answer */
 #define PHN_EXIT_PERM	100	/* permanent failure: usage, bad input */
 #define PHN_EXIT_TEMP	111	/* temporary failure: a system call failed */
+#define PHN_EXIT_RUNNING	3	/* phn-score: a step is still in flight */
 
 #define PHN_ID_MAX	128
 #define PHN_JSON_MAX_DEPTH	32
@@ -127,6 +128,45 @@ char	*phn_path_join(const char *, const char *);
 char	*phn_path_rel(const char *, const char *);
 char	*phn_path_dirname(const char *);
 char	*phn_datadir_file(const char *);
+
+/*
+ * opt.c: the options programs share, one letter one meaning everywhere
+ * (phn(7), CONVENTIONS).  A getopt_long table holds PHN_OPT_COMMON and,
+ * as the program takes them, PHN_OPT_JSON, PHN_OPT_BATCH or
+ * PHN_OPT_ATTEMPT (which includes PHN_OPT_BATCH); the program's switch
+ * takes its own letters first and hands the others to phn_opt_common().
+ */
+enum { PHN_OPT_RUNS = 1000, PHN_OPT_RUNNERS, PHN_OPT_JOB };
+#define PHN_OPT_COMMON \
+	{ "help", no_argument, NULL, 'h' }, \
+	{ "root", required_argument, NULL, 'r' }, \
+	{ "runners-root", required_argument, NULL, PHN_OPT_RUNNERS }, \
+	{ "runs-root", required_argument, NULL, PHN_OPT_RUNS }
+#define PHN_OPT_JSON \
+	{ "json", no_argument, NULL, 'J' }
+#define PHN_OPT_BATCH \
+	{ "batch", required_argument, NULL, 'b' }, \
+	{ "batch-id", required_argument, NULL, 'b' }
+#define PHN_OPT_ATTEMPT \
+	PHN_OPT_BATCH, \
+	{ "attempt-dir", required_argument, NULL, 'a' }, \
+	{ "job", required_argument, NULL, PHN_OPT_JOB }, \
+	{ "job-id", required_argument, NULL, PHN_OPT_JOB }, \
+	{ "run-id", required_argument, NULL, 'R' }, \
+	{ "step", required_argument, NULL, 's' }, \
+	{ "step-id", required_argument, NULL, 's' }
+struct phn_opts {
+	const char *usage;		/* the usage text, ending in a newline */
+	const char *root, *runs, *runners;
+	int	 json;
+	const char *batch;
+	const char *adir, *job, *step, *run;	/* PHN_OPT_ATTEMPT */
+};
+int	phn_opt_common(int, const char *, struct phn_opts *);
+int	phn_opts_attempt(const struct phn_opts *);
+void	phn_opts_paths(const struct phn_opts *, struct phn_paths *);
+double	phn_opt_seconds(const char *, const char *, double, double);
+void	phn_usage(const struct phn_opts *, int) __attribute__((noreturn));
 
 /* config.c: runs/_system/harness_config.json */
 struct phn_config {
@@ -309,7 +349,17 @@ int	phn_overrides_apply(const struct phn_paths *, const char *, const char *,
 	    struct json_object **, char *, size_t);
 int	phn_current_step_set(const struct phn_paths *, const char *,
 	    const char *, const char *, const char *, struct json_object *);
-int	phn_override_main(int, char *[], const char *, const char *);
+/* One operator override of a step, checked to exist first. */
+struct phn_override_req {
+	const char *action;	/* "force-retry", "mark-failed", "requeue" */
+	const char *batch, *job, *step;
+	const char *reason;	/* or NULL */
+	const char *runner;	/* requeue: this runner, or NULL */
+	int	 different;	/* requeue: any runner but the last one's */
+};
+int	phn_override_step(const struct phn_paths *,
+	    const struct phn_override_req *, struct json_object **, char *,
+	    size_t);
 /* claim.c: the claimer (phn-claim) */
 struct phn_claim_opts {
 	const char **batches;	/* none: every batch, new ones too */
@@ -417,30 +467,6 @@ int	phn_cancel(const struct phn_paths *, const struct phn_attempt *,
 int	phn_gzip_file(const char *);
 int	phn_gzip_open(const char *, pid_t *);
 int	phn_gzip_close(int, pid_t);
-/*
- * The options that name one attempt (by directory or by ids), shared by
- * phn-cancel, phn-artifact and phn-tail: PHN_ATTEMPT_LOPTS goes in the
- * getopt_long table, phn_attempt_opt() takes its letters.
- */
-enum { PHN_OPT_RUNS = 1000, PHN_OPT_RUNNERS };
-#define PHN_ATTEMPT_LOPTS \
-	{ "attempt-dir", required_argument, NULL, 'a' }, \
-	{ "batch", required_argument, NULL, 'b' }, \
-	{ "batch-id", required_argument, NULL, 'b' }, \
-	{ "job", required_argument, NULL, 'j' }, \
-	{ "job-id", required_argument, NULL, 'j' }, \
-	{ "root", required_argument, NULL, 'r' }, \
-	{ "run-id", required_argument, NULL, 'R' }, \
-	{ "runs-root", required_argument, NULL, PHN_OPT_RUNS }, \
-	{ "runners-root", required_argument, NULL, PHN_OPT_RUNNERS }, \
-	{ "step", required_argument, NULL, 's' }, \
-	{ "step-id", required_argument, NULL, 's' }, \
-	{ "help", no_argument, NULL, 'h' }
-struct phn_attempt_opts {
-	const char *adir, *batch, *job, *step, *run;
-	const char *root, *runs, *runners;
-};
-int	phn_attempt_opt(struct phn_attempt_opts *, int, const char *);
 /* -- score declarations end -- */
 
 #endif
