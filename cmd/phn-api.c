@@ -17,7 +17,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -393,40 +392,29 @@ loopback(const char *host)
 int
 main(int argc, char *argv[])
 {
-	static const struct option lopts[] = {
-		{ "auth", required_argument, NULL, 'A' },
-		{ "host", required_argument, NULL, 'H' },
-		{ "port", required_argument, NULL, 'p' },
-		{ "port-file", required_argument, NULL, 'P' },
-		PHN_OPT_COMMON,
-		{ NULL, 0, NULL, 0 }
+	const char *host = "127.0.0.1", *auth = "none", *portfile = NULL;
+	long long portarg = 8765;
+	const struct phn_option options[] = {
+		PHN_STR('A', "auth", &auth),
+		PHN_STR('H', "host", &host),
+		PHN_NUM('p', "port", &portarg, 0, 65535),
+		PHN_STR('P', "port-file", &portfile),
+		PHN_END
 	};
 	struct phn_opts opts = { .usage = usage };
-	const char *host = "127.0.0.1";
-	const char *auth = "none", *portfile = NULL;
 	struct sockaddr_in sa;
 	struct MHD_Daemon *d;
 	const union MHD_DaemonInfo *info;
 	struct sigaction act;
 	struct json_object *o;
-	int ch, port = 8765;
+	int port;
 
 	PROG = "phn-api";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((ch = getopt_long(argc, argv, "A:hH:p:P:r:", lopts, NULL)) != -1) {
-		switch (ch) {
-		case 'A': auth = optarg; break;
-		case 'H': host = optarg; break;
-		case 'p': port = (int)phn_parse_num("--port", optarg, 0, 65535);
-			break;
-		case 'P': portfile = optarg; break;
-		default:
-			if (!phn_opt_common(ch, optarg, &opts))
-				phn_usage(&opts, PHN_EXIT_PERM);
-		}
-	}
-	if (optind != argc)
+	phn_opts_parse(&opts, &argc, &argv, options);
+	if (argc != 0)
 		phn_usage(&opts, PHN_EXIT_PERM);
+	port = (int)portarg;
 	if (strcmp(auth, "token") == 0) {
 		token = getenv("PARALLELHASSNES_API_TOKEN");
 		if (token == NULL || *token == '\0')

@@ -13,7 +13,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +29,6 @@ static const char usage[] =
     "                    -a attempt_dir | -b batch --job job -s step "
     "-R run_id\n"
     "                    name | --name name\n";
-
-enum { O_NAME = 2000 };	/* --name: long only */
 
 /* Copy fd to stdout. */
 static void
@@ -54,35 +51,22 @@ cat(int fd, const char *path)
 int
 main(int argc, char *argv[])
 {
-	static const struct option lopts[] = {
-		{ "name", required_argument, NULL, O_NAME },
-		{ "out", required_argument, NULL, 'o' },
-		PHN_OPT_ATTEMPT,
-		PHN_OPT_COMMON,
-		{ NULL, 0, NULL, 0 }
-	};
-	struct phn_opts opts = { .usage = usage };
 	const char *adir, *name = NULL, *out = NULL;
+	const struct phn_option options[] = {
+		PHN_STR(0, "name", &name),
+		PHN_STR('o', "out", &out),
+		PHN_END
+	};
+	struct phn_opts opts = { .usage = usage, .take = PHN_TAKE_ATTEMPT };
 	struct phn_paths P;
 	struct json_object *o;
 	char *dir, *f, *buf, *rel;
 	struct stat sb;
 	size_t len;
-	int ch, fd;
+	int fd;
 
 	PROG = "phn-artifact";
-	while ((ch = getopt_long(argc, argv, "a:b:ho:R:r:s:", lopts,
-	    NULL)) != -1) {
-		switch (ch) {
-		case O_NAME: name = optarg; break;
-		case 'o': out = optarg; break;
-		default:
-			if (!phn_opt_common(ch, optarg, &opts))
-				phn_usage(&opts, PHN_EXIT_PERM);
-		}
-	}
-	argc -= optind;
-	argv += optind;
+	phn_opts_parse(&opts, &argc, &argv, options);
 	adir = opts.adir;
 	if (!phn_opts_attempt(&opts) && argc > 0) {
 		adir = argv[0];

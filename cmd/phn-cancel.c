@@ -10,7 +10,6 @@
  * file is created in it; a canceled attempt is recorded in current.json
  * and its step handed back to the scheduler, like any other ending.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -49,34 +48,20 @@ one(const char *dir, double grace)
 int
 main(int argc, char *argv[])
 {
-	static const struct option lopts[] = {
-		{ "grace", required_argument, NULL, 'g' },
-		{ "grace-seconds", required_argument, NULL, 'g' },
-		PHN_OPT_ATTEMPT,
-		PHN_OPT_COMMON,
-		{ NULL, 0, NULL, 0 }
-	};
-	struct phn_opts opts = { .usage = usage };
-	struct json_object *cfg, *v;
 	double grace = -1;
+	const struct phn_option options[] = {
+		PHN_SECS('g', "grace", &grace, 0, 86400),
+		PHN_SECS('g', "grace-seconds", &grace, 0, 86400),
+		PHN_END
+	};
+	struct phn_opts opts = { .usage = usage, .take = PHN_TAKE_ATTEMPT };
+	struct json_object *cfg, *v;
 	char *d;
-	int ch, code = PHN_EXIT_OK, c, i;
+	int code = PHN_EXIT_OK, c, i;
 
 	PROG = "phn-cancel";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((ch = getopt_long(argc, argv, "a:b:g:hR:r:s:", lopts,
-	    NULL)) != -1) {
-		switch (ch) {
-		case 'g':
-			grace = phn_opt_seconds("--grace", optarg, 0, 86400);
-			break;
-		default:
-			if (!phn_opt_common(ch, optarg, &opts))
-				phn_usage(&opts, PHN_EXIT_PERM);
-		}
-	}
-	argc -= optind;
-	argv += optind;
+	phn_opts_parse(&opts, &argc, &argv, options);
 	if ((argc == 0) == !phn_opts_attempt(&opts))
 		phn_usage(&opts, PHN_EXIT_PERM);
 	phn_opts_paths(&opts, &P);

@@ -7,7 +7,6 @@
  * batch that is already closed is a negative answer (exit 1).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,27 +21,20 @@ static const char usage[] =
 int
 main(int argc, char *argv[])
 {
-	static const struct option lopts[] = {
-		{ "reason", required_argument, NULL, 'm' },
-		PHN_OPT_COMMON,
-		{ NULL, 0, NULL, 0 }
+	const char *reason = NULL;
+	const struct phn_option options[] = {
+		PHN_STR('m', "reason", &reason),
+		PHN_END
 	};
 	struct phn_opts opts = { .usage = usage };
 	struct phn_paths P;
 	struct json_object *o, *old;
-	const char *reason = NULL;
 	char msg[1024], iso[PHN_ISO_LEN], *f;
-	int ch, r;
+	int r;
 
 	PROG = "phn-close-batch";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((ch = getopt_long(argc, argv, "hm:r:", lopts, NULL)) != -1)
-		if (ch == 'm')
-			reason = optarg;
-		else if (!phn_opt_common(ch, optarg, &opts))
-			phn_usage(&opts, PHN_EXIT_PERM);
-	argc -= optind;
-	argv += optind;
+	phn_opts_parse(&opts, &argc, &argv, options);
 	if (argc != 1)
 		phn_usage(&opts, PHN_EXIT_PERM);
 	phn_opts_paths(&opts, &P);

@@ -7,7 +7,6 @@
  * lock and puts the step in the ready index; phn-claim applies the nonce
  * (several requests before the next claim make one retry).
  */
-#include <getopt.h>
 #include <stdio.h>
 
 #include "phn.h"
@@ -20,27 +19,20 @@ static const char usage[] =
 int
 main(int argc, char *argv[])
 {
-	static const struct option lopts[] = {
-		{ "reason", required_argument, NULL, 'm' },
-		PHN_OPT_COMMON,
-		{ NULL, 0, NULL, 0 }
+	struct phn_override_req req = { .action = "force-retry" };
+	const struct phn_option options[] = {
+		PHN_STR('m', "reason", &req.reason),
+		PHN_END
 	};
 	struct phn_opts opts = { .usage = usage };
-	struct phn_override_req req = { .action = "force-retry" };
 	struct phn_paths P;
 	struct json_object *out;
 	char msg[1024];
-	int ch, r;
+	int r;
 
 	PROG = "phn-force-retry";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((ch = getopt_long(argc, argv, "hm:r:", lopts, NULL)) != -1)
-		if (ch == 'm')
-			req.reason = optarg;
-		else if (!phn_opt_common(ch, optarg, &opts))
-			phn_usage(&opts, PHN_EXIT_PERM);
-	argc -= optind;
-	argv += optind;
+	phn_opts_parse(&opts, &argc, &argv, options);
 	if (argc != 3)
 		phn_usage(&opts, PHN_EXIT_PERM);
 	req.batch = argv[0];

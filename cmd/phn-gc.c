@@ -21,7 +21,6 @@
  * both.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,31 +234,26 @@ batch(const char *b, struct json_object *base)
 int
 main(int argc, char *argv[])
 {
-	static const struct option lopts[] = {
-		{ "dry-run", no_argument, NULL, 'D' },
-		PHN_OPT_BATCH,
-		PHN_OPT_COMMON,
-		{ NULL, 0, NULL, 0 }
+	const struct phn_option options[] = {
+		PHN_FLAG('D', "dry-run", &Dflag),
+		PHN_END
 	};
-	struct phn_opts opts = { .usage = usage };
-	const char *only;
+	struct phn_opts opts = { .usage = usage, .take = PHN_TAKE_BATCH };
 	/* static: still reachable if we die, so leak checkers stay quiet */
 	static struct json_object *cfg, *base, *dflt;
-	char **v, *f;
+	char **v, msg[1024];
 	size_t n, i;
-	int ch;
+	int r;
 
 	PROG = "phn-gc";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((ch = getopt_long(argc, argv, "b:Dhr:", lopts, NULL)) != -1)
-		if (ch == 'D')
-			Dflag = 1;
-		else if (!phn_opt_common(ch, optarg, &opts))
-			phn_usage(&opts, PHN_EXIT_PERM);
-	if (argc != optind)
+	phn_opts_parse(&opts, &argc, &argv, options);
+	if (argc != 0)
 		phn_usage(&opts, PHN_EXIT_PERM);
-	only = opts.batch;
 	phn_opts_paths(&opts, &P);
+	if (opts.batch != NULL && (r = phn_sched_step_check(&P, opts.batch,
+	    NULL, NULL, msg, sizeof(msg))) != 0)
+		phn_die(r == -1 ? PHN_EXIT_PERM : PHN_EXIT_TEMP, "%s", msg);
 	cfg = phn_config_peek(&P);
 	/* Missing keys fall back to the defaults phn-init writes. */
 	dflt = phn_config_default();
@@ -268,17 +262,9 @@ main(int argc, char *argv[])
 	overlay(base, phn_json_path_get(cfg, "defaults.retention_policy"));
 	json_object_put(dflt);
 	now = phn_now();
-	if (only != NULL) {
-		if (!phn_id_valid(only, strlen(only)))
-			phn_die(PHN_EXIT_PERM, "%s: invalid batch id", only);
-		f = phn_asprintf("%s/%s/batch_meta.json", P.runs, only);
-		ch = access(f, F_OK);
-		free(f);
-		if (ch == -1)
-			phn_die(PHN_EXIT_PERM, "%s: no such batch in %s", only,
-			    P.runs);
-		batch(only, base);
-	} else if ((v = phn_batch_list(&P, &n)) != NULL) {
+	if (opts.batch != NULL)
+		batch(opts.batch, base);
+	else if ((v = phn_batch_list(&P, &n)) != NULL) {
 		for (i = 0; i < n; i++)
 			batch(v[i], base);
 		phn_dir_list_free(v, n);

@@ -18,7 +18,6 @@
  * a live spawner is never touched.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,18 +242,15 @@ scan(const char *batch)
 	struct json_object *cfg;
 	char msg[512], *cf, **v;
 	size_t n, i;
+	int r;
 
 	cf = phn_path_join(P.runs, "_system/harness_config.json");
 	cfg = phn_json_load(cf, msg, sizeof(msg));
 	free(cf);
 	if (batch != NULL) {
-		if (phn_id_valid(batch, strlen(batch)) == 0)
-			phn_die(PHN_EXIT_PERM, "--batch %s: not a batch id", batch);
-		cf = phn_asprintf("%s/%s/batch_meta.json", P.runs, batch);
-		if (access(cf, F_OK) == -1)
-			phn_die(PHN_EXIT_PERM, "--batch %s: no such batch in %s",
-			    batch, P.runs);
-		free(cf);
+		if ((r = phn_sched_step_check(&P, batch, NULL, NULL, msg,
+		    sizeof(msg))) != 0)
+			phn_die(r == -1 ? PHN_EXIT_PERM : PHN_EXIT_TEMP, "%s", msg);
 		scan_batch(batch, cfg);
 	} else {
 		if ((v = phn_batch_list(&P, &n)) == NULL) {
@@ -275,32 +271,19 @@ scan(const char *batch)
 int
 main(int argc, char *argv[])
 {
-	static const struct option lopts[] = {
-		{ "null", no_argument, NULL, '0' },
-		{ "reap", no_argument, NULL, 'k' },
-		{ "stale", no_argument, NULL, 'l' },
-		PHN_OPT_BATCH,
-		PHN_OPT_JSON,
-		PHN_OPT_COMMON,
-		{ NULL, 0, NULL, 0 }
+	int lflag = 0, code;
+	const struct phn_option options[] = {
+		PHN_FLAG('0', "null", &zflag),
+		PHN_FLAG('k', "reap", &kflag),
+		PHN_FLAG('l', "stale", &lflag),
+		PHN_END
 	};
-	struct phn_opts opts = { .usage = usage };
-	int ch, lflag = 0, code;
+	struct phn_opts opts = { .usage = usage,
+	    .take = PHN_TAKE_BATCH | PHN_TAKE_JSON };
 
 	PROG = "phn-heartbeat";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((ch = getopt_long(argc, argv, "0b:hJklr:", lopts, NULL)) != -1) {
-		switch (ch) {
-		case '0': zflag = 1; break;
-		case 'k': kflag = 1; break;
-		case 'l': lflag = 1; break;
-		default:
-			if (!phn_opt_common(ch, optarg, &opts))
-				phn_usage(&opts, PHN_EXIT_PERM);
-		}
-	}
-	argc -= optind;
-	argv += optind;
+	phn_opts_parse(&opts, &argc, &argv, options);
 	Jflag = opts.json;
 	if (lflag && kflag)
 		phn_usage(&opts, PHN_EXIT_PERM);

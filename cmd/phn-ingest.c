@@ -15,7 +15,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -541,31 +540,19 @@ queue(void)
 int
 main(int argc, char *argv[])
 {
-	static const struct option lopts[] = {
-		{ "check", no_argument, NULL, 'C' },
-		{ "new", no_argument, NULL, 'N' },
-		{ "queue", no_argument, NULL, 'Q' },
-		PHN_OPT_COMMON,
-		{ NULL, 0, NULL, 0 }
+	int qflag = 0, code;
+	const struct phn_option options[] = {
+		PHN_FLAG('C', "check", &cflag),
+		PHN_FLAG('N', "new", &nflag),
+		PHN_FLAG('Q', "queue", &qflag),
+		PHN_END
 	};
 	struct phn_opts opts = { .usage = usage };
 	char *cfgpath;
-	int ch, qflag = 0, code;
 
 	PROG = "phn-ingest";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((ch = getopt_long(argc, argv, "ChNQr:", lopts, NULL)) != -1) {
-		switch (ch) {
-		case 'C': cflag = 1; break;
-		case 'N': nflag = 1; break;
-		case 'Q': qflag = 1; break;
-		default:
-			if (!phn_opt_common(ch, optarg, &opts))
-				phn_usage(&opts, PHN_EXIT_PERM);
-		}
-	}
-	argc -= optind;
-	argv += optind;
+	phn_opts_parse(&opts, &argc, &argv, options);
 	if (qflag ? argc != 0 || cflag : argc != 1)
 		phn_usage(&opts, PHN_EXIT_PERM);
 	phn_opts_paths(&opts, &P);

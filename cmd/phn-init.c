@@ -8,7 +8,6 @@
  * runs/_system/.  Prints one JSON object describing the store.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +28,6 @@ mkdir_or_die(const char *d)
 int
 main(int argc, char *argv[])
 {
-	static const struct option lopts[] = {
-		{ "force", no_argument, NULL, 'F' },
-		PHN_OPT_COMMON,
-		{ NULL, 0, NULL, 0 }
-	};
 	static const char *dirs[] = { "_system", "_queue/incoming",
 	    "_queue/processed", "_queue/rejected", NULL };
 	struct phn_opts opts = { .usage = usage };
@@ -41,15 +35,15 @@ main(int argc, char *argv[])
 	struct phn_config cfg;
 	struct json_object *out, *doc;
 	char *d, *cfgpath, *schema, *dst, iso[PHN_ISO_LEN];
-	int ch, fflag = 0, created = 0, i;
+	int fflag = 0, created = 0, i;
+	const struct phn_option options[] = {
+		PHN_FLAG('F', "force", &fflag),
+		PHN_END
+	};
 
 	PROG = "phn-init";
-	while ((ch = getopt_long(argc, argv, "Fhr:", lopts, NULL)) != -1)
-		if (ch == 'F')
-			fflag = 1;	/* --force */
-		else if (!phn_opt_common(ch, optarg, &opts))
-			phn_usage(&opts, PHN_EXIT_PERM);
-	if (optind != argc)
+	phn_opts_parse(&opts, &argc, &argv, options);
+	if (argc != 0)
 		phn_usage(&opts, PHN_EXIT_PERM);
 	phn_opts_paths(&opts, &p);
 	for (i = 0; dirs[i]; i++) {

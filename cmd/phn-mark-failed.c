@@ -9,7 +9,6 @@
  * phn-spawn has taken (its spawn.lock is free).  A running attempt is left
  * alone: stop it with phn-cancel.
  */
-#include <getopt.h>
 #include <stdio.h>
 
 #include "phn.h"
@@ -22,27 +21,20 @@ static const char usage[] =
 int
 main(int argc, char *argv[])
 {
-	static const struct option lopts[] = {
-		{ "reason", required_argument, NULL, 'm' },
-		PHN_OPT_COMMON,
-		{ NULL, 0, NULL, 0 }
+	struct phn_override_req req = { .action = "mark-failed" };
+	const struct phn_option options[] = {
+		PHN_STR('m', "reason", &req.reason),
+		PHN_END
 	};
 	struct phn_opts opts = { .usage = usage };
-	struct phn_override_req req = { .action = "mark-failed" };
 	struct phn_paths P;
 	struct json_object *out;
 	char msg[1024];
-	int ch, r;
+	int r;
 
 	PROG = "phn-mark-failed";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((ch = getopt_long(argc, argv, "hm:r:", lopts, NULL)) != -1)
-		if (ch == 'm')
-			req.reason = optarg;
-		else if (!phn_opt_common(ch, optarg, &opts))
-			phn_usage(&opts, PHN_EXIT_PERM);
-	argc -= optind;
-	argv += optind;
+	phn_opts_parse(&opts, &argc, &argv, options);
 	if (argc != 3)
 		phn_usage(&opts, PHN_EXIT_PERM);
 	req.batch = argv[0];

@@ -9,7 +9,6 @@
  * phn-force-retry, does); it decides where its next attempt runs, and it
  * overrides runner affinity.
  */
-#include <getopt.h>
 #include <stdio.h>
 
 #include "phn.h"
@@ -22,34 +21,22 @@ static const char usage[] =
 int
 main(int argc, char *argv[])
 {
-	static const struct option lopts[] = {
-		{ "different", no_argument, NULL, 'd' },
-		{ "reason", required_argument, NULL, 'm' },
-		{ "runner-id", required_argument, NULL, 'i' },
-		PHN_OPT_COMMON,
-		{ NULL, 0, NULL, 0 }
+	struct phn_override_req req = { .action = "requeue" };
+	const struct phn_option options[] = {
+		PHN_FLAG('d', "different", &req.different),
+		PHN_ID('i', "runner-id", &req.runner),
+		PHN_STR('m', "reason", &req.reason),
+		PHN_END
 	};
 	struct phn_opts opts = { .usage = usage };
-	struct phn_override_req req = { .action = "requeue" };
 	struct phn_paths P;
 	struct json_object *out;
 	char msg[1024];
-	int ch, r;
+	int r;
 
 	PROG = "phn-requeue";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((ch = getopt_long(argc, argv, "dhi:m:r:", lopts, NULL)) != -1) {
-		switch (ch) {
-		case 'd': req.different = 1; break;
-		case 'i': req.runner = optarg; break;
-		case 'm': req.reason = optarg; break;
-		default:
-			if (!phn_opt_common(ch, optarg, &opts))
-				phn_usage(&opts, PHN_EXIT_PERM);
-		}
-	}
-	argc -= optind;
-	argv += optind;
+	phn_opts_parse(&opts, &argc, &argv, options);
 	if (argc != 3 || req.different == (req.runner != NULL))
 		phn_usage(&opts, PHN_EXIT_PERM);
 	req.batch = argv[0];

@@ -18,7 +18,6 @@
 #include <sys/ioctl.h>
 
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -511,55 +510,32 @@ watch(const char *batch)
 int
 main(int argc, char *argv[])
 {
-	static const struct option lopts[] = {
-		{ "interval", required_argument, NULL, 'I' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "steps", no_argument, NULL, 'S' },
-		{ "watch", no_argument, NULL, 'w' },
-		{ "write", no_argument, NULL, 'W' },
-		PHN_OPT_BATCH,
-		PHN_OPT_JSON,
-		PHN_OPT_COMMON,
-		{ NULL, 0, NULL, 0 }
+	const struct phn_option options[] = {
+		PHN_SECS('I', "interval", &interval, 0.1, 3600),
+		PHN_FLAG('q', "quiet", &qflag),
+		PHN_FLAG('S', "steps", &Sflag),
+		PHN_FLAG('w', "watch", &wflag),
+		PHN_FLAG('W', "write", &Wflag),
+		PHN_END
 	};
-	struct phn_opts opts = { .usage = usage };
+	struct phn_opts opts = { .usage = usage,
+	    .take = PHN_TAKE_BATCH | PHN_TAKE_JSON };
 	const char *batch;
 	struct scores sc;
-	char *bm;
-	int ch, code;
+	char msg[1024];
+	int code;
 
 	PROG = "phn-score";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((ch = getopt_long(argc, argv, "b:hI:Jqr:SwW", lopts, NULL)) != -1) {
-		switch (ch) {
-		case 'I':
-			interval = phn_opt_seconds("--interval", optarg, 0.1,
-			    3600);
-			break;
-		case 'q': qflag = 1; break;
-		case 'S': Sflag = 1; break;
-		case 'w': wflag = 1; break;
-		case 'W': Wflag = 1; break;
-		default:
-			if (!phn_opt_common(ch, optarg, &opts))
-				phn_usage(&opts, PHN_EXIT_PERM);
-		}
-	}
+	phn_opts_parse(&opts, &argc, &argv, options);
 	Jflag = opts.json;
 	batch = opts.batch;
-	if (argc != optind || Jflag + Sflag + wflag + qflag > 1)
+	if (argc != 0 || Jflag + Sflag + wflag + qflag > 1)
 		phn_usage(&opts, PHN_EXIT_PERM);
 	phn_opts_paths(&opts, &P);
-	if (batch != NULL) {
-		if (!phn_id_valid(batch, strlen(batch)))
-			phn_die(PHN_EXIT_PERM, "%s: invalid batch id", batch);
-		bm = phn_asprintf("%s/%s/batch_meta.json", P.runs, batch);
-		ch = access(bm, F_OK);
-		free(bm);
-		if (ch == -1)
-			phn_die(PHN_EXIT_PERM, "%s: no such batch in %s", batch,
-			    P.runs);
-	}
+	if (batch != NULL && (code = phn_sched_step_check(&P, batch, NULL,
+	    NULL, msg, sizeof(msg))) != 0)
+		phn_die(code == -1 ? PHN_EXIT_PERM : PHN_EXIT_TEMP, "%s", msg);
 	cfg = phn_config_peek(&P);
 	tty = isatty(STDOUT_FILENO);
 	color = tty && getenv("NO_COLOR") == NULL;

@@ -16,7 +16,6 @@
  * from them and never exits 255, either of which would stop an xargs
  * fan-out.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -59,26 +58,18 @@ refused(const char *dir, int code)
 int
 main(int argc, char *argv[])
 {
-	static const struct option lopts[] = {
-		{ "no-codex", no_argument, NULL, 'D' },
-		PHN_OPT_JSON,
-		PHN_OPT_COMMON,
-		{ NULL, 0, NULL, 0 }
+	int Dflag = 0, code;
+	const struct phn_option options[] = {
+		PHN_FLAG('D', "no-codex", &Dflag),
+		PHN_END
 	};
-	struct phn_opts opts = { .usage = usage };
+	struct phn_opts opts = { .usage = usage, .take = PHN_TAKE_JSON };
 	struct phn_paths paths;
 	struct phn_run r;
-	int ch, Dflag = 0, code;
 
 	PROG = "phn-spawn";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((ch = getopt_long(argc, argv, "DhJr:", lopts, NULL)) != -1)
-		if (ch == 'D')
-			Dflag = 1;
-		else if (!phn_opt_common(ch, optarg, &opts))
-			phn_usage(&opts, PHN_EXIT_PERM);
-	argc -= optind;
-	argv += optind;
+	phn_opts_parse(&opts, &argc, &argv, options);
 	if (argc != 1)
 		phn_usage(&opts, PHN_EXIT_PERM);
 	if (phn_signals_init() == -1)

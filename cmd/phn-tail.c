@@ -14,7 +14,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,37 +116,24 @@ nap(void)
 int
 main(int argc, char *argv[])
 {
-	static const struct option lopts[] = {
-		{ "follow", no_argument, NULL, 'f' },
-		{ "lines", required_argument, NULL, 'n' },
-		PHN_OPT_ATTEMPT,
-		PHN_OPT_COMMON,
-		{ NULL, 0, NULL, 0 }
+	long long nlines = 50;
+	int fflag = 0, ch, fd, done;
+	const struct phn_option options[] = {
+		PHN_FLAG('f', "follow", &fflag),
+		PHN_NUM('n', "lines", &nlines, 0, 1000000),
+		PHN_END
 	};
-	struct phn_opts opts = { .usage = usage };
+	struct phn_opts opts = { .usage = usage, .take = PHN_TAKE_ATTEMPT };
 	struct phn_paths P;
 	struct ring r = { NULL, 50, 0, 0 };
 	char *dir, *ev, *gz, *pend = NULL;
 	size_t plen = 0;
 	pid_t pid;
-	int ch, fflag = 0, fd, done;
 
 	PROG = "phn-tail";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((ch = getopt_long(argc, argv, "a:b:fhn:R:r:s:", lopts,
-	    NULL)) != -1) {
-		switch (ch) {
-		case 'f': fflag = 1; break;
-		case 'n':
-			r.n = (long)phn_parse_num("--lines", optarg, 0, 1000000);
-			break;
-		default:
-			if (!phn_opt_common(ch, optarg, &opts))
-				phn_usage(&opts, PHN_EXIT_PERM);
-		}
-	}
-	argc -= optind;
-	argv += optind;
+	phn_opts_parse(&opts, &argc, &argv, options);
+	r.n = (long)nlines;
 	if (argc == 1 && !phn_opts_attempt(&opts))
 		opts.adir = argv[0];
 	else if (argc != 0 || !phn_opts_attempt(&opts))

@@ -130,42 +130,49 @@ char	*phn_path_dirname(const char *);
 char	*phn_datadir_file(const char *);
 
 /*
- * opt.c: the options programs share, one letter one meaning everywhere
- * (phn(7), CONVENTIONS).  A getopt_long table holds PHN_OPT_COMMON and,
- * as the program takes them, PHN_OPT_JSON, PHN_OPT_BATCH or
- * PHN_OPT_ATTEMPT (which includes PHN_OPT_BATCH); the program's switch
- * takes its own letters first and hands the others to phn_opt_common().
+ * opt.c: the command line.  A program's options are a table of struct
+ * phn_option, ended by { 0 }; phn_opts_parse() adds the shared ones
+ * (-h, -r, --runs-root, --runners-root, and the groups in take) and
+ * parses argv.  One letter, one meaning: phn(7), CONVENTIONS.
  */
-enum { PHN_OPT_RUNS = 1000, PHN_OPT_RUNNERS, PHN_OPT_JOB };
-#define PHN_OPT_COMMON \
-	{ "help", no_argument, NULL, 'h' }, \
-	{ "root", required_argument, NULL, 'r' }, \
-	{ "runners-root", required_argument, NULL, PHN_OPT_RUNNERS }, \
-	{ "runs-root", required_argument, NULL, PHN_OPT_RUNS }
-#define PHN_OPT_JSON \
-	{ "json", no_argument, NULL, 'J' }
-#define PHN_OPT_BATCH \
-	{ "batch", required_argument, NULL, 'b' }, \
-	{ "batch-id", required_argument, NULL, 'b' }
-#define PHN_OPT_ATTEMPT \
-	PHN_OPT_BATCH, \
-	{ "attempt-dir", required_argument, NULL, 'a' }, \
-	{ "job", required_argument, NULL, PHN_OPT_JOB }, \
-	{ "job-id", required_argument, NULL, PHN_OPT_JOB }, \
-	{ "run-id", required_argument, NULL, 'R' }, \
-	{ "step", required_argument, NULL, 's' }, \
-	{ "step-id", required_argument, NULL, 's' }
+#define PHN_OPT_FLAG	1	/* int *val = 1 */
+#define PHN_OPT_STR	2	/* const char **val */
+#define PHN_OPT_ID	3	/* const char **val, a valid id */
+#define PHN_OPT_NUM	4	/* long long *val in [min, max] */
+#define PHN_OPT_SECS	5	/* double *val, seconds in [min, max] */
+#define PHN_OPT_FN	6	/* fn(val, the value) */
+struct phn_option {
+	int	 type;
+	int	 letter;		/* 0: a long option only */
+	const char *name;		/* the long option, without "--" */
+	void	*val;
+	double	 min, max;
+	void	(*fn)(void *, const char *);
+};
+#define PHN_FLAG(c, name, v)	{ PHN_OPT_FLAG, c, name, v, 0, 0, NULL }
+#define PHN_STR(c, name, v)	{ PHN_OPT_STR, c, name, v, 0, 0, NULL }
+#define PHN_ID(c, name, v)	{ PHN_OPT_ID, c, name, v, 0, 0, NULL }
+#define PHN_NUM(c, name, v, min, max) \
+	{ PHN_OPT_NUM, c, name, v, min, max, NULL }
+#define PHN_SECS(c, name, v, min, max) \
+	{ PHN_OPT_SECS, c, name, v, min, max, NULL }
+#define PHN_FN(c, name, fn, v)	{ PHN_OPT_FN, c, name, v, 0, 0, fn }
+#define PHN_END			{ 0, 0, NULL, NULL, 0, 0, NULL }
+#define PHN_TAKE_JSON	0x1	/* -J, --json */
+#define PHN_TAKE_BATCH	0x2	/* -b, --batch, --batch-id */
+#define PHN_TAKE_ATTEMPT 0x4	/* those and -a, --job, -s, -R: one attempt */
 struct phn_opts {
 	const char *usage;		/* the usage text, ending in a newline */
+	int	 take;			/* PHN_TAKE_* */
 	const char *root, *runs, *runners;
 	int	 json;
 	const char *batch;
-	const char *adir, *job, *step, *run;	/* PHN_OPT_ATTEMPT */
+	const char *adir, *job, *step, *run;	/* PHN_TAKE_ATTEMPT */
 };
-int	phn_opt_common(int, const char *, struct phn_opts *);
+void	phn_opts_parse(struct phn_opts *, int *, char **[],
+	    const struct phn_option *);
 int	phn_opts_attempt(const struct phn_opts *);
 void	phn_opts_paths(const struct phn_opts *, struct phn_paths *);
-double	phn_opt_seconds(const char *, const char *, double, double);
 void	phn_usage(const struct phn_opts *, int) __attribute__((noreturn));
 
 /* config.c: runs/_system/harness_config.json */
