@@ -412,8 +412,6 @@ main(int argc, char *argv[])
 	PROG = "phn-api";
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	phn_opts_parse(&opts, &argc, &argv, options);
-	if (argc != 0)
-		phn_usage(&opts, PHN_EXIT_PERM);
 	port = (int)portarg;
 	if (strcmp(auth, "token") == 0) {
 		token = getenv("PARALLELHASSNES_API_TOKEN");

@@ -57,7 +57,8 @@ main(int argc, char *argv[])
 		PHN_STR('o', "out", &out),
 		PHN_END
 	};
-	struct phn_opts opts = { .usage = usage, .take = PHN_TAKE_ATTEMPT };
+	struct phn_opts opts = { .usage = usage, .take = PHN_TAKE_ATTEMPT,
+	    .nargs = PHN_ARGS_ANY };
 	struct phn_paths P;
 	struct json_object *o;
 	char *dir, *f, *buf, *rel;

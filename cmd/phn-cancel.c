@@ -54,7 +54,8 @@ main(int argc, char *argv[])
 		PHN_SECS('g', "grace-seconds", &grace, 0, 86400),
 		PHN_END
 	};
-	struct phn_opts opts = { .usage = usage, .take = PHN_TAKE_ATTEMPT };
+	struct phn_opts opts = { .usage = usage, .take = PHN_TAKE_ATTEMPT,
+	    .nargs = PHN_ARGS_ANY };
 	struct json_object *cfg, *v;
 	char *d;
 	int code = PHN_EXIT_OK, c, i;

@@ -114,8 +114,8 @@ main(int argc, char *argv[])
 	o.batches = phn_malloc((size_t)argc * sizeof(*o.batches));
 	o.n = -1;	/* not given */
 	phn_opts_parse(&opts, &argc, &argv, options);
-	if (argc != 0 || (o.jobs > 0 && !o.follow) || (sflag && (o.follow ||
-	    o.n >= 0 || o.jobs || o.nul)))
+	if ((o.jobs > 0 && !o.follow) || (sflag && (o.follow || o.n >= 0 ||
+	    o.jobs || o.nul)))
 		phn_usage(&opts, PHN_EXIT_PERM);
 	if (o.n < 0)
 		o.n = o.follow ? 0 : 1;

@@ -26,7 +26,7 @@ main(int argc, char *argv[])
 		PHN_STR('m', "reason", &reason),
 		PHN_END
 	};
-	struct phn_opts opts = { .usage = usage };
+	struct phn_opts opts = { .usage = usage, .nargs = 1 };
 	struct phn_paths P;
 	struct json_object *o, *old;
 	char msg[1024], iso[PHN_ISO_LEN], *f;
@@ -35,8 +35,6 @@ main(int argc, char *argv[])
 	PROG = "phn-close-batch";
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	phn_opts_parse(&opts, &argc, &argv, options);
-	if (argc != 1)
-		phn_usage(&opts, PHN_EXIT_PERM);
 	phn_opts_paths(&opts, &P);
 	if ((r = phn_sched_step_check(&P, argv[0], NULL, NULL, msg,
 	    sizeof(msg))) != 0)

@@ -24,7 +24,7 @@ main(int argc, char *argv[])
 		PHN_STR('m', "reason", &req.reason),
 		PHN_END
 	};
-	struct phn_opts opts = { .usage = usage };
+	struct phn_opts opts = { .usage = usage, .nargs = 3 };
 	struct phn_paths P;
 	struct json_object *out;
 	char msg[1024];
@@ -33,8 +33,6 @@ main(int argc, char *argv[])
 	PROG = "phn-force-retry";
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	phn_opts_parse(&opts, &argc, &argv, options);
-	if (argc != 3)
-		phn_usage(&opts, PHN_EXIT_PERM);
 	req.batch = argv[0];
 	req.job = argv[1];
 	req.step = argv[2];

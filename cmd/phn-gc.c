@@ -248,8 +248,6 @@ main(int argc, char *argv[])
 	PROG = "phn-gc";
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	phn_opts_parse(&opts, &argc, &argv, options);
-	if (argc != 0)
-		phn_usage(&opts, PHN_EXIT_PERM);
 	phn_opts_paths(&opts, &P);
 	if (opts.batch != NULL && (r = phn_sched_step_check(&P, opts.batch,
 	    NULL, NULL, msg, sizeof(msg))) != 0)

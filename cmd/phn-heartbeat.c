@@ -279,7 +279,7 @@ main(int argc, char *argv[])
 		PHN_END
 	};
 	struct phn_opts opts = { .usage = usage,
-	    .take = PHN_TAKE_BATCH | PHN_TAKE_JSON };
+	    .take = PHN_TAKE_BATCH | PHN_TAKE_JSON, .nargs = PHN_ARGS_ANY };
 
 	PROG = "phn-heartbeat";
 	setvbuf(stdout, NULL, _IOLBF, 0);

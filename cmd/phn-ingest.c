@@ -547,7 +547,7 @@ main(int argc, char *argv[])
 		PHN_FLAG('Q', "queue", &qflag),
 		PHN_END
 	};
-	struct phn_opts opts = { .usage = usage };
+	struct phn_opts opts = { .usage = usage, .nargs = PHN_ARGS_ANY };
 	char *cfgpath;
 
 	PROG = "phn-ingest";

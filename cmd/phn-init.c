@@ -43,8 +43,6 @@ main(int argc, char *argv[])
 
 	PROG = "phn-init";
 	phn_opts_parse(&opts, &argc, &argv, options);
-	if (argc != 0)
-		phn_usage(&opts, PHN_EXIT_PERM);
 	phn_opts_paths(&opts, &p);
 	for (i = 0; dirs[i]; i++) {
 		d = phn_path_join(p.runs, dirs[i]);

@@ -28,7 +28,7 @@ main(int argc, char *argv[])
 		PHN_STR('m', "reason", &req.reason),
 		PHN_END
 	};
-	struct phn_opts opts = { .usage = usage };
+	struct phn_opts opts = { .usage = usage, .nargs = 3 };
 	struct phn_paths P;
 	struct json_object *out;
 	char msg[1024];
@@ -37,7 +37,7 @@ main(int argc, char *argv[])
 	PROG = "phn-requeue";
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	phn_opts_parse(&opts, &argc, &argv, options);
-	if (argc != 3 || req.different == (req.runner != NULL))
+	if (req.different == (req.runner != NULL))
 		phn_usage(&opts, PHN_EXIT_PERM);
 	req.batch = argv[0];
 	req.job = argv[1];

@@ -530,7 +530,7 @@ main(int argc, char *argv[])
 	phn_opts_parse(&opts, &argc, &argv, options);
 	Jflag = opts.json;
 	batch = opts.batch;
-	if (argc != 0 || Jflag + Sflag + wflag + qflag > 1)
+	if (Jflag + Sflag + wflag + qflag > 1)
 		phn_usage(&opts, PHN_EXIT_PERM);
 	phn_opts_paths(&opts, &P);
 	if (batch != NULL && (code = phn_sched_step_check(&P, batch, NULL,

@@ -63,15 +63,14 @@ main(int argc, char *argv[])
 		PHN_FLAG('D', "no-codex", &Dflag),
 		PHN_END
 	};
-	struct phn_opts opts = { .usage = usage, .take = PHN_TAKE_JSON };
+	struct phn_opts opts = { .usage = usage, .take = PHN_TAKE_JSON,
+	    .nargs = 1 };
 	struct phn_paths paths;
 	struct phn_run r;
 
 	PROG = "phn-spawn";
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	phn_opts_parse(&opts, &argc, &argv, options);
-	if (argc != 1)
-		phn_usage(&opts, PHN_EXIT_PERM);
 	if (phn_signals_init() == -1)
 		phn_die(PHN_EXIT_TEMP, "unable to set up signal handling:");
 	phn_opts_paths(&opts, &paths);

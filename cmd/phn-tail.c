@@ -123,7 +123,8 @@ main(int argc, char *argv[])
 		PHN_NUM('n', "lines", &nlines, 0, 1000000),
 		PHN_END
 	};
-	struct phn_opts opts = { .usage = usage, .take = PHN_TAKE_ATTEMPT };
+	struct phn_opts opts = { .usage = usage, .take = PHN_TAKE_ATTEMPT,
+	    .nargs = PHN_ARGS_ANY };
 	struct phn_paths P;
 	struct ring r = { NULL, 50, 0, 0 };
 	char *dir, *ev, *gz, *pend = NULL;

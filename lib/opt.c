@@ -151,7 +151,8 @@ take(const struct phn_option *t, const char *arg)
 
 /*
  * Parse the options of *argv into o and the program's table t (ended by
- * PHN_END); *argc and *argv are left with the operands.
+ * PHN_END); *argc and *argv are left with the operands, o->nargs of them
+ * unless that is PHN_ARGS_ANY.
  */
 void
 phn_opts_parse(struct phn_opts *o, int *argc, char **argv[],
@@ -200,6 +201,8 @@ phn_opts_parse(struct phn_opts *o, int *argc, char **argv[],
 	free(so);
 	*argc -= optind;
 	*argv += optind;
+	if (o->nargs != PHN_ARGS_ANY && *argc != o->nargs)
+		phn_usage(o, PHN_EXIT_PERM);
 }
 
 /* Was an attempt named by option (its directory or any of its ids)? */

@@ -161,9 +161,11 @@ struct phn_option {
 #define PHN_TAKE_JSON	0x1	/* -J, --json */
 #define PHN_TAKE_BATCH	0x2	/* -b, --batch, --batch-id */
 #define PHN_TAKE_ATTEMPT 0x4	/* those and -a, --job, -s, -R: one attempt */
+#define PHN_ARGS_ANY	(-1)	/* the program counts its operands */
 struct phn_opts {
 	const char *usage;		/* the usage text, ending in a newline */
 	int	 take;			/* PHN_TAKE_* */
+	int	 nargs;			/* how many operands, or PHN_ARGS_ANY */
 	const char *root, *runs, *runners;
 	int	 json;
 	const char *batch;
