@@ -21,14 +21,12 @@
 #include "phn.h"
 
 static const char usage[] =
-    "usage: phn-artifact [-o file] [-r root] [--runs-root dir] "
-    "[--runners-root dir]\n"
-    "                    attempt_dir name\n"
-    "       phn-artifact [-o file] [-r root] [--runs-root dir] "
-    "[--runners-root dir]\n"
+    "usage: phn-artifact [-o file] [--name name] [-r root] [--runs-root dir]\n"
+    "                    [--runners-root dir] attempt_dir [name]\n"
+    "       phn-artifact [-o file] [--name name] [-r root] [--runs-root dir]\n"
+    "                    [--runners-root dir]\n"
     "                    -a attempt_dir | -b batch --job job -s step "
-    "-R run_id\n"
-    "                    name | --name name\n";
+    "-R run_id [name]\n";
 
 /* Copy fd to stdout. */
 static void

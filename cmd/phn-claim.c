@@ -22,11 +22,13 @@
 #include "phn.h"
 
 static const char usage[] =
-    "usage: phn-claim [-0f] [-b batch]... [-c concurrency] [-i runner-id] "
-    "[-j jobs]\n"
-    "                 [-n count] [-r root] [--runs-root dir] "
-    "[--runners-root dir]\n"
-    "       phn-claim --rescan [-b batch]... [-r root] [--runs-root dir]\n"
+    "usage: phn-claim [-0] [-b batch ...] [-c concurrency] [-i runner-id] "
+    "[-n count]\n"
+    "                 [-r root] [--runs-root dir] [--runners-root dir]\n"
+    "       phn-claim -f [-0] [-b batch ...] [-c concurrency] [-i runner-id]\n"
+    "                 [-j jobs] [-n count] [-r root] [--runs-root dir]\n"
+    "                 [--runners-root dir]\n"
+    "       phn-claim --rescan [-b batch ...] [-r root] [--runs-root dir]\n"
     "                 [--runners-root dir]\n";
 
 /* -b, --batch: one more batch to serve. */

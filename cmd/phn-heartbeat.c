@@ -32,8 +32,9 @@ static int found, failed;
 static const char usage[] =
     "usage: phn-heartbeat [-r root] [--runs-root dir] [--runners-root dir]\n"
     "                     attempt_dir [text]\n"
-    "       phn-heartbeat -l | -k [-0J] [-b batch] [-r root] "
-    "[--runs-root dir]\n"
+    "       phn-heartbeat -l [-0J] [-b batch] [-r root] [--runs-root dir]\n"
+    "                     [--runners-root dir]\n"
+    "       phn-heartbeat -k [-0J] [-b batch] [-r root] [--runs-root dir]\n"
     "                     [--runners-root dir]\n";
 
 static int
