@@ -10,7 +10,7 @@
  * that name one attempt), then runs getopt_long(3) over argv.  Values
  * are checked as they are taken: a bad one is a usage error.
  *
- * The letters are those of phn(7), CONVENTIONS: a letter means one thing
+ * The letters are those of phn(7), Conventions: a letter means one thing
  * in every program, so the shared ones never clash with a program's own.
  *
  * --help prints the usage on standard output and exits 0; a usage error

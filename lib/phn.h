@@ -131,9 +131,9 @@ char	*phn_datadir_file(const char *);
 
 /*
  * opt.c: the command line.  A program's options are a table of struct
- * phn_option, ended by { 0 }; phn_opts_parse() adds the shared ones
+ * phn_option, ended by PHN_END; phn_opts_parse() adds the shared ones
  * (-h, -r, --runs-root, --runners-root, and the groups in take) and
- * parses argv.  One letter, one meaning: phn(7), CONVENTIONS.
+ * parses argv.  One letter, one meaning: phn(7), Conventions.
  */
 #define PHN_OPT_FLAG	1	/* int *val = 1 */
 #define PHN_OPT_STR	2	/* const char **val */
