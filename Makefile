@@ -30,7 +30,7 @@ CMDS = $(CMDS_LIBPHN) $(CMDS_API)
 SCRIPTS = cmd/phn
 LIBOBJ_BASE = lib/err.o lib/atomic.o lib/lock.o lib/jscan.o lib/json.o \
 	lib/sha.o lib/time.o lib/id.o lib/path.o lib/layout.o lib/config.o lib/lt.o \
-	lib/store.o lib/schema.o lib/proc.o
+	lib/store.o lib/schema.o lib/proc.o lib/opt.o
 LIBOBJ_CLAIM = lib/policy.o lib/sched.o lib/claim.o lib/overrides.o
 LIBOBJ_SPAWN = lib/spawn.o lib/codex.o lib/supervise.o lib/report.o \
 	lib/workspace.o lib/liveness.o

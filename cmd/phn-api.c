@@ -17,7 +17,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -42,13 +41,10 @@ struct req {
 	int	 toobig;
 };
 
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: phn-api [-r root] [-H host] [-p port] "
-	    "[-a none|token] [-P port-file]\n");
-	exit(PHN_EXIT_PERM);
-}
+static const char usage[] =
+    "usage: phn-api [-A none | token] [-H host] [-p port] [-P port-file] "
+    "[-r root]\n"
+    "               [--runs-root dir] [--runners-root dir]\n";
 
 static void
 onsig(int sig)
@@ -121,33 +117,37 @@ run_tool(struct MHD_Connection *c, char **argv, const char *in, size_t inlen,
 	struct phn_proc pr = { .argv = argv, .in = in, .inlen = inlen };
 	struct phn_buf ob = { 0 }, eb = { 0 };
 	char *out, *err;
-	int st;
+	int st, answered;
 	struct json_object *o;
 	enum MHD_Result r;
 
 	st = phn_proc_run(&pr, &ob, &eb);
 	out = ob.s;
 	err = eb.s;
-	if (st == 0 && raw) {
+	answered = st == PHN_EXIT_OK || st == PHN_EXIT_NO ||
+	    st == PHN_EXIT_RUNNING;
+	if (st == PHN_EXIT_OK && raw) {
 		struct MHD_Response *resp = MHD_create_response_from_buffer(
 		    ob.len, out, MHD_RESPMEM_MUST_COPY);
 		MHD_add_response_header(resp, "Content-Type",
 		    "application/octet-stream");
 		r = MHD_queue_response(c, MHD_HTTP_OK, resp);
 		MHD_destroy_response(resp);
-	} else if ((st == 0 || st == 1 || st == 3) && *out != '\0' &&
+	} else if (answered && *out != '\0' &&
 	    (o = json_tokener_parse(out)) != NULL) {
 		r = reply_obj(c, MHD_HTTP_OK, o);
 	} else {
 		o = json_object_new_object();
-		json_object_object_add(o, "ok", json_object_new_boolean(st == 0));
+		json_object_object_add(o, "ok", json_object_new_boolean(st ==
+		    PHN_EXIT_OK));
 		json_object_object_add(o, "exit_code", json_object_new_int(st));
 		if (*out)
 			json_object_object_add(o, "output", lines(out));
 		json_object_object_add(o, "errors", lines(err));
-		r = reply_obj(c, st == 0 || st == 1 || st == 3 ? MHD_HTTP_OK :
+		r = reply_obj(c, answered ? MHD_HTTP_OK :
 		    st == PHN_EXIT_PERM ? MHD_HTTP_BAD_REQUEST :
-		    st == 127 || st == 126 ? MHD_HTTP_NOT_FOUND :
+		    st == PHN_EXIT_NOTFOUND || st == PHN_EXIT_NOEXEC ?
+		    MHD_HTTP_NOT_FOUND :
 		    MHD_HTTP_INTERNAL_SERVER_ERROR, o);
 	}
 	free(out);
@@ -263,16 +263,20 @@ route(struct MHD_Connection *c, const char *url, const char *method,
 		argv[1] = "tick";
 		argv[2] = "--root";
 		argv[3] = P.root;
-		argv[4] = NULL;
+		argv[4] = "--runs-root";
+		argv[5] = P.runs;
+		argv[6] = "--runners-root";
+		argv[7] = P.runners;
+		argv[8] = NULL;
 		if ((v = arg(c, "concurrency")) != NULL) {
 			long n = strtol(v, NULL, 10);
 			if (n < 1 || n > 100000)
 				return reply_err(c, MHD_HTTP_BAD_REQUEST,
 				    "concurrency must be an integer >= 1");
 			snprintf(conc, sizeof(conc), "%ld", n);
-			argv[4] = "--concurrency";
-			argv[5] = conc;
-			argv[6] = NULL;
+			argv[8] = "--concurrency";
+			argv[9] = conc;
+			argv[10] = NULL;
 		}
 		r = run_tool(c, argv, "", 0, 0);
 	} else if (strcmp(url, "/v1/scoreboard") == 0 && get) {
@@ -317,7 +321,7 @@ route(struct MHD_Connection *c, const char *url, const char *method,
 		argv[2] = P.runs;
 		argv[3] = "-b";
 		argv[4] = (char *)arg(c, "batch_id");
-		argv[5] = "-j";
+		argv[5] = "--job";
 		argv[6] = (char *)arg(c, "job_id");
 		argv[7] = "-s";
 		argv[8] = (char *)arg(c, "step_id");
@@ -394,41 +398,27 @@ loopback(const char *host)
 int
 main(int argc, char *argv[])
 {
-	static const struct option lopts[] = {
-		{ "auth", required_argument, NULL, 'a' },
-		{ "host", required_argument, NULL, 'H' },
-		{ "port", required_argument, NULL, 'p' },
-		{ "port-file", required_argument, NULL, 'P' },
-		{ "root", required_argument, NULL, 'r' },
-		{ "runs-root", required_argument, NULL, 'R' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
+	const char *host = "127.0.0.1", *auth = "none", *portfile = NULL;
+	long long portarg = 8765;
+	const struct phn_option options[] = {
+		PHN_STR('A', "auth", &auth),
+		PHN_STR('H', "host", &host),
+		PHN_NUM('p', "port", &portarg, 0, 65535),
+		PHN_STR('P', "port-file", &portfile),
+		PHN_END
 	};
-	const char *root = NULL, *runs = NULL, *host = "127.0.0.1";
-	const char *auth = "none", *portfile = NULL;
+	struct phn_opts opts = { .usage = usage };
 	struct sockaddr_in sa;
 	struct MHD_Daemon *d;
 	const union MHD_DaemonInfo *info;
 	struct sigaction act;
 	struct json_object *o;
-	int ch, port = 8765;
+	int port;
 
 	PROG = "phn-api";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((ch = getopt_long(argc, argv, "a:H:p:P:r:", lopts, NULL)) != -1) {
-		switch (ch) {
-		case 'a': auth = optarg; break;
-		case 'H': host = optarg; break;
-		case 'p': port = (int)phn_parse_num("--port", optarg, 0, 65535);
-			break;
-		case 'P': portfile = optarg; break;
-		case 'r': root = optarg; break;
-		case 'R': runs = optarg; break;
-		default: usage();
-		}
-	}
-	if (optind != argc)
-		usage();
+	phn_opts_parse(&opts, &argc, &argv, options);
+	port = (int)portarg;
 	if (strcmp(auth, "token") == 0) {
 		token = getenv("PARALLELHASSNES_API_TOKEN");
 		if (token == NULL || *token == '\0')
@@ -446,7 +436,7 @@ main(int argc, char *argv[])
 	if (inet_pton(AF_INET, strcmp(host, "localhost") == 0 ? "127.0.0.1" :
 	    host, &sa.sin_addr) != 1)
 		phn_die(PHN_EXIT_PERM, "--host %s: not an IPv4 address", host);
-	phn_paths_init(&P, root, runs, NULL);
+	phn_opts_paths(&opts, &P);
 
 	memset(&act, 0, sizeof(act));
 	act.sa_handler = onsig;
@@ -475,7 +465,7 @@ main(int argc, char *argv[])
 	if (portfile != NULL) {
 		char buf[16];
 		snprintf(buf, sizeof(buf), "%d\n", port);
-		if (phn_atomic_write(portfile, buf, strlen(buf), PHN_DURABLE) == -1)
+		if (phn_atomic_write(portfile, buf, strlen(buf), 0) == -1)
 			phn_die(PHN_EXIT_TEMP, "unable to write %s:", portfile);
 	}
 	info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD);
@@ -492,5 +482,5 @@ main(int argc, char *argv[])
 	}
 	MHD_stop_daemon(d);
 	phn_paths_free(&P);
-	return 0;
+	return PHN_EXIT_OK;
 }

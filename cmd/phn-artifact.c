@@ -13,7 +13,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,16 +20,13 @@
 
 #include "phn.h"
 
-
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: phn-artifact [-o file] [-r root] "
-	    "[--runs-root dir] attempt_dir name\n"
-	    "       phn-artifact [-o file] [-r root] [--runs-root dir] "
-	    "-b batch -j job -s step -R run_id name\n");
-	exit(PHN_EXIT_PERM);
-}
+static const char usage[] =
+    "usage: phn-artifact [-o file] [--name name] [-r root] [--runs-root dir]\n"
+    "                    [--runners-root dir] attempt_dir [name]\n"
+    "       phn-artifact [-o file] [--name name] [-r root] [--runs-root dir]\n"
+    "                    [--runners-root dir]\n"
+    "                    -a attempt_dir | -b batch --job job -s step "
+    "-R run_id [name]\n";
 
 /* Copy fd to stdout. */
 static void
@@ -53,47 +49,26 @@ cat(int fd, const char *path)
 int
 main(int argc, char *argv[])
 {
-	static const struct option lopts[] = {
-		{ "name", required_argument, NULL, 'N' },
-		{ "out", required_argument, NULL, 'o' },
-		PHN_ATTEMPT_LOPTS,
-		{ NULL, 0, NULL, 0 }
+	const char *adir, *name = NULL, *out = NULL;
+	const struct phn_option options[] = {
+		PHN_STR(0, "name", &name),
+		PHN_STR('o', "out", &out),
+		PHN_END
 	};
-	struct phn_attempt_opts ao = { 0 };
-	const char *root = NULL, *runs = NULL, *runners = NULL, *b = NULL,
-	    *j = NULL, *s = NULL, *run = NULL, *adir = NULL, *name = NULL,
-	    *out = NULL;
+	struct phn_opts opts = { .usage = usage, .take = PHN_TAKE_ATTEMPT,
+	    .nargs = PHN_ARGS_ANY };
 	struct phn_paths P;
 	struct phn_errs e = { 0 };
 	struct json_object *o;
 	char *dir, *f, *buf, *rel;
 	struct stat sb;
 	size_t len;
-	int ch, ids, fd;
+	int fd;
 
 	PROG = "phn-artifact";
-	while ((ch = getopt_long(argc, argv, "a:b:j:N:o:r:R:s:", lopts,
-	    NULL)) != -1) {
-		switch (ch) {
-		case 'N': name = optarg; break;
-		case 'o': out = optarg; break;
-		default:
-			if (!phn_attempt_opt(&ao, ch, optarg))
-				usage();
-		}
-	}
-	adir = ao.adir;
-	b = ao.batch;
-	j = ao.job;
-	s = ao.step;
-	run = ao.run;
-	root = ao.root;
-	runs = ao.runs;
-	runners = ao.runners;
-	argc -= optind;
-	argv += optind;
-	ids = adir != NULL || b || j || s || run;
-	if (!ids && argc > 0) {
+	phn_opts_parse(&opts, &argc, &argv, options);
+	adir = opts.adir;
+	if (!phn_opts_attempt(&opts) && argc > 0) {
 		adir = argv[0];
 		argc--;
 		argv++;
@@ -101,11 +76,12 @@ main(int argc, char *argv[])
 	if (name == NULL && argc == 1)
 		name = argv[0];
 	else if (argc != 0)
-		usage();
-	if (name == NULL || (adir == NULL && !ids))
-		usage();
-	phn_paths_init(&P, root, runs, runners);
-	if ((dir = phn_attempt_select(&P, adir, b, j, s, run, &e)) == NULL)
+		phn_usage(&opts, PHN_EXIT_PERM);
+	if (name == NULL || (adir == NULL && !phn_opts_attempt(&opts)))
+		phn_usage(&opts, PHN_EXIT_PERM);
+	phn_opts_paths(&opts, &P);
+	if ((dir = phn_attempt_select(&P, adir, opts.batch, opts.job,
+	    opts.step, opts.run, &e)) == NULL)
 		phn_errs_die(&e);
 	if ((f = phn_artifact_path(dir, name)) == NULL) {
 		if (errno == ENOENT)
@@ -146,5 +122,5 @@ main(int argc, char *argv[])
 	free(dir);
 	phn_paths_free(&P);
 	phn_stdout_close();
-	return 0;
+	return PHN_EXIT_OK;
 }

@@ -13,7 +13,6 @@
  * directories' locks; --follow sleeps on inotify and a bounded poll,
  * never spins, and exits when nothing is runnable, queued or running.
  */
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,15 +22,23 @@
 #include "phn.h"
 #include "claim.h"
 
+static const char usage[] =
+    "usage: phn-claim [-0] [-b batch ...] [-c concurrency] [-i runner-id] "
+    "[-n count]\n"
+    "                 [-r root] [--runs-root dir] [--runners-root dir]\n"
+    "       phn-claim -f [-0] [-b batch ...] [-c concurrency] [-i runner-id]\n"
+    "                 [-j jobs] [-n count] [-r root] [--runs-root dir]\n"
+    "                 [--runners-root dir]\n"
+    "       phn-claim --rescan [-b batch ...] [-r root] [--runs-root dir]\n"
+    "                 [--runners-root dir]\n";
+
+/* -b, --batch: one more batch to serve. */
 static void
-usage(void)
+add_batch(void *v, const char *batch)
 {
-	fprintf(stderr, "usage: phn-claim [-0f] [-b batch]... [-c concurrency] "
-	    "[-i runner-id] [-j jobs]\n"
-	    "                 [-n count] [-r root] [--runs-root dir] "
-	    "[--runners-root dir]\n"
-	    "       phn-claim -s [-b batch]... [-r root]\n");
-	exit(PHN_EXIT_PERM);
+	struct phn_claim_opts *o = v;
+
+	o->batches[o->nbatches++] = batch;
 }
 
 /* runner_<hostname>, with characters ids may not hold replaced. */
@@ -82,28 +89,26 @@ rescan(const struct phn_paths *p, const struct phn_config *cfg,
 int
 main(int argc, char *argv[])
 {
-	static const struct option lopts[] = {
-		{ "batch", required_argument, NULL, 'b' },
-		{ "concurrency", required_argument, NULL, 'c' },
-		{ "count", required_argument, NULL, 'n' },
-		{ "follow", no_argument, NULL, 'f' },
-		{ "jobs", required_argument, NULL, 'j' },
-		{ "null", no_argument, NULL, '0' },
-		{ "rescan", no_argument, NULL, 's' },
-		{ "root", required_argument, NULL, 'r' },
-		{ "runner-id", required_argument, NULL, 'i' },
-		{ "runners-root", required_argument, NULL, 'U' },
-		{ "runs-root", required_argument, NULL, 'R' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
 	struct phn_claim_opts o;
+	const char *runner = NULL;
+	int sflag = 0, code;
+	const struct phn_option options[] = {
+		PHN_FLAG('0', "null", &o.nul),
+		PHN_FN('b', "batch", add_batch, &o),
+		PHN_FN('b', "batch-id", add_batch, &o),
+		PHN_NUM('c', "concurrency", &o.concurrency, 1, 1000000000),
+		PHN_FLAG('f', "follow", &o.follow),
+		PHN_ID('i', "runner-id", &runner),
+		PHN_NUM('j', "jobs", &o.jobs, 1, 1000000000),
+		PHN_NUM('n', "count", &o.n, 0, (double)LLONG_MAX),
+		PHN_FLAG(0, "rescan", &sflag),
+		PHN_END
+	};
+	struct phn_opts opts = { .usage = usage };
 	struct phn_paths P;
 	struct phn_config C;
 	struct phn_errs e = { 0 };
-	const char *root = NULL, *runs = NULL, *runners = NULL;
-	char *runner = NULL;
-	int ch, sflag = 0, nset = 0, code;
+	char *dflt = NULL;
 	size_t i;
 
 	PROG = "phn-claim";
@@ -111,50 +116,14 @@ main(int argc, char *argv[])
 	signal(SIGPIPE, SIG_IGN);	/* a closed pipe is a write error */
 	memset(&o, 0, sizeof(o));
 	o.batches = phn_malloc((size_t)argc * sizeof(*o.batches));
-	while ((ch = getopt_long(argc, argv, "0b:c:fi:j:n:r:s", lopts,
-	    NULL)) != -1) {
-		switch (ch) {
-		case '0': o.nul = 1; break;
-		case 'b':
-			if (!phn_id_valid(optarg, strlen(optarg)))
-				phn_die(PHN_EXIT_PERM, "--batch: not a batch id: "
-				    "'%s'", optarg);
-			o.batches[o.nbatches++] = optarg;
-			break;
-		case 'c':
-			o.concurrency = phn_parse_num("--concurrency", optarg, 1,
-			    1000000000);
-			break;
-		case 'f': o.follow = 1; break;
-		case 'i':
-			if (!phn_id_valid(optarg, strlen(optarg)))
-				phn_die(PHN_EXIT_PERM, "--runner-id: '%s': must be "
-				    "1-128 characters of [A-Za-z0-9._-] starting "
-				    "with a letter or digit", optarg);
-			free(runner);
-			runner = phn_strdup(optarg);
-			break;
-		case 'j':
-			o.jobs = phn_parse_num("--jobs", optarg, 1, 1000000000);
-			break;
-		case 'n':
-			o.n = phn_parse_num("--count", optarg, 0, LLONG_MAX);
-			nset = 1;
-			break;
-		case 'r': root = optarg; break;
-		case 'R': runs = optarg; break;
-		case 's': sflag = 1; break;
-		case 'U': runners = optarg; break;
-		default: usage();
-		}
-	}
-	argc -= optind;
-	if (argc != 0 || (o.jobs > 0 && !o.follow) || (sflag && (o.follow ||
-	    nset || o.jobs || o.nul)))
-		usage();
-	if (!nset && !o.follow)
-		o.n = 1;
-	phn_paths_init(&P, root, runs, runners);
+	o.n = -1;	/* not given */
+	phn_opts_parse(&opts, &argc, &argv, options);
+	if ((o.jobs > 0 && !o.follow) || (sflag && (o.follow || o.n >= 0 ||
+	    o.jobs || o.nul)))
+		phn_usage(&opts, PHN_EXIT_PERM);
+	if (o.n < 0)
+		o.n = o.follow ? 0 : 1;
+	phn_opts_paths(&opts, &P);
 	if (phn_config_read(&P, PHN_CONFIG_SNAPSHOT, &C, &e) == -1)
 		phn_errs_die(&e);
 	for (i = 0; i < o.nbatches; i++)
@@ -163,11 +132,11 @@ main(int argc, char *argv[])
 	if (sflag)
 		code = rescan(&P, &C, o.batches, o.nbatches);
 	else {
-		o.runner = runner ? runner : (runner = default_runner());
+		o.runner = runner ? runner : (dflt = default_runner());
 		o.out = stdout;
 		code = phn_claim_run(&P, &C, &o);
 	}
-	free(runner);
+	free(dflt);
 	free(o.batches);
 	phn_config_free(&C);
 	phn_paths_free(&P);

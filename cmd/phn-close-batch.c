@@ -7,55 +7,35 @@
  * batch that is already closed is a negative answer (exit 1).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "phn.h"
 
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: phn-close-batch [-m reason] [-r root] "
-	    "[--runs-root dir] batch\n");
-	exit(PHN_EXIT_PERM);
-}
+static const char usage[] =
+    "usage: phn-close-batch [-m reason] [-r root] [--runs-root dir] "
+    "[--runners-root dir]\n"
+    "                       batch\n";
 
 int
 main(int argc, char *argv[])
 {
-	static const struct option lopts[] = {
-		{ "reason", required_argument, NULL, 'm' },
-		{ "root", required_argument, NULL, 'r' },
-		{ "runners-root", required_argument, NULL, 'U' },
-		{ "runs-root", required_argument, NULL, 'R' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
+	const char *reason = NULL;
+	const struct phn_option options[] = {
+		PHN_STR('m', "reason", &reason),
+		PHN_END
 	};
+	struct phn_opts opts = { .usage = usage, .nargs = 1 };
 	struct phn_paths P;
 	struct json_object *o, *old;
-	const char *root = NULL, *runs = NULL, *runners = NULL, *reason = NULL;
 	struct phn_errs e = { 0 };
 	char msg[512], iso[PHN_ISO_LEN], *f;
-	int ch;
 
 	PROG = "phn-close-batch";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((ch = getopt_long(argc, argv, "m:r:", lopts, NULL)) != -1) {
-		switch (ch) {
-		case 'm': reason = optarg; break;
-		case 'r': root = optarg; break;
-		case 'R': runs = optarg; break;
-		case 'U': runners = optarg; break;
-		default: usage();
-		}
-	}
-	argc -= optind;
-	argv += optind;
-	if (argc != 1)
-		usage();
-	phn_paths_init(&P, root, runs, runners);
+	phn_opts_parse(&opts, &argc, &argv, options);
+	phn_opts_paths(&opts, &P);
 	if (phn_sched_step_check(&P, argv[0], NULL, NULL, &e) == -1)
 		phn_errs_die(&e);
 	phn_iso(phn_now(), iso);
@@ -86,5 +66,5 @@ main(int argc, char *argv[])
 	free(f);
 	phn_paths_free(&P);
 	phn_stdout_close();
-	return 0;
+	return PHN_EXIT_OK;
 }

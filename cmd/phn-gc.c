@@ -21,7 +21,6 @@
  * both.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,10 +28,8 @@
 
 #include "phn.h"
 
-enum { O_RUNS = 1000, O_RUNNERS };
-
 static struct phn_paths P;
-static int nflag;
+static int Dflag;
 static double now;
 static int failed;
 
@@ -41,13 +38,9 @@ static const char *pkeys[] = { "keep_raw_events_days",
     "compress_raw_events_after_days", "keep_reduced_state_days",
     "keep_final_outputs_days", "allow_delete_success_final_outputs", NULL };
 
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: phn-gc [-n] [-b batch] [-r root] "
-	    "[--runs-root dir]\n");
-	exit(PHN_EXIT_PERM);
-}
+static const char usage[] =
+    "usage: phn-gc [-D] [-b batch] [-r root] [--runs-root dir] "
+    "[--runners-root dir]\n";
 
 /* Overlay the known keys of o onto pol. */
 static void
@@ -82,7 +75,7 @@ action(const char *what, const char *path, const char *rule, double age,
 	    attempt);
 	int r = 0;
 
-	if (!nflag) {
+	if (!Dflag) {
 		if (strcmp(what, "compress") == 0)
 			r = phn_gzip_file(path);
 		else
@@ -101,7 +94,7 @@ action(const char *what, const char *path, const char *rule, double age,
 		json_object_object_add(o, "age_days", json_object_new_int64(
 		    (int64_t)age));
 		json_object_object_add(o, "dry_run", json_object_new_boolean(
-		    nflag));
+		    Dflag));
 		phn_json_emit(stdout, o);
 	}
 	json_object_put(o);
@@ -241,40 +234,25 @@ batch(const char *b, struct json_object *base)
 int
 main(int argc, char *argv[])
 {
-	static const struct option lopts[] = {
-		{ "batch", required_argument, NULL, 'b' },
-		{ "batch-id", required_argument, NULL, 'b' },
-		{ "dry-run", no_argument, NULL, 'n' },
-		{ "root", required_argument, NULL, 'r' },
-		{ "runs-root", required_argument, NULL, O_RUNS },
-		{ "runners-root", required_argument, NULL, O_RUNNERS },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
+	const struct phn_option options[] = {
+		PHN_FLAG('D', "dry-run", &Dflag),
+		PHN_END
 	};
-	const char *root = NULL, *runs = NULL, *runners = NULL, *only = NULL;
+	struct phn_opts opts = { .usage = usage, .take = PHN_TAKE_BATCH };
 	/* static: still reachable if we die, so leak checkers stay quiet */
 	static struct json_object *base, *dflt;
 	static struct phn_config C;
 	struct phn_errs e = { 0 };
-	char **v, *f;
+	char **v;
 	size_t n, i;
-	int ch;
 
 	PROG = "phn-gc";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((ch = getopt_long(argc, argv, "b:nr:", lopts, NULL)) != -1) {
-		switch (ch) {
-		case 'b': only = optarg; break;
-		case 'n': nflag = 1; break;
-		case 'r': root = optarg; break;
-		case O_RUNS: runs = optarg; break;
-		case O_RUNNERS: runners = optarg; break;
-		default: usage();
-		}
-	}
-	if (argc != optind)
-		usage();
-	phn_paths_init(&P, root, runs, runners);
+	phn_opts_parse(&opts, &argc, &argv, options);
+	phn_opts_paths(&opts, &P);
+	if (opts.batch != NULL && phn_sched_step_check(&P, opts.batch, NULL,
+	    NULL, &e) == -1)
+		phn_errs_die(&e);
 	if (phn_config_read(&P, 0, &C, &e) == -1)
 		phn_errs_die(&e);
 	/* Missing keys fall back to the defaults phn-init writes. */
@@ -284,17 +262,9 @@ main(int argc, char *argv[])
 	overlay(base, phn_json_path_get(C.doc, "defaults.retention_policy"));
 	json_object_put(dflt);
 	now = phn_now();
-	if (only != NULL) {
-		if (!phn_id_valid(only, strlen(only)))
-			phn_die(PHN_EXIT_PERM, "%s: invalid batch id", only);
-		f = phn_asprintf("%s/%s/batch_meta.json", P.runs, only);
-		ch = access(f, F_OK);
-		free(f);
-		if (ch == -1)
-			phn_die(PHN_EXIT_PERM, "%s: no such batch in %s", only,
-			    P.runs);
-		batch(only, base);
-	} else if ((v = phn_batch_list(&P, &n)) != NULL) {
+	if (opts.batch != NULL)
+		batch(opts.batch, base);
+	else if ((v = phn_batch_list(&P, &n)) != NULL) {
 		for (i = 0; i < n; i++)
 			batch(v[i], base);
 		phn_dir_list_free(v, n);
@@ -304,5 +274,5 @@ main(int argc, char *argv[])
 	phn_config_free(&C);
 	phn_paths_free(&P);
 	phn_stdout_close();
-	return failed ? PHN_EXIT_TEMP : 0;
+	return failed ? PHN_EXIT_TEMP : PHN_EXIT_OK;
 }

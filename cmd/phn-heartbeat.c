@@ -18,7 +18,6 @@
  * a live spawner is never touched.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,18 +25,17 @@
 
 #include "phn.h"
 
-static int jflag, zflag, kflag;
+static int Jflag, zflag, kflag;
 static struct phn_paths P;
 static int found, failed;
 
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: phn-heartbeat [-r root] attempt_dir [text]\n"
-	    "       phn-heartbeat -s [-0j] [-b batch] [-r root]\n"
-	    "       phn-heartbeat -k [-0j] [-b batch] [-r root]\n");
-	exit(PHN_EXIT_PERM);
-}
+static const char usage[] =
+    "usage: phn-heartbeat [-r root] [--runs-root dir] [--runners-root dir]\n"
+    "                     attempt_dir [text]\n"
+    "       phn-heartbeat -l [-0J] [-b batch] [-r root] [--runs-root dir]\n"
+    "                     [--runners-root dir]\n"
+    "       phn-heartbeat -k [-0J] [-b batch] [-r root] [--runs-root dir]\n"
+    "                     [--runners-root dir]\n";
 
 static int
 beat(const char *dir, const char *text)
@@ -70,7 +68,7 @@ beat(const char *dir, const char *text)
 		json_object_put(st);
 	}
 	phn_attempt_free(&a);
-	return r == 1 ? 0 : PHN_EXIT_NO;
+	return r == 1 ? PHN_EXIT_OK : PHN_EXIT_NO;
 }
 
 static const char *
@@ -84,10 +82,10 @@ static void
 report(const struct phn_attempt *a, struct json_object *st, const char *fault,
     double now, int reaped)
 {
-	struct json_object *o;
+	struct json_object *o, *v;
 	double t;
 
-	if (!jflag) {
+	if (!Jflag) {
 		printf("%s%c", a->dir, zflag ? '\0' : '\n');
 		return;
 	}
@@ -97,8 +95,8 @@ report(const struct phn_attempt *a, struct json_object *st, const char *fault,
 	json_object_object_add(o, "job_id", json_object_new_string(a->job));
 	json_object_object_add(o, "step_id", json_object_new_string(a->step));
 	json_object_object_add(o, "run_id", json_object_new_string(a->run_id));
-	json_object_object_add(o, "status", phn_json_string(phn_jstr(st,
-	    "status")));
+	json_object_object_add(o, "status", phn_jstr(st, "status") ?
+	    json_object_new_string(phn_jstr(st, "status")) : NULL);
 	json_object_object_add(o, "fault", json_object_new_string(fault));
 	if (phn_iso_parse(phn_jstr(st, "last_heartbeat_at"), &t) == 0 ||
 	    phn_iso_parse(phn_jstr(st, "claimed_at"), &t) == 0)
@@ -107,9 +105,10 @@ report(const struct phn_attempt *a, struct json_object *st, const char *fault,
 	if (phn_iso_parse(phn_jstr(st, "last_event_at"), &t) == 0)
 		json_object_object_add(o, "event_age_seconds",
 		    json_object_new_int64((int64_t)(now - t)));
-	json_object_object_add(o, "spawner_pid", json_object_get(phn_json_get(st,
-	    "spawner_pid")));
-	json_object_object_add(o, "host", phn_json_string(phn_jstr(st, "host")));
+	json_object_object_get_ex(st, "spawner_pid", &v);
+	json_object_object_add(o, "spawner_pid", json_object_get(v));
+	json_object_object_add(o, "host", phn_jstr(st, "host") ?
+	    json_object_new_string(phn_jstr(st, "host")) : NULL);
 	if (kflag)
 		json_object_object_add(o, "reaped",
 		    json_object_new_boolean(reaped));
@@ -136,7 +135,7 @@ one(const char *dir, double lease, double stale, double stuck)
 		return;
 	}
 	if (fault == PHN_FAULT_STUCK) {
-		if (jflag)
+		if (Jflag)
 			report(&a, st, "stuck", now, 0);
 		else if (phn_iso_parse(phn_jstr(st, "last_event_at"), &t) == 0 ||
 		    phn_iso_parse(phn_jstr(st, "started_at"), &t) == 0)
@@ -214,16 +213,16 @@ scan_batch(const char *batch, const struct phn_config *cfg)
 	json_object_put(bm);
 	if (scan_active(batch, lim.lease, lim.stale, lim.stuck) == 0)
 		return;
-	d = phn_path_join(P.runs, batch);
+	d = phn_batch_path(&P, batch, NULL);
 	jobs = phn_dir_list(d, &nj);
 	free(d);
 	for (i = 0; jobs && i < nj; i++) {
-		d = phn_asprintf("%s/%s/%s/steps", P.runs, batch, jobs[i]);
+		d = phn_job_path(&P, batch, jobs[i], "steps");
 		steps = phn_dir_list(d, &ns);
 		free(d);
 		for (k = 0; steps && k < ns; k++) {
-			d = phn_asprintf("%s/%s/%s/steps/%s/attempts", P.runs,
-			    batch, jobs[i], steps[k]);
+			d = phn_attempt_path(&P, batch, jobs[i], steps[k], NULL,
+			    NULL);
 			atts = phn_dir_list(d, &na);
 			for (m = 0; atts && m < na; m++) {
 				char *ad = phn_path_join(d, atts[m]);
@@ -243,19 +242,14 @@ scan(const char *batch)
 {
 	struct phn_config C;
 	struct phn_errs e = { 0 };
-	char *cf, **v;
+	char **v;
 	size_t n, i;
 
 	if (phn_config_read(&P, 0, &C, &e) == -1)
 		phn_errs_die(&e);
 	if (batch != NULL) {
-		if (phn_id_valid(batch, strlen(batch)) == 0)
-			phn_die(PHN_EXIT_PERM, "--batch %s: not a batch id", batch);
-		cf = phn_asprintf("%s/%s/batch_meta.json", P.runs, batch);
-		if (access(cf, F_OK) == -1)
-			phn_die(PHN_EXIT_PERM, "--batch %s: no such batch in %s",
-			    batch, P.runs);
-		free(cf);
+		if (phn_sched_step_check(&P, batch, NULL, NULL, &e) == -1)
+			phn_errs_die(&e);
 		scan_batch(batch, &C);
 	} else {
 		if ((v = phn_batch_list(&P, &n)) == NULL) {
@@ -270,51 +264,34 @@ scan(const char *batch)
 	phn_config_free(&C);
 	if (failed)
 		return PHN_EXIT_TEMP;
-	return !kflag && found ? PHN_EXIT_NO : 0;
+	return !kflag && found ? PHN_EXIT_NO : PHN_EXIT_OK;
 }
 
 int
 main(int argc, char *argv[])
 {
-	static const struct option lopts[] = {
-		{ "stale", no_argument, NULL, 's' },
-		{ "reap", no_argument, NULL, 'k' },
-		{ "batch", required_argument, NULL, 'b' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "root", required_argument, NULL, 'r' },
-		{ "runs-root", required_argument, NULL, 'R' },
-		{ "runners-root", required_argument, NULL, 'U' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
+	int lflag = 0, code;
+	const struct phn_option options[] = {
+		PHN_FLAG('0', "null", &zflag),
+		PHN_FLAG('k', "reap", &kflag),
+		PHN_FLAG('l', "stale", &lflag),
+		PHN_END
 	};
-	const char *root = NULL, *runs = NULL, *runners = NULL, *batch = NULL;
-	int ch, sflag = 0, code;
+	struct phn_opts opts = { .usage = usage,
+	    .take = PHN_TAKE_BATCH | PHN_TAKE_JSON, .nargs = PHN_ARGS_ANY };
 
 	PROG = "phn-heartbeat";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((ch = getopt_long(argc, argv, "0b:jkr:s", lopts, NULL)) != -1) {
-		switch (ch) {
-		case '0': zflag = 1; break;
-		case 'b': batch = optarg; break;
-		case 'j': jflag = 1; break;
-		case 'k': kflag = 1; break;
-		case 'r': root = optarg; break;
-		case 'R': runs = optarg; break;
-		case 's': sflag = 1; break;
-		case 'U': runners = optarg; break;
-		default: usage();
-		}
-	}
-	argc -= optind;
-	argv += optind;
-	if (sflag && kflag)
-		usage();
-	if ((sflag || kflag) ? argc != 0 : (argc < 1 || argc > 2 || batch ||
-	    zflag || jflag))
-		usage();
-	phn_paths_init(&P, root, runs, runners);
-	if (sflag || kflag)
-		code = scan(batch);
+	phn_opts_parse(&opts, &argc, &argv, options);
+	Jflag = opts.json;
+	if (lflag && kflag)
+		phn_usage(&opts, PHN_EXIT_PERM);
+	if ((lflag || kflag) ? argc != 0 : (argc < 1 || argc > 2 ||
+	    opts.batch || zflag || Jflag))
+		phn_usage(&opts, PHN_EXIT_PERM);
+	phn_opts_paths(&opts, &P);
+	if (lflag || kflag)
+		code = scan(opts.batch);
 	else
 		code = beat(argv[0], argc == 2 ? argv[1] : NULL);
 	phn_paths_free(&P);

@@ -15,7 +15,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,13 +39,11 @@ struct result {
 	struct phn_errs msgs;
 };
 
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: phn-ingest [-cN] [-r root] [--runs-root dir] "
-	    "file | -\n       phn-ingest -q [-r root] [--runs-root dir]\n");
-	exit(PHN_EXIT_PERM);
-}
+static const char usage[] =
+    "usage: phn-ingest [-CN] [-r root] [--runs-root dir] [--runners-root dir] "
+    "file | -\n"
+    "       phn-ingest -Q [-N] [-r root] [--runs-root dir] "
+    "[--runners-root dir]\n";
 
 static int
 fail(struct result *r, int code, const char *fmt, ...)
@@ -539,44 +536,28 @@ queue(void)
 	phn_lock_close(lfd);
 	free(lp);
 	free(q);
-	return temp ? PHN_EXIT_TEMP : rejected ? PHN_EXIT_NO : 0;
+	return temp ? PHN_EXIT_TEMP : rejected ? PHN_EXIT_NO : PHN_EXIT_OK;
 }
 
 int
 main(int argc, char *argv[])
 {
-	static const struct option lopts[] = {
-		{ "check", no_argument, NULL, 'c' },
-		{ "new", no_argument, NULL, 'N' },
-		{ "queue", no_argument, NULL, 'q' },
-		{ "root", required_argument, NULL, 'r' },
-		{ "runs-root", required_argument, NULL, 'R' },
-		{ "runners-root", required_argument, NULL, 'U' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
+	int qflag = 0, code;
+	const struct phn_option options[] = {
+		PHN_FLAG('C', "check", &cflag),
+		PHN_FLAG('N', "new", &nflag),
+		PHN_FLAG('Q', "queue", &qflag),
+		PHN_END
 	};
-	const char *root = NULL, *runs = NULL, *runners = NULL;
+	struct phn_opts opts = { .usage = usage, .nargs = PHN_ARGS_ANY };
 	struct phn_errs e = { 0 };
-	int ch, qflag = 0, code;
 
 	PROG = "phn-ingest";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((ch = getopt_long(argc, argv, "cNqr:", lopts, NULL)) != -1) {
-		switch (ch) {
-		case 'c': cflag = 1; break;
-		case 'N': nflag = 1; break;
-		case 'q': qflag = 1; break;
-		case 'r': root = optarg; break;
-		case 'R': runs = optarg; break;
-		case 'U': runners = optarg; break;
-		default: usage();
-		}
-	}
-	argc -= optind;
-	argv += optind;
+	phn_opts_parse(&opts, &argc, &argv, options);
 	if (qflag ? argc != 0 || cflag : argc != 1)
-		usage();
-	phn_paths_init(&P, root, runs, runners);
+		phn_usage(&opts, PHN_EXIT_PERM);
+	phn_opts_paths(&opts, &P);
 	/*
 	 * Validate against the config (the defaults when there is none yet)
 	 * and record its version only when a valid table is committed, so

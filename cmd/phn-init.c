@@ -8,7 +8,6 @@
  * runs/_system/.  Prints one JSON object describing the store.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,13 +15,8 @@
 
 #include "phn.h"
 
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: phn-init [-f] [-r root] [--runs-root dir] "
-	    "[--runners-root dir]\n");
-	exit(PHN_EXIT_PERM);
-}
+static const char usage[] =
+    "usage: phn-init [-F] [-r root] [--runs-root dir] [--runners-root dir]\n";
 
 static void
 mkdir_or_die(const char *d)
@@ -34,37 +28,23 @@ mkdir_or_die(const char *d)
 int
 main(int argc, char *argv[])
 {
-	static const struct option lopts[] = {
-		{ "force", no_argument, NULL, 'f' },
-		{ "root", required_argument, NULL, 'r' },
-		{ "runs-root", required_argument, NULL, 'R' },
-		{ "runners-root", required_argument, NULL, 'U' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
 	static const char *dirs[] = { "_system", "_queue/incoming",
 	    "_queue/processed", "_queue/rejected", NULL };
-	const char *root = NULL, *runs = NULL, *runners = NULL;
+	struct phn_opts opts = { .usage = usage };
 	struct phn_paths p;
 	struct phn_config cfg;
 	struct phn_errs e = { 0 };
 	struct json_object *out;
 	char *d, *schema, *dst;
-	int ch, fflag = 0, created, i;
+	int fflag = 0, created, i;
+	const struct phn_option options[] = {
+		PHN_FLAG('F', "force", &fflag),
+		PHN_END
+	};
 
 	PROG = "phn-init";
-	while ((ch = getopt_long(argc, argv, "fr:", lopts, NULL)) != -1) {
-		switch (ch) {
-		case 'f': fflag = 1; break;
-		case 'r': root = optarg; break;
-		case 'R': runs = optarg; break;
-		case 'U': runners = optarg; break;
-		default: usage();
-		}
-	}
-	if (optind != argc)
-		usage();
-	phn_paths_init(&p, root, runs, runners);
+	phn_opts_parse(&opts, &argc, &argv, options);
+	phn_opts_paths(&opts, &p);
 	for (i = 0; dirs[i]; i++) {
 		d = phn_path_join(p.runs, dirs[i]);
 		mkdir_or_die(d);
@@ -97,5 +77,5 @@ main(int argc, char *argv[])
 	phn_config_free(&cfg);
 	phn_paths_free(&p);
 	phn_stdout_close();
-	return 0;
+	return PHN_EXIT_OK;
 }

@@ -18,7 +18,6 @@
 #include <sys/ioctl.h>
 
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,20 +27,16 @@
 
 #include "phn.h"
 
-static int Jflag, qflag, sflag, wflag, Wflag;
+static int Jflag, qflag, Sflag, wflag, Wflag;
 static double interval = 2;
 static int color, tty;
 static struct phn_paths P;
 static struct phn_config C;
 
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: phn-score [-J | -s | -w [-i seconds] | -q] [-W] "
-	    "[-b batch] [-r root]\n"
-	    "                 [--runs-root dir] [--runners-root dir]\n");
-	exit(PHN_EXIT_PERM);
-}
+static const char usage[] =
+    "usage: phn-score [-J | -S | -w [-I seconds] | -q] [-W] [-b batch] "
+    "[-r root]\n"
+    "                 [--runs-root dir] [--runners-root dir]\n";
 
 /* --- human output -------------------------------------------------- */
 
@@ -325,8 +320,8 @@ struct scores {
 static int
 worse(int a, int b)
 {
-	if (a == 3 || b == 3)
-		return 3;
+	if (a == PHN_EXIT_RUNNING || b == PHN_EXIT_RUNNING)
+		return PHN_EXIT_RUNNING;
 	return a > b ? a : b;
 }
 
@@ -341,7 +336,7 @@ compute(const char *only, int want_steps, struct scores *sc)
 	sc->sbs = json_object_new_array();
 	sc->rows = json_object_new_array();
 	sc->steps = want_steps ? json_object_new_array() : NULL;
-	sc->code = 0;
+	sc->code = PHN_EXIT_OK;
 	if (only != NULL) {
 		v = phn_malloc(2 * sizeof(*v));
 		v[0] = phn_strdup(only);
@@ -358,7 +353,7 @@ compute(const char *only, int want_steps, struct scores *sc)
 			if (only != NULL)
 				phn_die(PHN_EXIT_PERM, "%s", msg);
 			phn_warn("warning: %s (batch skipped)", msg);
-			sc->code = worse(sc->code, 1);
+			sc->code = worse(sc->code, PHN_EXIT_NO);
 			continue;
 		}
 		sc->code = worse(sc->code, phn_score_exit(sb));
@@ -387,7 +382,7 @@ write_files(struct scores *sc)
 		struct json_object *sb = json_object_array_get_idx(sc->sbs, i);
 		f = phn_asprintf("%s/%s/scoreboard.batch.json", P.runs,
 		    phn_jstr(sb, "batch_id"));
-		if (phn_json_write(f, sb, PHN_DURABLE) == -1)
+		if (phn_json_write(f, sb, 0) == -1)
 			phn_die(PHN_EXIT_TEMP, "unable to write %s:", f);
 		free(f);
 	}
@@ -395,7 +390,7 @@ write_files(struct scores *sc)
 	if (phn_mkdirs(d, 0755) == -1)
 		phn_die(PHN_EXIT_TEMP, "unable to create %s:", d);
 	f = phn_path_join(d, "scoreboard.system.json");
-	if (phn_json_write(f, sc->rows, PHN_DURABLE) == -1)
+	if (phn_json_write(f, sc->rows, 0) == -1)
 		phn_die(PHN_EXIT_TEMP, "unable to write %s:", f);
 	free(f);
 	free(d);
@@ -444,7 +439,7 @@ output(struct scores *sc, const char *batch)
 		    json_object_get(batch ? sb : sc->rows));
 		phn_json_emit(stdout, o);
 		json_object_put(o);
-	} else if (sflag) {
+	} else if (Sflag) {
 		n = json_object_array_length(sc->steps);
 		for (i = 0; i < n; i++) {
 			o = json_object_array_get_idx(sc->steps, i);
@@ -504,7 +499,7 @@ watch(const char *batch)
 		frame(&sc, batch);
 		code = batch ? phn_score_exit(pick(&sc, batch)) : sc.code;
 		scores_free(&sc);
-		if (code != 3)
+		if (code != PHN_EXIT_RUNNING)
 			return code;
 		ts.tv_sec = (time_t)interval;
 		ts.tv_nsec = (long)((interval - floor(interval)) * 1e9);
@@ -515,64 +510,32 @@ watch(const char *batch)
 int
 main(int argc, char *argv[])
 {
-	static const struct option lopts[] = {
-		{ "batch", required_argument, NULL, 'b' },
-		{ "batch-id", required_argument, NULL, 'b' },
-		{ "interval", required_argument, NULL, 'i' },
-		{ "json", no_argument, NULL, 'J' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "root", required_argument, NULL, 'r' },
-		{ "runs-root", required_argument, NULL, 'R' },
-		{ "runners-root", required_argument, NULL, 'U' },
-		{ "steps", no_argument, NULL, 's' },
-		{ "watch", no_argument, NULL, 'w' },
-		{ "write", no_argument, NULL, 'W' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
+	const struct phn_option options[] = {
+		PHN_SECS('I', "interval", &interval, 0.1, 3600),
+		PHN_FLAG('q', "quiet", &qflag),
+		PHN_FLAG('S', "steps", &Sflag),
+		PHN_FLAG('w', "watch", &wflag),
+		PHN_FLAG('W', "write", &Wflag),
+		PHN_END
 	};
-	const char *root = NULL, *runs = NULL, *runners = NULL, *batch = NULL;
+	struct phn_opts opts = { .usage = usage,
+	    .take = PHN_TAKE_BATCH | PHN_TAKE_JSON };
+	const char *batch;
 	struct scores sc;
 	struct phn_errs e = { 0 };
-	char *bm, *end;
-	int ch, code;
+	int code;
 
 	PROG = "phn-score";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((ch = getopt_long(argc, argv, "b:i:Jqr:swW", lopts, NULL)) != -1) {
-		switch (ch) {
-		case 'b': batch = optarg; break;
-		case 'i':
-			errno = 0;
-			interval = strtod(optarg, &end);
-			if (*optarg == '\0' || *end != '\0' || errno ||
-			    !(interval >= 0.1 && interval <= 3600))
-				phn_die(PHN_EXIT_PERM, "--interval: invalid value "
-				    "'%s' (want 0.1..3600 seconds)", optarg);
-			break;
-		case 'J': Jflag = 1; break;
-		case 'q': qflag = 1; break;
-		case 'r': root = optarg; break;
-		case 'R': runs = optarg; break;
-		case 'U': runners = optarg; break;
-		case 's': sflag = 1; break;
-		case 'w': wflag = 1; break;
-		case 'W': Wflag = 1; break;
-		default: usage();
-		}
-	}
-	if (argc != optind || Jflag + sflag + wflag + qflag > 1)
-		usage();
-	phn_paths_init(&P, root, runs, runners);
-	if (batch != NULL) {
-		if (!phn_id_valid(batch, strlen(batch)))
-			phn_die(PHN_EXIT_PERM, "%s: invalid batch id", batch);
-		bm = phn_asprintf("%s/%s/batch_meta.json", P.runs, batch);
-		ch = access(bm, F_OK);
-		free(bm);
-		if (ch == -1)
-			phn_die(PHN_EXIT_PERM, "%s: no such batch in %s", batch,
-			    P.runs);
-	}
+	phn_opts_parse(&opts, &argc, &argv, options);
+	Jflag = opts.json;
+	batch = opts.batch;
+	if (Jflag + Sflag + wflag + qflag > 1)
+		phn_usage(&opts, PHN_EXIT_PERM);
+	phn_opts_paths(&opts, &P);
+	if (batch != NULL && phn_sched_step_check(&P, batch, NULL, NULL,
+	    &e) == -1)
+		phn_errs_die(&e);
 	if (phn_config_read(&P, 0, &C, &e) == -1)
 		phn_errs_die(&e);
 	tty = isatty(STDOUT_FILENO);
@@ -581,7 +544,7 @@ main(int argc, char *argv[])
 		code = watch(batch);
 	else {
 		/* --write rewrites every batch, and the system file needs all. */
-		compute(Wflag ? NULL : batch, sflag || (batch && !Jflag && !qflag),
+		compute(Wflag ? NULL : batch, Sflag || (batch && !Jflag && !qflag),
 		    &sc);
 		if (Wflag)
 			write_files(&sc);

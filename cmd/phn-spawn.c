@@ -16,19 +16,14 @@
  * from them and never exits 255, either of which would stop an xargs
  * fan-out.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "phn.h"
 
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: phn-spawn [-jn] [-r root] [--runs-root dir] "
-	    "[--runners-root dir] attempt_dir\n");
-	exit(PHN_EXIT_PERM);
-}
+static const char usage[] =
+    "usage: phn-spawn [-DJ] [-r root] [--runs-root dir] [--runners-root dir] "
+    "attempt_dir\n";
 
 static int
 run(struct phn_run *r, int json)
@@ -53,7 +48,7 @@ refused(const char *dir, int code)
 
 	json_object_object_add(o, "attempt_dir", json_object_new_string(dir));
 	json_object_object_add(o, "started", json_object_new_boolean(0));
-	json_object_object_add(o, "status", code == 4 ?
+	json_object_object_add(o, "status", code == PHN_EXIT_CANCELED ?
 	    json_object_new_string("canceled") : NULL);
 	json_object_object_add(o, "exit_status", json_object_new_int(code));
 	phn_json_emit(stdout, o);
@@ -63,44 +58,27 @@ refused(const char *dir, int code)
 int
 main(int argc, char *argv[])
 {
-	static const struct option lopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "no-codex", no_argument, NULL, 'n' },
-		{ "root", required_argument, NULL, 'r' },
-		{ "runs-root", required_argument, NULL, 'R' },
-		{ "runners-root", required_argument, NULL, 'U' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
+	int Dflag = 0, code;
+	const struct phn_option options[] = {
+		PHN_FLAG('D', "no-codex", &Dflag),
+		PHN_END
 	};
-	const char *root = NULL, *runs = NULL, *runners = NULL;
+	struct phn_opts opts = { .usage = usage, .take = PHN_TAKE_JSON,
+	    .nargs = 1 };
 	struct phn_paths paths;
 	struct phn_run r;
-	int ch, jflag = 0, nflag = 0, code;
 
 	PROG = "phn-spawn";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((ch = getopt_long(argc, argv, "jnr:", lopts, NULL)) != -1) {
-		switch (ch) {
-		case 'j': jflag = 1; break;
-		case 'n': nflag = 1; break;
-		case 'r': root = optarg; break;
-		case 'R': runs = optarg; break;
-		case 'U': runners = optarg; break;
-		default: usage();
-		}
-	}
-	argc -= optind;
-	argv += optind;
-	if (argc != 1)
-		usage();
+	phn_opts_parse(&opts, &argc, &argv, options);
 	if (phn_signals_init() == -1)
 		phn_die(PHN_EXIT_TEMP, "unable to set up signal handling:");
-	phn_paths_init(&paths, root, runs, runners);
+	phn_opts_paths(&opts, &paths);
 	phn_run_init(&r, &paths);
-	r.nocodex = nflag;
-	if ((code = phn_run_start(&r, argv[0])) == 0)
-		code = run(&r, jflag);
-	else if (jflag)
+	r.nocodex = Dflag;
+	if ((code = phn_run_start(&r, argv[0])) == PHN_EXIT_OK)
+		code = run(&r, opts.json);
+	else if (opts.json)
 		refused(argv[0], code);
 	phn_run_free(&r);
 	phn_paths_free(&paths);

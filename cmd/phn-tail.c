@@ -14,7 +14,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,15 +23,13 @@
 #include "phn.h"
 
 
-static void
-usage(void)
-{
-	fprintf(stderr, "usage: phn-tail [-f] [-n lines] [-r root] "
-	    "[--runs-root dir] attempt_dir\n"
-	    "       phn-tail [-f] [-n lines] [-r root] [--runs-root dir] "
-	    "-b batch -j job -s step -R run_id\n");
-	exit(PHN_EXIT_PERM);
-}
+static const char usage[] =
+    "usage: phn-tail [-f] [-n lines] [-r root] [--runs-root dir] "
+    "[--runners-root dir]\n"
+    "                attempt_dir\n"
+    "       phn-tail [-f] [-n lines] [-r root] [--runs-root dir] "
+    "[--runners-root dir]\n"
+    "                -a attempt_dir | -b batch --job job -s step -R run_id\n";
 
 /* The last n lines seen, as a ring. */
 struct ring {
@@ -119,53 +116,33 @@ nap(void)
 int
 main(int argc, char *argv[])
 {
-	static const struct option lopts[] = {
-		{ "follow", no_argument, NULL, 'f' },
-		{ "lines", required_argument, NULL, 'n' },
-		PHN_ATTEMPT_LOPTS,
-		{ NULL, 0, NULL, 0 }
+	long long nlines = 50;
+	int fflag = 0, ch, fd, done;
+	const struct phn_option options[] = {
+		PHN_FLAG('f', "follow", &fflag),
+		PHN_NUM('n', "lines", &nlines, 0, 1000000),
+		PHN_END
 	};
-	struct phn_attempt_opts ao = { 0 };
-	const char *root = NULL, *runs = NULL, *runners = NULL, *b = NULL,
-	    *j = NULL, *s = NULL, *run = NULL, *adir = NULL;
+	struct phn_opts opts = { .usage = usage, .take = PHN_TAKE_ATTEMPT,
+	    .nargs = PHN_ARGS_ANY };
 	struct phn_paths P;
 	struct phn_errs e = { 0 };
 	struct ring r = { NULL, 50, 0, 0 };
 	char *dir, *ev, *gz, *pend = NULL;
 	size_t plen = 0;
 	pid_t pid;
-	int ch, fflag = 0, fd, done;
 
 	PROG = "phn-tail";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((ch = getopt_long(argc, argv, "a:b:fj:n:r:R:s:", lopts,
-	    NULL)) != -1) {
-		switch (ch) {
-		case 'f': fflag = 1; break;
-		case 'n':
-			r.n = (long)phn_parse_num("--lines", optarg, 0, 1000000);
-			break;
-		default:
-			if (!phn_attempt_opt(&ao, ch, optarg))
-				usage();
-		}
-	}
-	adir = ao.adir;
-	b = ao.batch;
-	j = ao.job;
-	s = ao.step;
-	run = ao.run;
-	root = ao.root;
-	runs = ao.runs;
-	runners = ao.runners;
-	argc -= optind;
-	argv += optind;
-	if (argc == 1 && adir == NULL && !b && !j && !s && !run)
-		adir = argv[0];
-	else if (argc != 0 || (adir == NULL && !b && !j && !s && !run))
-		usage();
-	phn_paths_init(&P, root, runs, runners);
-	if ((dir = phn_attempt_select(&P, adir, b, j, s, run, &e)) == NULL)
+	phn_opts_parse(&opts, &argc, &argv, options);
+	r.n = (long)nlines;
+	if (argc == 1 && !phn_opts_attempt(&opts))
+		opts.adir = argv[0];
+	else if (argc != 0 || !phn_opts_attempt(&opts))
+		phn_usage(&opts, PHN_EXIT_PERM);
+	phn_opts_paths(&opts, &P);
+	if ((dir = phn_attempt_select(&P, opts.adir, opts.batch, opts.job,
+	    opts.step, opts.run, &e)) == NULL)
 		phn_errs_die(&e);
 	ev = phn_path_join(dir, "codex.events.jsonl");
 	gz = phn_path_join(dir, "codex.events.jsonl.gz");
@@ -212,5 +189,5 @@ out:
 	free(dir);
 	phn_paths_free(&P);
 	phn_stdout_close();
-	return 0;
+	return PHN_EXIT_OK;
 }

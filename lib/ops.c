@@ -359,21 +359,3 @@ phn_gzip_close(int fd, pid_t pid)
 			return -1;
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
 }
-
-/* Take one of PHN_ATTEMPT_LOPTS' options; 0 if ch is not one of them. */
-int
-phn_attempt_opt(struct phn_attempt_opts *o, int ch, const char *arg)
-{
-	switch (ch) {
-	case 'a': o->adir = arg; break;
-	case 'b': o->batch = arg; break;
-	case 'j': o->job = arg; break;
-	case 'r': o->root = arg; break;
-	case 'R': o->run = arg; break;
-	case 's': o->step = arg; break;
-	case PHN_OPT_RUNS: o->runs = arg; break;
-	case PHN_OPT_RUNNERS: o->runners = arg; break;
-	default: return 0;
-	}
-	return 1;
-}

@@ -20,7 +20,6 @@
 #include <sys/stat.h>
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -296,65 +295,24 @@ phn_sched_step_check(const struct phn_paths *p, const char *batch,
 }
 
 /*
- * The main() of phn-force-retry, phn-mark-failed and phn-requeue:
- * [options] BATCH JOB STEP, one JSON object on stdout.
+ * Apply one override (r->action, as phn_overrides_apply) to a step that
+ * is checked to exist first.  Returns 0 with *out, the result object, or
+ * -1 with e (e->temp: the store could not be read or written).
  */
 int
-phn_override_main(int argc, char *argv[], const char *action,
-    const char *usage)
+phn_override_step(const struct phn_paths *p, const struct phn_override_req *r,
+    struct json_object **out, struct phn_errs *e)
 {
-	static const struct option lopts[] = {
-		{ "different", no_argument, NULL, 'd' },
-		{ "reason", required_argument, NULL, 'm' },
-		{ "root", required_argument, NULL, 'r' },
-		{ "runner-id", required_argument, NULL, 'i' },
-		{ "runners-root", required_argument, NULL, 'U' },
-		{ "runs-root", required_argument, NULL, 'R' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
-	struct phn_paths P;
-	struct phn_errs e = { 0 };
-	struct json_object *out;
-	const char *root = NULL, *runs = NULL, *runners = NULL, *reason = NULL;
-	const char *runner = NULL;
 	char msg[1024];
-	int ch, dflag = 0, requeue = strcmp(action, "requeue") == 0;
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((ch = getopt_long(argc, argv, requeue ? "di:m:r:" : "m:r:",
-	    lopts, NULL)) != -1) {
-		switch (ch) {
-		case 'd': dflag = 1; break;
-		case 'i': runner = optarg; break;
-		case 'm': reason = optarg; break;
-		case 'r': root = optarg; break;
-		case 'R': runs = optarg; break;
-		case 'U': runners = optarg; break;
-		default:
-			fprintf(stderr, "%s", usage);
-			exit(PHN_EXIT_PERM);
-		}
-	}
-	argc -= optind;
-	argv += optind;
-	if (argc != 3 || (!requeue && (dflag || runner)) ||
-	    (requeue && (dflag == (runner != NULL)))) {
-		fprintf(stderr, "%s", usage);
-		exit(PHN_EXIT_PERM);
-	}
-	if (runner != NULL && !phn_id_valid(runner, strlen(runner)))
-		phn_die(PHN_EXIT_PERM, "--runner-id: '%s': not a runner id",
-		    runner);
-	phn_paths_init(&P, root, runs, runners);
-	if (phn_sched_step_check(&P, argv[0], argv[1], argv[2], &e) == -1)
-		phn_errs_die(&e);
-	if (phn_overrides_apply(&P, argv[0], argv[1], argv[2], action, reason,
-	    runner, dflag, &out, msg, sizeof(msg)) == -1)
-		phn_die(PHN_EXIT_TEMP, "%s", msg);
-	phn_json_emit(stdout, out);
-	json_object_put(out);
-	phn_paths_free(&P);
-	phn_stdout_close();
+	*out = NULL;
+	if (r->runner != NULL && !phn_id_valid(r->runner, strlen(r->runner)))
+		return phn_errs_fail(e, 0, "--runner-id: '%s': not a runner id",
+		    r->runner);
+	if (phn_sched_step_check(p, r->batch, r->job, r->step, e) == -1)
+		return -1;
+	if (phn_overrides_apply(p, r->batch, r->job, r->step, r->action,
+	    r->reason, r->runner, r->different, out, msg, sizeof(msg)) == -1)
+		return phn_errs_fail(e, 1, "%s", msg);
 	return 0;
 }

@@ -23,6 +23,7 @@
 #define PHN_EXIT_NO	1	/* a documented negative answer */
 #define PHN_EXIT_PERM	100	/* permanent failure: usage, bad input */
 #define PHN_EXIT_TEMP	111	/* temporary failure: a system call failed */
+#define PHN_EXIT_RUNNING	3	/* phn-score: a step is still in flight */
 
 #define PHN_ID_MAX	128
 #define PHN_JSON_MAX_DEPTH	32
@@ -165,6 +166,53 @@ char	*phn_active_entry(const struct phn_paths *, const char *,
 	    const char *, const char *, const char *);
 char	*phn_slot_entry(const char *, const char *, const char *,
 	    const char *, const char *);
+/*
+ * opt.c: the command line.  A program's options are a table of struct
+ * phn_option, ended by PHN_END; phn_opts_parse() adds the shared ones
+ * (-h, -r, --runs-root, --runners-root, and the groups in take) and
+ * parses argv.  One letter, one meaning: phn(7), Conventions.
+ */
+#define PHN_OPT_FLAG	1	/* int *val = 1 */
+#define PHN_OPT_STR	2	/* const char **val */
+#define PHN_OPT_ID	3	/* const char **val, a valid id */
+#define PHN_OPT_NUM	4	/* long long *val in [min, max] */
+#define PHN_OPT_SECS	5	/* double *val, seconds in [min, max] */
+#define PHN_OPT_FN	6	/* fn(val, the value) */
+struct phn_option {
+	int	 type;
+	int	 letter;		/* 0: a long option only */
+	const char *name;		/* the long option, without "--" */
+	void	*val;
+	double	 min, max;
+	void	(*fn)(void *, const char *);
+};
+#define PHN_FLAG(c, name, v)	{ PHN_OPT_FLAG, c, name, v, 0, 0, NULL }
+#define PHN_STR(c, name, v)	{ PHN_OPT_STR, c, name, v, 0, 0, NULL }
+#define PHN_ID(c, name, v)	{ PHN_OPT_ID, c, name, v, 0, 0, NULL }
+#define PHN_NUM(c, name, v, min, max) \
+	{ PHN_OPT_NUM, c, name, v, min, max, NULL }
+#define PHN_SECS(c, name, v, min, max) \
+	{ PHN_OPT_SECS, c, name, v, min, max, NULL }
+#define PHN_FN(c, name, fn, v)	{ PHN_OPT_FN, c, name, v, 0, 0, fn }
+#define PHN_END			{ 0, 0, NULL, NULL, 0, 0, NULL }
+#define PHN_TAKE_JSON	0x1	/* -J, --json */
+#define PHN_TAKE_BATCH	0x2	/* -b, --batch, --batch-id */
+#define PHN_TAKE_ATTEMPT 0x4	/* those and -a, --job, -s, -R: one attempt */
+#define PHN_ARGS_ANY	(-1)	/* the program counts its operands */
+struct phn_opts {
+	const char *usage;		/* the usage text, ending in a newline */
+	int	 take;			/* PHN_TAKE_* */
+	int	 nargs;			/* how many operands, or PHN_ARGS_ANY */
+	const char *root, *runs, *runners;
+	int	 json;
+	const char *batch;
+	const char *adir, *job, *step, *run;	/* PHN_TAKE_ATTEMPT */
+};
+void	phn_opts_parse(struct phn_opts *, int *, char **[],
+	    const struct phn_option *);
+int	phn_opts_attempt(const struct phn_opts *);
+void	phn_opts_paths(const struct phn_opts *, struct phn_paths *);
+void	phn_usage(const struct phn_opts *, int) __attribute__((noreturn));
 
 /* config.c: runs/_system/harness_config.json */
 struct phn_config {
@@ -285,7 +333,17 @@ struct json_object *phn_overrides_read(const struct phn_paths *, const char *,
 int	phn_overrides_apply(const struct phn_paths *, const char *, const char *,
 	    const char *, const char *, const char *, const char *, int,
 	    struct json_object **, char *, size_t);
-int	phn_override_main(int, char *[], const char *, const char *);
+/* One operator override of a step, checked to exist first. */
+struct phn_override_req {
+	const char *action;	/* "force-retry", "mark-failed", "requeue" */
+	const char *batch, *job, *step;
+	const char *reason;	/* or NULL */
+	const char *runner;	/* requeue: this runner, or NULL */
+	int	 different;	/* requeue: any runner but the last one's */
+};
+int	phn_override_step(const struct phn_paths *,
+	    const struct phn_override_req *, struct json_object **,
+	    struct phn_errs *);
 
 /* spawn: running an attempt (phn-spawn, phn-heartbeat) */
 #define PHN_EXIT_ATTENTION	3	/* phn-spawn: needs_attention */
@@ -381,30 +439,6 @@ int	phn_cancel(const struct phn_paths *, const struct phn_attempt *,
 int	phn_gzip_file(const char *);
 int	phn_gzip_open(const char *, pid_t *);
 int	phn_gzip_close(int, pid_t);
-/*
- * The options that name one attempt (by directory or by ids), shared by
- * phn-cancel, phn-artifact and phn-tail: PHN_ATTEMPT_LOPTS goes in the
- * getopt_long table, phn_attempt_opt() takes its letters.
- */
-enum { PHN_OPT_RUNS = 1000, PHN_OPT_RUNNERS };
-#define PHN_ATTEMPT_LOPTS \
-	{ "attempt-dir", required_argument, NULL, 'a' }, \
-	{ "batch", required_argument, NULL, 'b' }, \
-	{ "batch-id", required_argument, NULL, 'b' }, \
-	{ "job", required_argument, NULL, 'j' }, \
-	{ "job-id", required_argument, NULL, 'j' }, \
-	{ "root", required_argument, NULL, 'r' }, \
-	{ "run-id", required_argument, NULL, 'R' }, \
-	{ "runs-root", required_argument, NULL, PHN_OPT_RUNS }, \
-	{ "runners-root", required_argument, NULL, PHN_OPT_RUNNERS }, \
-	{ "step", required_argument, NULL, 's' }, \
-	{ "step-id", required_argument, NULL, 's' }, \
-	{ "help", no_argument, NULL, 'h' }
-struct phn_attempt_opts {
-	const char *adir, *batch, *job, *step, *run;
-	const char *root, *runs, *runners;
-};
-int	phn_attempt_opt(struct phn_attempt_opts *, int, const char *);
 /* -- score declarations end -- */
 
 #endif

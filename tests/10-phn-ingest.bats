@@ -776,7 +776,7 @@ nt() {
 	run -0 --separate-stderr phn-ingest --check lt.json
 	assert_output ''
 	[ ! -e runs ]
-	run -0 --separate-stderr phn-ingest -c - <lt.json
+	run -0 --separate-stderr phn-ingest -C - <lt.json
 	assert_output ''
 	[ ! -e runs ]
 	jq_edit lt.json '.concurrency = 0'
@@ -843,7 +843,7 @@ nt() {
 	[ -f $q/incoming/.hidden.json ]
 	[ -z "$(ls $q/incoming)" ]
 	# Nothing left: exit 0, nothing printed.
-	run -0 --separate-stderr phn-ingest -q
+	run -0 --separate-stderr phn-ingest -Q
 	assert_output ''
 }
 
@@ -865,7 +865,7 @@ nt() {
 	[ -f runs/_queue/processed/t2.ack.json ]
 	# Dropping the same bytes again acks the existing batch.
 	cp "$T/lt.json" runs/_queue/incoming/t3.json
-	run -0 --separate-stderr phn-ingest -q --root .
+	run -0 --separate-stderr phn-ingest -Q --root .
 	assert_output "$(jq -r .batch_id runs/_queue/processed/t2.ack.json)"
 	[ "$(jq -r .duplicate runs/_queue/processed/t3.ack.json)" = true ]
 }
@@ -957,7 +957,7 @@ nt() {
 	run -0 --separate-stderr phn-init --force
 	[ "$(jq -r .config_written <<<"$output")" = true ]
 	[ "$(jq .limits.max_steps_per_job runs/_system/harness_config.json)" = 100 ]
-	run -0 --separate-stderr phn-init -f --root sub
+	run -0 --separate-stderr phn-init -F --root sub
 	[ -f sub/runs/_system/harness_config.json ]
 	run -100 --separate-stderr phn-init extra
 	run -100 --separate-stderr phn-init --bogus

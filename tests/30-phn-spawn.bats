@@ -630,7 +630,7 @@ cancel_with() { # SIGNAL
 	    tags: {type: "array", minItems: 2, items: {enum: ["a", "b"]}}}}' \
 	    >w/schema.json
 	one "hi" '{"output_schema_ref": "schema.json"}'
-	run phn-spawn -n "$A"
+	run phn-spawn -D "$A"
 	assert_success
 	jq -e '. == {answer: 3, tags: ["a", "a"]}' "$A/final.json"
 }
@@ -638,25 +638,25 @@ cancel_with() { # SIGNAL
 @test "--no-codex: fake_exit_codes, fake writes and markers" {
 	one "hi" '{"fake_exit_codes": [2, 0], "fake_workspace_writes":
 	    [{"path": "sub/f.txt", "content": "x"}], "fake_codex_home_marker": "mk"}'
-	run phn-spawn -n "$A"
+	run phn-spawn -D "$A"
 	assert_failure 1
 	assert_outcome failed codex_exit
 	[ "$(st .exit_code)" = 2 ]
 	[ "$(cat w/sub/f.txt)" = x ]
 	[ -f "$A/codex_home/mk" ]
 	one "hi" '{"fake_workspace_assert_exists": ["nope"]}'
-	run phn-spawn -n "$A"
+	run phn-spawn -D "$A"
 	assert_failure 3
 	assert_outcome needs_attention missing_artifacts
 }
 
 @test "--no-codex: fake_sleep_seconds can be canceled and timed out" {
 	one "hi" '{"fake_sleep_seconds": 60, "timeout_seconds": 1}'
-	run phn-spawn -n "$A"
+	run phn-spawn -D "$A"
 	assert_failure 124
 	assert_outcome failed timeout
 	one "hi" '{"fake_sleep_seconds": 60}'
-	phn-spawn -n "$A" 2>/dev/null 3>&- &
+	phn-spawn -D "$A" 2>/dev/null 3>&- &
 	BG=$!
 	wait_for '[ "$(jq -r .status "$A/state.json")" = running ]'
 	kill -TERM "$BG"
@@ -765,10 +765,10 @@ git_repo() { # DIR: a git repo with one commit
 	batch '[{"step_id": "s1", "prompt": "first", "fake_codex_home_marker": "m"},
 	    {"step_id": "s2", "prompt": "second", "resume_from": {"step_id": "s1"}}]'
 	claim s1
-	run phn-spawn -n "$A"
+	run phn-spawn -D "$A"
 	assert_success
 	claim s2
-	run phn-spawn -n "$A"
+	run phn-spawn -D "$A"
 	assert_success
 	assert_outcome succeeded null
 	[ -f "$A/codex_home/m" ]

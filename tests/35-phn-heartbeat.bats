@@ -111,9 +111,9 @@ spawn_bg() { # run phn-spawn on A in the background until codex runs
 	assert_failure 100
 	run phn-heartbeat "$A" a b
 	assert_failure 100
-	run phn-heartbeat -s "$A"
+	run phn-heartbeat -l "$A"
 	assert_failure 100
-	run phn-heartbeat -s -k
+	run phn-heartbeat -l -k
 	assert_failure 100
 	run phn-heartbeat --bogus
 	assert_failure 100

@@ -390,7 +390,7 @@ array"
 	mk_attempt j b running '.host = "elsewhere" | .last_heartbeat_at = $now | .last_event_at = $now'
 	st=runs/$ATT/state.json
 	( sleep 1; jq '.status = "succeeded" | .ended_at = (now | todate)' "$st" >"$st.new" && mv "$st.new" "$st" ) 3>&- &
-	run -0 phn-score --watch -i 0.2 -b "$B"
+	run -0 phn-score --watch -I 0.2 -b "$B"
 	assert_output --partial "$B"
 	assert_output --regexp '\[#+\] 2/2'
 	[ "$(grep -c 'phn-score --watch' <<<"$output")" -ge 2 ]
@@ -403,10 +403,10 @@ array"
 	assert_stderr_line --partial 'usage: phn-score'
 	run -100 --separate-stderr phn-score --json --steps
 	run -100 --separate-stderr phn-score extra
-	run -100 --separate-stderr phn-score -w -i 0
+	run -100 --separate-stderr phn-score -w -I 0
 	assert_stderr_line --partial -- '--interval: invalid value'
 	run -100 --separate-stderr phn-score -b nope
-	assert_stderr_line "phn-score: nope: no such batch in $T/runs"
+	assert_stderr_line "phn-score: no such batch: nope (in $T/runs)"
 	run -100 --separate-stderr phn-score -b ../x
 	assert_stderr_prefix phn-score
 }

@@ -74,7 +74,7 @@ record() {	# KEY_PID KEY_START PID [START]
 @test "cancel: an attempt without state.json yet" {
 	mk_attempt j a queued
 	rm "runs/$ATT/state.json"
-	run -0 phn-cancel -b "$B" -j j -s a -R "$RUN"
+	run -0 phn-cancel -b "$B" --job j -s a -R "$RUN"
 	run jq -r .status "runs/$ATT/state.json"
 	assert_output canceled
 }
@@ -144,13 +144,13 @@ canceled'
 	run -100 --separate-stderr phn-cancel
 	assert_stderr_line --partial 'usage: phn-cancel'
 	run -100 --separate-stderr phn-cancel -g -1 "runs/$ATT"
-	run -100 --separate-stderr phn-cancel -b "$B" -j j -s a
+	run -100 --separate-stderr phn-cancel -b "$B" --job j -s a
 	assert_stderr_line --partial 'name an attempt'
-	run -100 --separate-stderr phn-cancel -b "$B" -j j -s a -R run_nope
+	run -100 --separate-stderr phn-cancel -b "$B" --job j -s a -R run_nope
 	assert_stderr_line "phn-cancel: $B/j/a: no attempt with that run id"
 	run -100 --separate-stderr phn-cancel "runs/$B"
 	assert_stderr_prefix phn-cancel
-	run -100 --separate-stderr phn-cancel -b ../x -j j -s a -R r
+	run -100 --separate-stderr phn-cancel -b ../x --job j -s a -R r
 	rm "runs/$ATT/state.json"
 	mkdir -p "runs/$ATT/state.json/x"
 	run -111 --separate-stderr phn-cancel "runs/$ATT"
@@ -214,7 +214,7 @@ canceled'
 	printf '{"status":"ok"}\n' >"runs/$ATT/final.json"
 	run -0 phn-artifact "runs/$ATT" final.json
 	assert_output '{"status":"ok"}'
-	run -0 phn-artifact -b "$B" -j j -s a -R "$RUN" final.json
+	run -0 phn-artifact -b "$B" --job j -s a -R "$RUN" final.json
 	assert_output '{"status":"ok"}'
 	run -0 phn-artifact --batch-id "$B" --job-id j --step-id a --run-id "$RUN" --name meta.json
 	run jq -r .run_id <<<"$output"
@@ -239,7 +239,7 @@ canceled'
 	assert_stderr_line --partial 'is a directory'
 	run -100 --separate-stderr phn-artifact "runs/$ATT"
 	assert_stderr_line --partial 'usage: phn-artifact'
-	run -100 --separate-stderr phn-artifact -b "$B" -j j -s a -R nope final.json
+	run -100 --separate-stderr phn-artifact -b "$B" --job j -s a -R nope final.json
 	run -111 --separate-stderr phn-artifact -o /nonexistent/dir/x "runs/$ATT" meta.json
 	assert_stderr_prefix phn-artifact
 }
@@ -254,7 +254,7 @@ canceled'
 	run -0 phn-tail -n 2 "runs/$ATT"
 	assert_output '{"n":4}
 {"n":5}'
-	run -0 phn-tail --lines 1 -b "$B" -j j -s a -R "$RUN"
+	run -0 phn-tail --lines 1 -b "$B" --job j -s a -R "$RUN"
 	assert_output '{"n":5}'
 	run -0 phn-tail -n 0 "runs/$ATT"
 	assert_output ''
@@ -380,7 +380,7 @@ rebatch() {
 
 @test "gc: errors" {
 	run -100 --separate-stderr phn-gc -b nope
-	assert_stderr_line "phn-gc: nope: no such batch in $T/runs"
+	assert_stderr_line "phn-gc: no such batch: nope (in $T/runs)"
 	run -100 --separate-stderr phn-gc extra
 	rebatch '.defaults.retention_policy.compress_raw_events_after_days = 0 | .defaults.retention_policy.keep_raw_events_days = 100000'
 	old_attempt a failed

@@ -152,7 +152,7 @@ k/t: j/s1'
 	    .item.command // .item.type'\'''
 	assert_output 'make test'
 	jq_edit "$ATTEMPT/state.json" '.ended_at = "2020-01-01T00:00:00Z"'
-	run -0 sh -c 'phn-gc -n | jq -r .path | sed '\''s|^|runs/|'\'' | xargs -r du -cb | tail -1'
+	run -0 sh -c 'phn-gc -D | jq -r .path | sed '\''s|^|runs/|'\'' | xargs -r du -cb | tail -1'
 	assert_output --regexp '^[0-9]+	total$'
 }
 
