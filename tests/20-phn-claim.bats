@@ -11,18 +11,14 @@ bats_require_minimum_version 1.5.0
 
 load helper
 
-T_FINISH=${T_FINISH:-$PHN_REPO/tests/t-finish}
-
 setup() {
 	phn_setup
 	phn-init >/dev/null 2>&1
 	CFG=runs/_system/harness_config.json
 }
 
-# mklt FILE JQ-OBJECT: a Launch Table (151-word goal) plus JQ-OBJECT.
-mklt() {
-	jq -n --arg goal "$(goal_words 151)" \
-	    "{batch_goal_summary: \$goal} + ($2)" >"$1"
+teardown() {
+	bg_cleanup
 }
 
 # A table of jobs a, b, ... each with N independent steps s1..sN.
@@ -33,8 +29,6 @@ indep() {	# indep FILE JOBS STEPS CONCURRENCY
 	     steps: [range($3) as \$s | {step_id: \"s\(\$s + 1)\",
 	         prompt: \"p\"}]}]}"
 }
-
-finish() { "$T_FINISH" "$@"; }
 
 # Attempt dirs of a step, oldest first.
 atts() { ls -d "runs/$1/$2/steps/$3/attempts/"* 2>/dev/null; }
@@ -83,12 +77,14 @@ backdate() {	# backdate ATTEMPT SECONDS: it ended that long ago
 
 @test "exit 1 when nothing can be claimed, quietly" {
 	run -1 --separate-stderr phn-claim
-	[ -z "$output" ] && [ -z "$stderr" ]
+	[ -z "$output" ]
+	[ -z "$stderr" ]
 	indep lt.json 1 1 1
 	phn-ingest lt.json >/dev/null
 	run -0 phn-claim
 	run -1 --separate-stderr phn-claim
-	[ -z "$output" ] && [ -z "$stderr" ]
+	[ -z "$output" ]
+	[ -z "$stderr" ]
 }
 
 @test "exit 100 on usage errors, an unknown batch, a bad runner id" {
@@ -256,7 +252,8 @@ backdate() {	# backdate ATTEMPT SECONDS: it ended that long ago
 	run -1 phn-claim
 	nb=$(jq .not_before "runs/$B/_ready/a@s1")
 	want=$(( $(date -d "$(st "$d" .ended_at)" +%s) + 100 ))
-	[ "${nb%.*}" -ge $((want - 1)) ] && [ "${nb%.*}" -le $((want + 1)) ]
+	[ "${nb%.*}" -ge $((want - 1)) ]
+	[ "${nb%.*}" -le $((want + 1)) ]
 	backdate "$d" 101
 	hint $B a s1
 	run -0 phn-claim
@@ -297,10 +294,12 @@ backdate() {	# backdate ATTEMPT SECONDS: it ended that long ago
 	nb2=$(jq .not_before "runs/$B/_ready/a@s1")
 	[ "$nb1" = "$nb2" ]
 	delay=$(( ${nb1%.*} - $(date -d "$(st "$d" .ended_at)" +%s) ))
-	[ "$delay" -ge 49 ] && [ "$delay" -le 151 ]
+	[ "$delay" -ge 49 ]
+	[ "$delay" -le 151 ]
 	backdate "$d" 160
 	hint $B a s1
 	run -0 phn-claim
+	[ "$(meta "$output" .attempt_number)" = 2 ]
 }
 
 @test "depends_on: a step waits for its dependency in the same job to succeed" {
@@ -451,11 +450,11 @@ resume_lt() {	# resume_lt SELECTOR [RUN_ID]
 	indep lt.json 1 1 1
 	B=$(phn-ingest lt.json)
 	d1=$(phn-claim)
-	flock "$d1/spawn.lock" sleep 4 &
+	bg flock "$d1/spawn.lock" sleep 4
 	sleep 2
 	run -1 phn-claim
 	[ "$(st "$d1")" = queued ]
-	wait
+	wait "$BG_PID"
 }
 
 @test "harness faults: at most limits.max_harness_retries retries in a row" {
@@ -602,6 +601,8 @@ affinity_lt() {	# affinity_lt AFFINITY
 	B=$(phn-ingest lt.json)
 	finish -H "$(phn-claim --runner-id rA)"
 	run -0 phn-claim --runner-id rB
+	[[ $output == */a/steps/s2/* ]]
+	[ "$(meta "$output" .runner_id)" = rB ]
 }
 
 @test "affinity: without a shared filesystem even none is pinned to the source" {
@@ -668,8 +669,8 @@ affinity_lt() {	# affinity_lt AFFINITY
 @test "follow: a batch submitted while it runs is served without a restart" {
 	indep lt.json 1 1 1
 	B=$(phn-ingest lt.json)
-	phn-claim --follow >claims &
-	pid=$!
+	bg phn-claim --follow >claims
+	pid=$BG_PID
 	for i in $(seq 100); do [ -s claims ] && break; sleep 0.1; done
 	[ "$(wc -l <claims)" = 1 ]
 	C=$(phn-ingest --new lt.json)
@@ -683,8 +684,8 @@ affinity_lt() {	# affinity_lt AFFINITY
 @test "follow: never spins while it waits" {
 	indep lt.json 1 2 1
 	B=$(phn-ingest lt.json)
-	phn-claim --follow >claims &
-	pid=$!
+	bg phn-claim --follow >claims
+	pid=$BG_PID
 	for i in $(seq 100); do [ -s claims ] && break; sleep 0.1; done
 	sleep 3	# at its concurrency limit: it must sleep
 	ticks=$(awk '{print $14 + $15}' /proc/$pid/stat)
@@ -702,8 +703,8 @@ affinity_lt() {	# affinity_lt AFFINITY
 	indep lt.json 1 2 1
 	B=$(phn-ingest lt.json)
 	d=$(phn-claim)
-	phn-claim --follow >claims &
-	pid=$!
+	bg phn-claim --follow >claims
+	pid=$BG_PID
 	sleep 1
 	kill -0 $pid	# still waiting: an attempt is queued
 	finish "$d"

@@ -15,16 +15,9 @@ bats_require_minimum_version 1.5.0
 
 load helper
 
-T_FINISH=${T_FINISH:-$PHN_REPO/tests/t-finish}
-
 setup() {
 	phn_setup
 	phn-init >/dev/null 2>&1
-}
-
-mklt() {
-	jq -n --arg goal "$(goal_words 151)" \
-	    "{batch_goal_summary: \$goal} + ($2)" >"$1"
 }
 
 # The most attempts of batch $1 queued or running at any one instant.

@@ -6,16 +6,9 @@ bats_require_minimum_version 1.5.0
 
 load helper
 
-T_FINISH=${T_FINISH:-$PHN_REPO/tests/t-finish}
-
 setup() {
 	phn_setup
 	phn-init >/dev/null 2>&1
-}
-
-mklt() {
-	jq -n --arg goal "$(goal_words 151)" \
-	    "{batch_goal_summary: \$goal} + ($2)" >"$1"
 }
 
 one_step() {	# one_step [RETRY-POLICY]
@@ -26,7 +19,6 @@ one_step() {	# one_step [RETRY-POLICY]
 	B=$(phn-ingest lt.json)
 }
 
-finish() { "$T_FINISH" "$@"; }
 atts() { ls -d "runs/$B/a/steps/$1/attempts/"* 2>/dev/null; }
 natts() { atts "$@" | wc -l; }
 st() { jq -r "${2:-.status}" "$1/state.json"; }

@@ -10,7 +10,6 @@ bats_require_minimum_version 1.5.0
 
 load helper
 
-T_CLAIM=${T_CLAIM:-$PHN_REPO/tests/t-claim1}
 FAKE=$PHN_REPO/tests/fake-codex/codex
 
 setup() {
@@ -74,17 +73,6 @@ no_group_left() { # nothing is alive in codex's process group (zombies
 	[ -n "$g" ] && [ "$g" != null ]
 	run sh -c "ps -eo pgid=,stat= | awk -v g=$g '\$1 == g && \$2 !~ /^Z/'"
 	assert_output ""
-}
-
-wait_for() { # up to 20 s for a shell condition
-	local i
-	for i in $(seq 200); do
-		if eval "$1"; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	fail "timed out waiting for: $1"
 }
 
 @test "success: exit 0, silent, every artifact, state and current.json" {
@@ -364,7 +352,7 @@ cancel_with() { # SIGNAL
 	one "FAKE:sleep:60"
 	phn-spawn "$A" 2>"$T/err" 3>&- &
 	BG=$!
-	wait_for '[ "$(jq -r .current_item "$A/state.json" 2>/dev/null)" = "codex started" ]'
+	wait_for eval '[ "$(jq -r .current_item "$A/state.json" 2>/dev/null)" = "codex started" ]'
 	kill -"$1" "$BG"
 	rc=0
 	wait "$BG" || rc=$?
@@ -516,9 +504,9 @@ cancel_with() { # SIGNAL
 	    '.effective_defaults.scoreboard.heartbeat_interval_seconds = 1'
 	phn-spawn "$A" 2>/dev/null 3>&- &
 	BG=$!
-	wait_for '[ "$(jq -r .codex_thread_id "$A/state.json")" != null ]'
+	wait_for eval '[ "$(jq -r .codex_thread_id "$A/state.json")" != null ]'
 	h1=$(st .last_heartbeat_at)
-	wait_for '[ "$(jq -r .last_heartbeat_at "$A/state.json")" != "$h1" ]'
+	wait_for eval '[ "$(jq -r .last_heartbeat_at "$A/state.json")" != "$h1" ]'
 	[ "$(st .status)" = running ]
 	jq -e '.steps.s.by_run_id[].codex_thread_id | startswith("01fake00")' \
 	    "runs/$B/j/current.json"
@@ -533,7 +521,7 @@ cancel_with() { # SIGNAL
 	    '.effective_defaults.scoreboard.heartbeat_interval_seconds = 1'
 	phn-spawn "$A" 2>/dev/null 3>&- &
 	BG=$!
-	wait_for '[ "$(jq -r .current_item "$A/state.json")" = "codex started" ]'
+	wait_for eval '[ "$(jq -r .current_item "$A/state.json")" = "codex started" ]'
 	jq_edit "$A/state.json" '.status = "failed" | .failure_kind = "claim_expired"'
 	rc=0
 	wait "$BG" || rc=$?
@@ -658,7 +646,7 @@ cancel_with() { # SIGNAL
 	one "hi" '{"fake_sleep_seconds": 60}'
 	phn-spawn -n "$A" 2>/dev/null 3>&- &
 	BG=$!
-	wait_for '[ "$(jq -r .status "$A/state.json")" = running ]'
+	wait_for eval '[ "$(jq -r .status "$A/state.json")" = running ]'
 	kill -TERM "$BG"
 	rc=0
 	wait "$BG" || rc=$?

@@ -7,8 +7,6 @@ bats_require_minimum_version 1.5.0
 
 load helper
 
-T_CLAIM=${T_CLAIM:-$PHN_REPO/tests/t-claim1}
-
 setup() {
 	phn_setup
 	export HOME=$T/home
@@ -47,17 +45,6 @@ st() {
 	jq -r "$1" "$A/state.json"
 }
 
-wait_for() { # up to 20 s for a shell condition
-	local i
-	for i in $(seq 200); do
-		if eval "$1"; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	fail "timed out waiting for: $1"
-}
-
 alive_in_group() { # PGID: live (non-zombie) processes in it
 	ps -eo pgid=,stat= | awk -v g="$1" '$1 == g && $2 !~ /^Z/' | wc -l
 }
@@ -65,7 +52,7 @@ alive_in_group() { # PGID: live (non-zombie) processes in it
 spawn_bg() { # run phn-spawn on A in the background until codex runs
 	phn-spawn "$A" 2>/dev/null 3>&- &
 	BG=$!
-	wait_for '[ "$(jq -r .current_item "$A/state.json" 2>/dev/null)" = "codex started" ]'
+	wait_for eval '[ "$(jq -r .current_item "$A/state.json" 2>/dev/null)" = "codex started" ]'
 }
 
 @test "beat: last_heartbeat_at and current_item, silently" {

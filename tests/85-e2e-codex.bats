@@ -15,7 +15,7 @@ bats_require_minimum_version 1.5.0
 
 load helper
 
-T_CLAIM=${T_CLAIM:-$PHN_REPO/tests/t-claim1}
+WAIT_TRIES=300	# wait_for: ~30 s, real codex is slower
 
 setup_file() {
 	unset PHN_CODEX
@@ -99,17 +99,6 @@ assert_outcome() { # STATUS KIND|null
 	    fail "failure_kind $(st .failure_kind), want $2"
 }
 
-wait_for() {
-	local i
-	for i in $(seq 300); do
-		if eval "$1"; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	fail "timed out waiting for: $1"
-}
-
 alive_in_group() {
 	ps -eo pgid=,stat= | awk -v g="$1" '$1 == g && $2 !~ /^Z/' | wc -l
 }
@@ -182,7 +171,7 @@ mock_requests() { # THREAD_ID
 	assert_outcome failed timeout
 	[ "$(alive_in_group "$(st .pgid)")" -eq 0 ]
 	tid=$(st .codex_thread_id)
-	wait_for "mock_requests $tid | grep -q hang_end"
+	wait_for eval "mock_requests $tid | grep -q hang_end"
 	mock_requests "$tid" | jq -e '.hang_end == "client_gone"'
 }
 
@@ -190,7 +179,7 @@ mock_requests() { # THREAD_ID
 	one "MOCK:hang"
 	phn-spawn "$A" 2>/dev/null 3>&- &
 	BG=$!
-	wait_for 'grep -q turn.started "$A/codex.events.jsonl" 2>/dev/null'
+	wait_for eval 'grep -q turn.started "$A/codex.events.jsonl" 2>/dev/null'
 	sleep 0.5
 	kill -TERM "$BG"
 	rc=0

@@ -14,6 +14,19 @@
 #                    it afterwards with jq (see jq_edit)
 #   jq_edit FILE [JQ-OPTION...] FILTER
 #                    rewrite FILE in place through jq
+#   mklt FILE JQ-OBJECT
+#                    a Launch Table: a 151-word goal plus JQ-OBJECT (jq
+#                    syntax, so keys need no quotes)
+#   T_FINISH, T_CLAIM    the test programs tests/t-finish, tests/t-claim1
+#   finish ARG...    run t-finish: end claimed attempts as an ender does
+#   bg CMD...        run CMD in the background (stdin /dev/null, bats'
+#                    fd 3 closed; redirect its output at the call); its
+#                    pid goes to BG_PID and BG_PIDS, killed by bg_cleanup
+#   bg_hold CMD...   bg with stdout and stderr to /dev/null
+#   bg_cleanup       kill -9 and reap what bg started (call it from
+#                    teardown, so a failed check never leaves one behind)
+#   wait_for CMD...  retry CMD every 0.1 s, up to $WAIT_TRIES tries
+#                    (default 200: ~20 s), until it succeeds; else fail
 #   assert_json_lines    every line of $output parses as JSON (jq -e .)
 #   assert_stderr_prefix PROG
 #                    every line of $stderr (run --separate-stderr) starts
@@ -27,6 +40,9 @@ load '/usr/lib/bats/bats-assert/load'
 PHN_REPO=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 PATH="${PHN_BIN_DIR:-$PHN_REPO/cmd}:$PATH"
 export PATH PHN_REPO
+T_FINISH=${T_FINISH:-$PHN_REPO/tests/t-finish}
+T_CLAIM=${T_CLAIM:-$PHN_REPO/tests/t-claim1}
+BG_PIDS=
 
 phn_setup() {
 	T=$(mktemp -d "$BATS_TEST_TMPDIR/t.XXXXXX")
@@ -48,6 +64,42 @@ write_lt() {
 		jobs: [{ working_directory: ".",
 		    steps: [{ prompt: "Say hello." }] }]
 	}' >"$1"
+}
+
+mklt() {
+	jq -n --arg goal "$(goal_words 151)" \
+	    "{batch_goal_summary: \$goal} + ($2)" >"$1"
+}
+
+finish() {
+	"$T_FINISH" "$@"
+}
+
+bg() {
+	"$@" </dev/null 3>&- &
+	BG_PID=$!
+	BG_PIDS="$BG_PIDS $BG_PID"
+}
+
+bg_hold() {
+	bg "$@" >/dev/null 2>&1
+}
+
+bg_cleanup() {
+	local p
+	for p in $BG_PIDS; do
+		{ kill -9 "$p" && wait "$p"; } 2>/dev/null || :
+	done
+	BG_PIDS=
+}
+
+wait_for() {
+	local i
+	for i in $(seq "${WAIT_TRIES:-200}"); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	fail "timed out waiting for: $*"
 }
 
 jq_edit() {
