@@ -4,9 +4,10 @@
  * phn_current_note, phn_sched_attempt_ended.
  *
  * usage: t-finish [-FHR] [-a secs-ago] [-k kind] [-r root] [-s status]
- *                 [-t thread] dir... | -
+ *                 [-t thread] [-w secs] dir... | -
  * "-" reads attempt directories from stdin, one per line (as phn-claim
- * writes them), finishing each as it arrives.
+ * writes them), finishing each as it arrives.  -w makes each attempt
+ * run that long (between running and its end), so that it holds a slot.
  */
 #include <sys/stat.h>
 
@@ -14,11 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "phn.h"
 
 static const char *status = "succeeded", *kind, *thread;
-static double ago = -1;
+static double ago = -1, work;
 static int fflag, hflag, rflag;
 static struct phn_paths P;
 
@@ -42,6 +44,11 @@ finish(const char *dir)
 	if ((r = phn_state_update(a.dir, "running", f)) != 1)
 		phn_warn("%s: not started (%d)", a.dir, r);
 	json_object_put(f);
+	if (work > 0) {
+		struct timespec ts = { (time_t)work,
+		    (long)((work - (time_t)work) * 1e9) };
+		nanosleep(&ts, NULL);
+	}
 	if (hflag) {
 		h = phn_path_join(a.dir, "codex_home");
 		mkdir(h, 0700);
@@ -92,7 +99,7 @@ main(int argc, char *argv[])
 	const char *root = NULL;
 
 	PROG = "t-finish";
-	while ((ch = getopt(argc, argv, "FHRa:k:r:s:t:")) != -1) {
+	while ((ch = getopt(argc, argv, "FHRa:k:r:s:t:w:")) != -1) {
 		switch (ch) {
 		case 'F': fflag = 1; break;
 		case 'H': hflag = 1; break;
@@ -102,9 +109,10 @@ main(int argc, char *argv[])
 		case 'r': root = optarg; break;
 		case 's': status = optarg; break;
 		case 't': thread = optarg; break;
+		case 'w': work = atof(optarg); break;
 		default:
 			fprintf(stderr, "usage: t-finish [-FHR] [-a secs] [-k kind] "
-			    "[-r root] [-s status] [-t thread] dir... | -\n");
+			    "[-r root] [-s status] [-t thread] [-w secs] dir... | -\n");
 			return 100;
 		}
 	}
