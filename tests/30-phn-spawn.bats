@@ -70,8 +70,9 @@ no_group_left() { # nothing is alive in codex's process group (zombies
 	# count as gone: reaping orphans is init's business)
 	local g
 	g=$(st .pgid)
-	[ -n "$g" ] && [ "$g" != null ]
-	run sh -c "ps -eo pgid=,stat= | awk -v g=$g '\$1 == g && \$2 !~ /^Z/'"
+	[ -n "$g" ]
+	[ "$g" != null ]
+	run -0 sh -c "ps -eo pgid=,stat= | awk -v g=$g '\$1 == g && \$2 !~ /^Z/'"
 	assert_output ""
 }
 
@@ -91,8 +92,8 @@ no_group_left() { # nothing is alive in codex's process group (zombies
 	[ "$(st '.spawner_start | type')" = number ]
 	[ "$(st .pid)" = "$(st .pgid)" ]
 	[ "$(st '.codex_start | type')" = number ]
-	st '.started_at, .ended_at, .last_heartbeat_at, .last_event_at' |
-	    grep -vq null
+	jq -e '[.started_at, .ended_at, .last_heartbeat_at, .last_event_at]
+	    | all(type == "string")' "$A/state.json"
 	# What the events said.
 	[ "$(st .codex_thread_id)" = "$(jq -r 'select(.type == "thread.started")
 	    .thread_id' "$A/codex.events.jsonl")" ]
@@ -233,8 +234,24 @@ no_group_left() { # nothing is alive in codex's process group (zombies
 	run phn-spawn "$A"
 	assert_failure 1
 	assert_outcome failed spawn_error
-	grep -q -- --last "$T/codex.log" && false
+	run -1 grep -q -- --last "$T/codex.log"
 	st '.errors[]' | grep -q 'never --last'
+}
+
+@test "a completed turn with a valid report but a non-zero exit is not a success" {
+	one "FAKE:ok_exit:2"
+	run --separate-stderr phn-spawn "$A"
+	assert_failure 1
+	assert_outcome failed codex_exit
+	[ "$(st .exit_code)" = 2 ]
+	# the turn did complete and the report was valid: only the exit fails it
+	grep -q '"type":"turn.completed"' "$A/codex.events.jsonl"
+	jq -e '.status == "ok"' "$A/final.txt"
+	st '.errors[0]' | grep -q 'status 2: fake codex: turn done'
+	jq -e --arg r "$(basename "$A" | sed 's/^[^_]*_//')" '
+	    .steps.s.latest_successful == null
+	    and .steps.s.by_run_id[$r].status == "failed"' \
+	    "runs/$B/j/current.json"
 }
 
 @test "codex exits non-zero -> failed codex_exit, the real exit code kept" {

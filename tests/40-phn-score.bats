@@ -349,11 +349,22 @@ in_progress"
 array"
 	# sorted keys, 2-space indent, trailing newline
 	jq -S --indent 2 . "runs/$B/scoreboard.batch.json" | diff - "runs/$B/scoreboard.batch.json"
-	ls -a "runs/$B" | grep -v '^\.scoreboard' >/dev/null
+	# replaced, not rewritten in place: a reader holding the old file
+	# keeps it whole, and each name gets a new inode
+	exec 4<"runs/$B/scoreboard.batch.json"
+	old=$(cat "runs/$B/scoreboard.batch.json")
+	ib=$(stat -c %i "runs/$B/scoreboard.batch.json")
+	is=$(stat -c %i runs/_system/scoreboard.system.json)
 	run -3 phn-score --write -b "$B" --json
 	assert_json_lines
 	run jq -r '.batch.batch_id' <<<"$output"
 	assert_output "$B"
+	[ "$(cat <&4)" = "$old" ]
+	exec 4<&-
+	[ "$(stat -c %i "runs/$B/scoreboard.batch.json")" != "$ib" ]
+	[ "$(stat -c %i runs/_system/scoreboard.system.json)" != "$is" ]
+	# no temporary file is left behind
+	[ -z "$(find runs -name '.scoreboard*')" ]
 }
 
 @test "reading never creates or changes a file (terminal attempt immutable)" {
