@@ -907,6 +907,21 @@ nt() {
 	[ -z "$(find runs -name 'batch_*')" ]
 }
 
+@test "an ingest whose index entry cannot be written leaves nothing behind" {
+	run -0 phn-ingest lt.json	# the store, its index and lock exist
+	jq_edit lt.json '.batch_goal_summary += " two"'
+	sha=$(sha256sum lt.json | cut -d' ' -f1)
+	# a directory where the entry goes: only the entry's rename fails
+	mkdir "runs/_queue/index/by_launch_table_sha256/$sha.json"
+	find runs -printf '%y %p\n' | sort >before
+	run -111 --separate-stderr phn-ingest lt.json
+	assert_output ''
+	assert_stderr_line --partial "phn-ingest: unable to write $T/runs/_queue/index/by_launch_table_sha256/$sha.json:"
+	find runs -printf '%y %p\n' | sort >after
+	diff -u before after
+	[ "$(find runs -mindepth 1 -maxdepth 1 -name 'batch_*' | wc -l)" -eq 1 ]
+}
+
 @test "--runs-root and -r place the store" {
 	mkdir r
 	run -0 --separate-stderr phn-ingest --runs-root store lt.json

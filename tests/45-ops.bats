@@ -117,7 +117,8 @@ record() {	# KEY_PID KEY_START PID [START]
 	assert_output '[true,"identity_mismatch",false]'
 	kill -0 "$pg"
 	kill -0 "$sp"
-	! gone "$pg"
+	run -1 gone "$pg"
+	run -1 gone "$sp"
 }
 
 @test "cancel: an attempt run by another host is marked canceled there" {
