@@ -226,5 +226,8 @@ meta() { jq -r "$2" "$1/meta.json"; }
 	run -0 bash -c 'phn-mark-failed -m "wrong prompt" "$0" job_0001 step2 | jq .ended_queued' "$batch"
 	[ "$(jq -r .steps.step2.forced_terminal.reason runs/$batch/job_0001/overrides.json)" = "wrong prompt" ]
 	run -0 bash -c 'phn-requeue -d "$0" job_0001 step1 && phn-force-retry "$0" job_0001 step1' "$batch"
+	jq -e '.steps.step1 | .requeue.different_from_last == true
+	    and .force_retry_nonce == 2' "runs/$batch/job_0001/overrides.json"
 	run -0 phn-close-batch -m "superseded" "$batch"
+	[ "$(jq -r .reason "runs/$batch/batch_closed.json")" = superseded ]
 }

@@ -139,6 +139,8 @@ steps_lt() {
 	run -0 phn tick --no-codex --root .. --concurrency=2
 	run -0 phn --root .. tick --no-codex
 	cd ..
+	[ ! -e sub/runs ]
+	[ -d runs/_system ]
 	jq_edit runs/_system/harness_config.json '.defaults.kill_grace_seconds = -1'
 	run -100 --separate-stderr phn tick --no-codex
 	run -100 --separate-stderr phn serve --no-codex
@@ -172,10 +174,16 @@ steps_lt() {
 	assert_output true
 	run -0 phn gc --root . --dry-run
 	run -0 phn force-retry --root . "$B" j s0
+	[ "$(jq -r '[.action, .step.force_retry_nonce] | @tsv' <<<"$output")" = "$(printf 'force-retry\t1')" ]
 	run -3 phn scoreboard --root . -q
 	run -0 phn tick --no-codex
+	[ "$(ls -d "runs/$B"/j/steps/s0/attempts/* | wc -l)" -eq 2 ]
 	run -0 phn mark-failed --root . "$B" j s0 --reason done
+	jq -e '.steps.s0.forced_terminal | .status == "failed" and .reason == "done"' "runs/$B/j/overrides.json"
 	run -0 phn requeue --root . "$B" j s0 --different
+	jq -e '.steps.s0.requeue.different_from_last == true' "runs/$B/j/overrides.json"
 	run -0 phn close-batch --root . "$B"
-	run -1 phn scoreboard --root . --batch-id "$B" -q
+	[ -f "runs/$B/batch_closed.json" ]
+	run -1 phn scoreboard --root . --batch-id "$B" --json
+	jq -e '.batch.closed == true and .batch.counts.failed == 1' <<<"$output"
 }
