@@ -569,17 +569,19 @@ resume_lt() {	# resume_lt SELECTOR [RUN_ID]
 	[ "$(printf '%s\n' "${lines[@]}" | grep -c '/[ab]/steps/')" = 1 ]
 }
 
-affinity_lt() {	# affinity_lt AFFINITY
+# A batch (B) whose step s2 resumes s1 with runner_affinity AFFINITY;
+# s1 has run on runner rA.
+affinity_batch() {	# affinity_batch AFFINITY
 	mklt lt.json "{concurrency: 5, jobs: [{job_id: \"a\", working_directory: \".\",
 	    steps: [{step_id: \"s1\", prompt: \"p\"},
 	      {step_id: \"s2\", prompt: \"p\", resume_from: {step_id: \"s1\"},
 	       runner_affinity: \"$1\"}]}]}"
+	B=$(phn-ingest lt.json)
+	finish -H "$(phn-claim --runner-id rA)"
 }
 
 @test "affinity: pin_resume_source runs a resume step on the source's runner only" {
-	affinity_lt pin_resume_source
-	B=$(phn-ingest lt.json)
-	finish -H "$(phn-claim --runner-id rA)"
+	affinity_batch pin_resume_source
 	run -1 phn-claim --runner-id rB
 	run -0 phn-claim --runner-id rA
 	[ "$(meta "$output" .runner_id)" = rA ]
@@ -587,9 +589,7 @@ affinity_lt() {	# affinity_lt AFFINITY
 
 @test "affinity: prefer_resume_source lets another runner take it after the grace" {
 	cfg '.defaults.runner_affinity.prefer_grace_seconds = 1'
-	affinity_lt prefer_resume_source
-	B=$(phn-ingest lt.json)
-	finish -H "$(phn-claim --runner-id rA)"
+	affinity_batch prefer_resume_source
 	run -1 phn-claim --runner-id rB
 	sleep 1.5
 	run -0 phn-claim --runner-id rB
@@ -597,9 +597,7 @@ affinity_lt() {	# affinity_lt AFFINITY
 }
 
 @test "affinity: none lets any runner take a resume step at once" {
-	affinity_lt none
-	B=$(phn-ingest lt.json)
-	finish -H "$(phn-claim --runner-id rA)"
+	affinity_batch none
 	run -0 phn-claim --runner-id rB
 	[[ $output == */a/steps/s2/* ]]
 	[ "$(meta "$output" .runner_id)" = rB ]
@@ -607,9 +605,7 @@ affinity_lt() {	# affinity_lt AFFINITY
 
 @test "affinity: without a shared filesystem even none is pinned to the source" {
 	cfg '.defaults.runner_pool.shared_filesystem = false'
-	affinity_lt none
-	B=$(phn-ingest lt.json)
-	finish -H "$(phn-claim --runner-id rA)"
+	affinity_batch none
 	run -1 phn-claim --runner-id rB
 	run -0 phn-claim --runner-id rA
 }

@@ -9,61 +9,19 @@
 bats_require_minimum_version 1.5.0
 
 load helper
+load spawn-helper
 
 FAKE=$PHN_REPO/tests/fake-codex/codex
 
 setup() {
-	phn_setup
-	export HOME=$T/home
-	mkdir -p "$HOME" w
-	phn-init >/dev/null
 	# Fast stops: 1 s between SIGTERM and SIGKILL.
-	jq_edit runs/_system/harness_config.json '.defaults.kill_grace_seconds = 1'
+	spawn_setup 1
 	export PHN_CODEX=$FAKE FAKE_CODEX_LOG=$T/codex.log
-	unset PHN_CODEX_CONFIG CODEX_HOME FAKE_CODEX_MODE FAKE_CODEX_NO_WEB_SEARCH
+	unset PHN_CODEX_CONFIG FAKE_CODEX_MODE FAKE_CODEX_NO_WEB_SEARCH
 }
 
 teardown() {
-	# Nothing a test started may outlive it.
-	if [ -n "${BG:-}" ]; then
-		kill -9 "$BG" 2>/dev/null || true
-	fi
-	pkill -9 -f "$T/" 2>/dev/null || true
-}
-
-# batch STEPS_JSON [JQ_FILTER]: ingest a one-job table (job j, workdir w/)
-# with these steps; sets B.
-batch() {
-	jq -n --arg g "$(goal_words 151)" --argjson steps "$1" '{
-		batch_goal_summary: $g,
-		execution_policy: { skip_git_repo_check: true,
-		    sandbox: "workspace-write", approval_policy: "never" },
-		jobs: [{ job_id: "j", working_directory: "w", steps: $steps }]
-	}' >lt.json
-	if [ -n "${2:-}" ]; then
-		jq_edit lt.json "$2"
-	fi
-	B=$(phn-ingest lt.json 2>/dev/null)
-}
-
-one() { # PROMPT [STEP_JSON_EXTRA]: a batch with one step s, claimed: A
-	batch "[$(jq -n --arg p "$1" --argjson x "${2:-{\}}" \
-	    '{step_id: "s", prompt: $p} + $x')]"
-	claim s
-}
-
-claim() { # STEP: a new claimed attempt of STEP in A
-	A=$("$T_CLAIM" "$B" j "$1")
-}
-
-st() { # JQ: a value from the attempt's state.json
-	jq -r "$1" "$A/state.json"
-}
-
-assert_outcome() { # STATUS KIND|null
-	[ "$(st .status)" = "$1" ] || fail "status $(st .status), want $1"
-	[ "$(st .failure_kind)" = "$2" ] ||
-	    fail "failure_kind $(st .failure_kind), want $2"
+	spawn_teardown	# nothing a test started may outlive it
 }
 
 no_group_left() { # nothing is alive in codex's process group (zombies
@@ -72,8 +30,7 @@ no_group_left() { # nothing is alive in codex's process group (zombies
 	g=$(st .pgid)
 	[ -n "$g" ]
 	[ "$g" != null ]
-	run -0 sh -c "ps -eo pgid=,stat= | awk -v g=$g '\$1 == g && \$2 !~ /^Z/'"
-	assert_output ""
+	[ "$(alive_in_group "$g")" -eq 0 ]
 }
 
 @test "success: exit 0, silent, every artifact, state and current.json" {
@@ -367,14 +324,9 @@ no_group_left() { # nothing is alive in codex's process group (zombies
 
 cancel_with() { # SIGNAL
 	one "FAKE:sleep:60"
-	phn-spawn "$A" 2>"$T/err" 3>&- &
-	BG=$!
-	wait_for eval '[ "$(jq -r .current_item "$A/state.json" 2>/dev/null)" = "codex started" ]'
-	kill -"$1" "$BG"
-	rc=0
-	wait "$BG" || rc=$?
-	BG=
-	[ "$rc" -eq 4 ] || fail "exit $rc, want 4"
+	spawn_bg
+	codex_started
+	stop_bg "$1" 4
 	assert_outcome canceled canceled
 	no_group_left
 }
@@ -519,26 +471,22 @@ cancel_with() { # SIGNAL
 	one "FAKE:sleep:60"
 	jq_edit "runs/$B/batch_meta.json" \
 	    '.effective_defaults.scoreboard.heartbeat_interval_seconds = 1'
-	phn-spawn "$A" 2>/dev/null 3>&- &
-	BG=$!
-	wait_for eval '[ "$(jq -r .codex_thread_id "$A/state.json")" != null ]'
+	spawn_bg
+	wait_for eval '[ "$(st .codex_thread_id)" != null ]'
 	h1=$(st .last_heartbeat_at)
-	wait_for eval '[ "$(jq -r .last_heartbeat_at "$A/state.json")" != "$h1" ]'
+	wait_for eval '[ "$(st .last_heartbeat_at)" != "$h1" ]'
 	[ "$(st .status)" = running ]
 	jq -e '.steps.s.by_run_id[].codex_thread_id | startswith("01fake00")' \
 	    "runs/$B/j/current.json"
-	kill -TERM "$BG"
-	wait "$BG" || true
-	BG=
+	stop_bg TERM 4
 }
 
 @test "a terminal state written by someone else while codex runs stands" {
 	one "FAKE:sleep:60"
 	jq_edit "runs/$B/batch_meta.json" \
 	    '.effective_defaults.scoreboard.heartbeat_interval_seconds = 1'
-	phn-spawn "$A" 2>/dev/null 3>&- &
-	BG=$!
-	wait_for eval '[ "$(jq -r .current_item "$A/state.json")" = "codex started" ]'
+	spawn_bg
+	codex_started
 	jq_edit "$A/state.json" '.status = "failed" | .failure_kind = "claim_expired"'
 	rc=0
 	wait "$BG" || rc=$?
@@ -661,14 +609,9 @@ cancel_with() { # SIGNAL
 	assert_failure 124
 	assert_outcome failed timeout
 	one "hi" '{"fake_sleep_seconds": 60}'
-	phn-spawn -n "$A" 2>/dev/null 3>&- &
-	BG=$!
-	wait_for eval '[ "$(jq -r .status "$A/state.json")" = running ]'
-	kill -TERM "$BG"
-	rc=0
-	wait "$BG" || rc=$?
-	BG=
-	[ "$rc" -eq 4 ]
+	spawn_bg -n
+	wait_for eval '[ "$(st .status)" = running ]'
+	stop_bg TERM 4
 	assert_outcome canceled canceled
 }
 

@@ -27,6 +27,16 @@
 #                    teardown, so a failed check never leaves one behind)
 #   wait_for CMD...  retry CMD every 0.1 s, up to $WAIT_TRIES tries
 #                    (default 200: ~20 s), until it succeeds; else fail
+#   codex_find       the real codex CLI: PHN_CODEX from $PHN_CODEX_E2E,
+#                    else .ci/codex-path.sh (a general PHN_CODEX is
+#                    ignored: other suites point it at fakes); CODEX_SKIP
+#                    says why codex cannot run, empty when it can
+#   codex_setup_file / codex_teardown_file
+#                    setup_file and teardown_file of the real-codex
+#                    suites: codex_find, one mock model server and its
+#                    codex config for the file (tests/mock/codex-env.sh)
+#   mock_requests THREAD_ID
+#                    the mock's log lines for that thread, one JSON each
 #   assert_json_lines    every line of $output parses as JSON (jq -e .)
 #   assert_stderr_prefix PROG
 #                    every line of $stderr (run --separate-stderr) starts
@@ -100,6 +110,46 @@ wait_for() {
 		sleep 0.1
 	done
 	fail "timed out waiting for: $*"
+}
+
+codex_find() {
+	local v
+	unset PHN_CODEX
+	if [ -n "${PHN_CODEX_E2E:-}" ]; then
+		PHN_CODEX=$PHN_CODEX_E2E
+	fi
+	# shellcheck source=tests/mock/codex-env.sh
+	. "$PHN_REPO/tests/mock/codex-env.sh"
+	PHN_CODEX=${PHN_CODEX:-}
+	CODEX_SKIP=
+	if [ -z "$PHN_CODEX" ] || [ ! -x "$PHN_CODEX" ]; then
+		CODEX_SKIP="codex CLI not installed (.ci/codex-path.sh found nothing; run 'make deps')"
+	else
+		v=$(CODEX_HOME="${BATS_TEST_TMPDIR:-$BATS_FILE_TMPDIR}/version_home" \
+		    "$PHN_CODEX" --version 2>/dev/null </dev/null) || v=
+		case $v in
+		"codex-cli "*) ;;
+		*) CODEX_SKIP="codex at $PHN_CODEX does not run (--version printed: $v)" ;;
+		esac
+	fi
+	export PHN_CODEX CODEX_SKIP
+}
+
+codex_setup_file() {
+	codex_find
+	phn_mock_start "$BATS_FILE_TMPDIR/mock"
+	phn_codex_config "$BATS_FILE_TMPDIR/cfg"
+	export MOCK_PORT MOCK_PID MOCK_LOG PHN_CODEX_CONFIG
+}
+
+mock_requests() {
+	jq -c --arg t "$1" 'select(.thread_id == $t)' "$MOCK_LOG"
+}
+
+codex_teardown_file() {
+	# shellcheck source=tests/mock/codex-env.sh
+	. "$PHN_REPO/tests/mock/codex-env.sh"
+	phn_mock_stop
 }
 
 jq_edit() {

@@ -83,11 +83,10 @@ store_snapshot() {
 }
 
 need_codex() {
-	unset PHN_CODEX
-	# shellcheck source=tests/mock/codex-env.sh
-	. "$PHN_REPO/tests/mock/codex-env.sh"
-	[ -n "${PHN_CODEX:-}" ] && [ -x "$PHN_CODEX" ] ||
-	    skip "codex CLI not installed (.ci/codex-path.sh found nothing)"
+	codex_find
+	if [ -n "$CODEX_SKIP" ]; then
+		skip "$CODEX_SKIP"
+	fi
 	phn_mock_start "$BATS_TEST_TMPDIR/mock"
 	phn_codex_config "$BATS_TEST_TMPDIR/cfg"
 	mkdir -p "$BATS_TEST_TMPDIR/tmp"
