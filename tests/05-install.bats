@@ -1,8 +1,6 @@
 #!/usr/bin/env bats
 # tests/05-install.bats -- make install/uninstall honour PREFIX and DESTDIR.
 
-bats_require_minimum_version 1.5.0
-
 load helper
 
 @test "make install puts programs, pages and the schema under DESTDIR/PREFIX; uninstall removes them" {

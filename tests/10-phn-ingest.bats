@@ -6,8 +6,6 @@
 # valid table from write_lt.  reject/accept write lt.json as that table
 # edited with a jq filter, and ingest it.
 
-bats_require_minimum_version 1.5.0
-
 load helper
 
 setup_file() {

@@ -7,8 +7,6 @@
 # phn_sched_attempt_ended); -a SECS back-dates ended_at, so backoff tests
 # need no sleeping.
 
-bats_require_minimum_version 1.5.0
-
 load helper
 
 setup() {
@@ -242,38 +240,53 @@ backdate() {	# backdate ATTEMPT SECONDS: it ended that long ago
 	[[ $output != */ce/* ]]
 }
 
-@test "backoff: a fixed backoff_seconds delays the retry from ended_at" {
-	mklt lt.json '{concurrency: 1, jobs: [{job_id: "a", working_directory: ".",
-	    steps: [{step_id: "s1", prompt: "p", retry_policy: {max_attempts: 3,
-	      backoff_seconds: 100}}]}]}'
+# Steps a/s1..a/sN (default 1; up to 9 attempts each) with backoff_seconds
+# BACKOFF (JSON); their first attempts are claimed: all in ds, s1's in d.
+backoff_batch() {	# backoff_batch BACKOFF [N]
+	mklt lt.json "{concurrency: ${2:-1}, jobs: [{job_id: \"a\",
+	    working_directory: \".\", steps: [range(${2:-1}) as \$i |
+	    {step_id: \"s\(\$i + 1)\", prompt: \"p\", retry_policy:
+	    {max_attempts: 9, backoff_seconds: $1}}]}]}"
 	B=$(phn-ingest lt.json)
-	d=$(phn-claim)
-	finish -s failed -a 50 "$d"
-	run -1 phn-claim
-	nb=$(jq .not_before "runs/$B/_ready/a@s1")
-	want=$(( $(date -d "$(st "$d" .ended_at)" +%s) + 100 ))
-	[ "${nb%.*}" -ge $((want - 1)) ]
-	[ "${nb%.*}" -le $((want + 1)) ]
-	backdate "$d" 101
+	ds=$(phn-claim -n "${2:-1}")
+	d=$(atts $B a s1)
+}
+
+# The not_before of a step's ready entry (default s1); the whole seconds
+# from attempt D's ended_at to its step's.
+not_before() { jq .not_before "runs/$B/_ready/a@${1:-s1}"; }
+delay_of() {	# delay_of D
+	local nb
+	nb=$(not_before "$(meta "$1" .step_id)")
+	echo $(( ${nb%.*} - $(date -d "$(st "$1" .ended_at)" +%s) ))
+}
+
+# Attempt D ended SECONDS ago: the retry is claimed (its directory in output).
+retry_after() {	# retry_after D SECONDS
+	backdate "$1" "$2"
 	hint $B a s1
 	run -0 phn-claim
+}
+
+@test "backoff: a fixed backoff_seconds delays the retry from ended_at" {
+	backoff_batch 100
+	finish -s failed -a 50 "$d"
+	run -1 phn-claim
+	delay=$(delay_of "$d")
+	[ "$delay" -ge 99 ]
+	[ "$delay" -le 101 ]
+	retry_after "$d" 101
 	[ "$(meta "$output" .attempt_number)" = 2 ]
 }
 
 @test "backoff: exponential {base, factor, max} grows per attempt and is capped" {
-	mklt lt.json '{concurrency: 1, jobs: [{job_id: "a", working_directory: ".",
-	    steps: [{step_id: "s1", prompt: "p", retry_policy: {max_attempts: 9,
-	      backoff_seconds: {base: 10, factor: 3, max: 50}}}]}]}'
-	B=$(phn-ingest lt.json)
-	d=$(phn-claim)
+	backoff_batch '{base: 10, factor: 3, max: 50}'
 	# delay after attempt n: 10, 30, then 90 capped to 50
 	for pair in "5 11" "20 31" "49 51"; do
 		set -- $pair
 		finish -s failed -a "$1" "$d"
 		run -1 phn-claim
-		backdate "$d" "$2"
-		hint $B a s1
-		run -0 phn-claim
+		retry_after "$d" "$2"
 		d=$output
 	done
 	[ "$(natts $B a s1)" = 4 ]
@@ -281,24 +294,22 @@ backdate() {	# backdate ATTEMPT SECONDS: it ended that long ago
 }
 
 @test "backoff: jitter is deterministic and within [1-j, 1+j] of the delay" {
-	mklt lt.json '{concurrency: 1, jobs: [{job_id: "a", working_directory: ".",
-	    steps: [{step_id: "s1", prompt: "p", retry_policy: {max_attempts: 3,
-	      backoff_seconds: {base: 100, jitter: 0.5}}}]}]}'
-	B=$(phn-ingest lt.json)
-	d=$(phn-claim)
-	finish -s failed -a 40 "$d"
+	backoff_batch '{base: 100, jitter: 0.5}' 20
+	for a in $ds; do finish -s failed -a 40 "$a"; done
 	run -1 phn-claim
-	nb1=$(jq .not_before "runs/$B/_ready/a@s1")
+	# 20 attempts: all delays within [50, 150], on both sides of 100
+	# (all on one side by chance: 2 in a million)
+	for a in $ds; do delay_of "$a"; done | sort -n >delays
+	[ "$(wc -l <delays)" -eq 20 ]
+	[ "$(head -1 delays)" -ge 49 ]
+	[ "$(head -1 delays)" -lt 100 ]
+	[ "$(tail -1 delays)" -gt 100 ]
+	[ "$(tail -1 delays)" -le 151 ]
+	nb=$(not_before)
 	hint $B a s1
 	run -1 phn-claim
-	nb2=$(jq .not_before "runs/$B/_ready/a@s1")
-	[ "$nb1" = "$nb2" ]
-	delay=$(( ${nb1%.*} - $(date -d "$(st "$d" .ended_at)" +%s) ))
-	[ "$delay" -ge 49 ]
-	[ "$delay" -le 151 ]
-	backdate "$d" 160
-	hint $B a s1
-	run -0 phn-claim
+	[ "$(not_before)" = "$nb" ]
+	retry_after "$d" 160
 	[ "$(meta "$output" .attempt_number)" = 2 ]
 }
 

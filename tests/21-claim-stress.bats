@@ -11,8 +11,6 @@
 # attempts at that instant.  A sampler also watches the _active/ index
 # live while the claimers run.
 
-bats_require_minimum_version 1.5.0
-
 load helper
 
 setup() {

@@ -2,8 +2,6 @@
 # tests/25-overrides.bats -- operator overrides and their effect on
 # phn-claim: phn-force-retry, phn-mark-failed, phn-requeue, phn-close-batch.
 
-bats_require_minimum_version 1.5.0
-
 load helper
 
 setup() {

@@ -6,8 +6,6 @@
 # is checked as status, failure_kind and exit status; every exit status of
 # SPEC 6.6 has a test.
 
-bats_require_minimum_version 1.5.0
-
 load helper
 load spawn-helper
 
@@ -152,11 +150,7 @@ no_group_left() { # nothing is alive in codex's process group (zombies
 }
 
 @test "resume: codex reporting another thread fails spawn_error (never a silent new session)" {
-	batch '[{"step_id": "s1", "prompt": "first"},
-	    {"step_id": "s2", "prompt": "second FAKE:newthread",
-	     "resume_from": {"step_id": "s1"}}]'
-	claim s1
-	phn-spawn "$A"
+	resume_ran first "second FAKE:newthread"
 	claim s2
 	run --separate-stderr phn-spawn "$A"
 	assert_failure 1
@@ -165,11 +159,7 @@ no_group_left() { # nothing is alive in codex's process group (zombies
 }
 
 @test "resume: source gone before start -> failed spawn_error, exit 1, not left queued" {
-	batch '[{"step_id": "s1", "prompt": "first"},
-	    {"step_id": "s2", "prompt": "second", "resume_from": {"step_id": "s1"}}]'
-	claim s1
-	A1=$A
-	phn-spawn "$A1"
+	resume_ran first second
 	claim s2
 	rm -rf "$A1/codex_home"
 	run --separate-stderr phn-spawn "$A"
@@ -181,11 +171,8 @@ no_group_left() { # nothing is alive in codex's process group (zombies
 }
 
 @test "resume with no recorded thread id refuses to guess (never --last)" {
-	batch '[{"step_id": "s1", "prompt": "first"},
-	    {"step_id": "s2", "prompt": "second", "resume_from": {"step_id": "s1"}}]'
-	claim s1
-	phn-spawn "$A"
-	jq_edit "$A/state.json" 'del(.codex_thread_id)'
+	resume_ran first second
+	jq_edit "$A1/state.json" 'del(.codex_thread_id)'
 	claim s2
 	jq_edit "$A/meta.json" 'del(.codex_thread_id)'
 	run phn-spawn "$A"
@@ -195,12 +182,16 @@ no_group_left() { # nothing is alive in codex's process group (zombies
 	st '.errors[]' | grep -q 'never --last'
 }
 
-@test "a completed turn with a valid report but a non-zero exit is not a success" {
-	one "FAKE:ok_exit:2"
+codex_exit_case() { # FAKE-MODE CODE: the attempt fails codex_exit, keeping CODE
+	one "FAKE:$1"
 	run --separate-stderr phn-spawn "$A"
 	assert_failure 1
 	assert_outcome failed codex_exit
-	[ "$(st .exit_code)" = 2 ]
+	[ "$(st .exit_code)" = "$2" ]
+}
+
+@test "a completed turn with a valid report but a non-zero exit is not a success" {
+	codex_exit_case ok_exit:2 2
 	# the turn did complete and the report was valid: only the exit fails it
 	grep -q '"type":"turn.completed"' "$A/codex.events.jsonl"
 	jq -e '.status == "ok"' "$A/final.txt"
@@ -212,11 +203,7 @@ no_group_left() { # nothing is alive in codex's process group (zombies
 }
 
 @test "codex exits non-zero -> failed codex_exit, the real exit code kept" {
-	one "FAKE:exit:3"
-	run --separate-stderr phn-spawn "$A"
-	assert_failure 1
-	assert_outcome failed codex_exit
-	[ "$(st .exit_code)" = 3 ]
+	codex_exit_case exit:3 3
 	st '.errors[0]' | grep -q 'status 3: fake codex: failing with status 3'
 	assert_stderr_prefix phn-spawn
 	[ -f "$A/handoff.json" ]

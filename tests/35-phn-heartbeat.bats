@@ -3,8 +3,6 @@
 # (kill -9 of a real phn-spawn), lease expiry, stuck agents, and that a
 # live spawner is never touched.
 
-bats_require_minimum_version 1.5.0
-
 load helper
 load spawn-helper
 

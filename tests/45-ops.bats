@@ -3,8 +3,6 @@
 # phn-tail, phn-gc, on attempt directories built by hand (live processes
 # stand in for phn-spawn and codex).
 
-bats_require_minimum_version 1.5.0
-
 load helper
 load score-helper
 
@@ -45,6 +43,20 @@ record() {	# KEY_PID KEY_START PID [START]
 }
 
 # --- phn-cancel -------------------------------------------------------
+
+# A real codex attempt (need_codex) hanging in the mock: its directory a,
+# its phn-spawn sp, codex's process group pg (alive).
+hanging_codex() {
+	need_codex
+	mk_batch '[{"job_id": "j", "working_directory": ".", "steps": [
+	    {"step_id": "h", "prompt": "MOCK:hang Wait for the answer."}]}]'
+	a=$(phn-claim -b "$B")
+	bg_hold phn-spawn "$a"
+	sp=$BG_PID
+	wait_for jq -e '.status == "running" and .pgid != null' "$a/state.json"
+	pg=$(jq -r .pgid "$a/state.json")
+	kill -0 -- "-$pg"
+}
 
 @test "cancel: a terminal attempt is left exactly as it was (exit 1)" {
 	mk_attempt j a succeeded
@@ -159,15 +171,7 @@ canceled'
 }
 
 @test "cancel: a live real-codex attempt, through its spawner" {
-	need_codex
-	mk_batch '[{"job_id": "j", "working_directory": ".", "steps": [
-	    {"step_id": "h", "prompt": "MOCK:hang Wait for the answer."}]}]'
-	a=$(phn-claim -b "$B")
-	bg_hold phn-spawn "$a"
-	sp=$BG_PID
-	wait_for jq -e '.status == "running" and .pgid != null' "$a/state.json"
-	pg=$(jq -r .pgid "$a/state.json")
-	kill -0 -- "-$pg"
+	hanging_codex
 	run -0 phn-cancel -g 2 "$a"
 	run jq -c '[.canceled, .status, .via]' <<<"$output"
 	assert_output '[true,"canceled","spawner"]'
@@ -185,14 +189,7 @@ canceled'
 }
 
 @test "cancel: a real codex whose spawner died is stopped by its group" {
-	need_codex
-	mk_batch '[{"job_id": "j", "working_directory": ".", "steps": [
-	    {"step_id": "h", "prompt": "MOCK:hang Wait for the answer."}]}]'
-	a=$(phn-claim -b "$B")
-	bg_hold phn-spawn "$a"
-	sp=$BG_PID
-	wait_for jq -e '.status == "running" and .pgid != null' "$a/state.json"
-	pg=$(jq -r .pgid "$a/state.json")
+	hanging_codex
 	kill -9 "$sp"
 	wait "$sp" 2>/dev/null || :
 	kill -0 -- "-$pg"

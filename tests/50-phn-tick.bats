@@ -3,8 +3,6 @@
 # verbs, the quickstart as users of the Python version type it, and the
 # verb mapping onto the phn-* programs.
 
-bats_require_minimum_version 1.5.0
-
 load helper
 load score-helper
 

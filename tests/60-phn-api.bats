@@ -1,8 +1,6 @@
 #!/usr/bin/env bats
 # tests/60-phn-api.bats -- the HTTP façade, against a server on 127.0.0.1.
 
-bats_require_minimum_version 1.5.0
-
 load helper
 
 start_api() {

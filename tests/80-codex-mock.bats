@@ -18,8 +18,6 @@
 # Every codex run is wrapped in timeout(1) so that no test can hang.
 # If codex is not installed, every codex test skips with a message.
 
-bats_require_minimum_version 1.5.0
-
 load helper
 
 CODEX_TIMEOUT=30

@@ -10,8 +10,6 @@
 # Attempts are claimed by phn-claim.  Every test skips, saying
 # why, only when .ci/codex-path.sh finds no codex.
 
-bats_require_minimum_version 1.5.0
-
 load helper
 load spawn-helper
 
@@ -156,18 +154,14 @@ claim() {
 }
 
 @test "e2e: resuming an unknown thread fails; a thread name never starts a new one silently" {
-	batch '[{"step_id": "step1", "prompt": "First. MOCK:ok"},
-	    {"step_id": "step2", "prompt": "Second. MOCK:ok",
-	     "resume_from": {"step_id": "step1"}}]'
-	claim step1
-	phn-spawn "$A"
-	claim step2
+	resume_ran "First. MOCK:ok" "Second. MOCK:ok"
+	claim s2
 	jq_edit "$A/meta.json" '.codex_thread_id = "01a21f30-0d11-7b13-8987-a027ca203137"'
 	run phn-spawn "$A"
 	assert_failure 1
 	assert_outcome failed codex_exit
 	grep -q 'no rollout found' "$A/codex.stderr.txt"
-	A=$("$T_CLAIM" "$B" j step2)
+	A=$("$T_CLAIM" "$B" j s2)
 	jq_edit "$A/meta.json" '.codex_thread_id = "not-a-uuid"'
 	run phn-spawn "$A"
 	assert_failure 1

@@ -4,8 +4,6 @@
 # phn-score, phn-cancel, phn-artifact, phn-tail and phn-gc manual pages,
 # run as written, on dry-run batches (phn-spawn --no-codex).
 
-bats_require_minimum_version 1.5.0
-
 load helper
 load score-helper
 

@@ -1,7 +1,7 @@
 # tests/helper.bash -- shared setup for the phn bats suites.
 #
-# Load it from a .bats file with `load helper`, then call phn_setup from
-# setup().  What it gives:
+# Load it from a .bats file with `load helper` (it requires bats 1.5.0,
+# for `run -N`), then call phn_setup from setup().  What it gives:
 #
 #   PATH             $PHN_BIN_DIR (default: the build's cmd/) comes first
 #   PHN_REPO         the source tree (absolute)
@@ -43,6 +43,8 @@
 #                    with "PROG: "
 #   assert_stderr_line [--partial] TEXT
 #                    some line of $stderr equals (contains) TEXT
+
+bats_require_minimum_version 1.5.0
 
 load '/usr/lib/bats/bats-support/load'
 load '/usr/lib/bats/bats-assert/load'

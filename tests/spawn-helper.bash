@@ -16,6 +16,9 @@
 #                        sets A
 #   one PROMPT [STEP_JSON_EXTRA]
 #                        a batch with one step s, claimed: B and A
+#   resume_ran PROMPT1 PROMPT2
+#                        a batch of s1 and s2 (s2 resumes s1) where s1 has
+#                        run (phn-spawn, succeeded): its attempt in A1
 #   st FILTER            a value of $A/state.json
 #   assert_outcome STATUS KIND|null
 #                        the attempt's status and failure_kind
@@ -65,6 +68,14 @@ one() {
 	batch "[$(jq -n --arg p "$1" --argjson x "${2:-{\}}" \
 	    '{step_id: "s", prompt: $p} + $x')]"
 	claim s
+}
+
+resume_ran() {
+	batch "$(jq -n --arg p1 "$1" --arg p2 "$2" '[{step_id: "s1", prompt: $p1},
+	    {step_id: "s2", prompt: $p2, resume_from: {step_id: "s1"}}]')"
+	claim s1
+	A1=$A
+	phn-spawn "$A1"
 }
 
 st() {
