@@ -651,6 +651,11 @@ affinity_batch() {	# affinity_batch AFFINITY
 
 # -- --follow ----------------------------------------------------------------------
 
+# Wait until the claims file (a follower's output) has N lines.
+claims_reach() {	# claims_reach N
+	wait_for eval "[ \"\$(wc -l <claims)\" -ge $1 ]"
+}
+
 @test "follow: claims as dependencies succeed and exits 0 when all is done" {
 	mklt lt.json '{concurrency: 3, jobs: [range(4) as $j | {job_id: "j\($j)",
 	    working_directory: ".", steps: [range(3) as $s | {step_id: "s\($s)",
@@ -678,10 +683,10 @@ affinity_batch() {	# affinity_batch AFFINITY
 	B=$(phn-ingest lt.json)
 	bg phn-claim --follow >claims
 	pid=$BG_PID
-	for i in $(seq 100); do [ -s claims ] && break; sleep 0.1; done
+	claims_reach 1
 	[ "$(wc -l <claims)" = 1 ]
 	C=$(phn-ingest --new lt.json)
-	for i in $(seq 100); do [ "$(wc -l <claims)" = 2 ] && break; sleep 0.1; done
+	claims_reach 2
 	[ "$(wc -l <claims)" = 2 ]
 	grep -q "/$C/" claims
 	finish $(cat claims)
@@ -693,14 +698,14 @@ affinity_batch() {	# affinity_batch AFFINITY
 	B=$(phn-ingest lt.json)
 	bg phn-claim --follow >claims
 	pid=$BG_PID
-	for i in $(seq 100); do [ -s claims ] && break; sleep 0.1; done
+	claims_reach 1
 	sleep 3	# at its concurrency limit: it must sleep
 	ticks=$(awk '{print $14 + $15}' /proc/$pid/stat)
 	hz=$(getconf CLK_TCK)
 	# a spinning loop would burn ~3 s of CPU; allow a tenth of that
 	[ "$ticks" -lt $(( hz * 3 / 10 )) ]
 	finish "$(cat claims)"
-	for i in $(seq 100); do [ "$(wc -l <claims)" = 2 ] && break; sleep 0.1; done
+	claims_reach 2
 	finish "$(tail -1 claims)"
 	wait $pid
 }
@@ -715,7 +720,7 @@ affinity_batch() {	# affinity_batch AFFINITY
 	sleep 1
 	kill -0 $pid	# still waiting: an attempt is queued
 	finish "$d"
-	for i in $(seq 100); do [ -s claims ] && break; sleep 0.1; done
+	claims_reach 1
 	finish "$(cat claims)"
 	wait $pid
 }
