@@ -656,6 +656,16 @@ claims_reach() {	# claims_reach N
 	wait_for eval "[ \"\$(wc -l <claims)\" -ge $1 ]"
 }
 
+# A batch B of one job with N steps at concurrency 1, served by a
+# phn-claim --follow in the background (pid), once it claimed the first.
+follow_batch() {	# follow_batch N
+	indep lt.json 1 "$1" 1
+	B=$(phn-ingest lt.json)
+	bg phn-claim --follow >claims
+	pid=$BG_PID
+	claims_reach 1
+}
+
 @test "follow: claims as dependencies succeed and exits 0 when all is done" {
 	mklt lt.json '{concurrency: 3, jobs: [range(4) as $j | {job_id: "j\($j)",
 	    working_directory: ".", steps: [range(3) as $s | {step_id: "s\($s)",
@@ -679,11 +689,7 @@ claims_reach() {	# claims_reach N
 }
 
 @test "follow: a batch submitted while it runs is served without a restart" {
-	indep lt.json 1 1 1
-	B=$(phn-ingest lt.json)
-	bg phn-claim --follow >claims
-	pid=$BG_PID
-	claims_reach 1
+	follow_batch 1
 	[ "$(wc -l <claims)" = 1 ]
 	C=$(phn-ingest --new lt.json)
 	claims_reach 2
@@ -694,11 +700,7 @@ claims_reach() {	# claims_reach N
 }
 
 @test "follow: never spins while it waits" {
-	indep lt.json 1 2 1
-	B=$(phn-ingest lt.json)
-	bg phn-claim --follow >claims
-	pid=$BG_PID
-	claims_reach 1
+	follow_batch 2
 	sleep 3	# at its concurrency limit: it must sleep
 	ticks=$(awk '{print $14 + $15}' /proc/$pid/stat)
 	hz=$(getconf CLK_TCK)
