@@ -884,10 +884,13 @@ nt() {
 	run -100 --separate-stderr phn-ingest
 	assert_stderr_line --partial 'usage: phn-ingest'
 	run -100 --separate-stderr phn-ingest a.json b.json
+	assert_usage_error phn-ingest
 	run -100 --separate-stderr phn-ingest --bogus lt.json
 	assert_stderr_line "phn-ingest: unrecognized option '--bogus'"
 	run -100 --separate-stderr phn-ingest --queue lt.json
+	assert_usage_error phn-ingest
 	run -100 --separate-stderr phn-ingest --check --queue
+	assert_usage_error phn-ingest
 	run -100 --separate-stderr phn-ingest nope.json
 	assert_stderr_line 'phn-ingest: nope.json: No such file or directory'
 	mkdir dir.json
@@ -973,7 +976,9 @@ nt() {
 	run -0 --separate-stderr phn-init -f --root sub
 	[ -f sub/runs/_system/harness_config.json ]
 	run -100 --separate-stderr phn-init extra
+	assert_usage_error phn-init
 	run -100 --separate-stderr phn-init --bogus
+	assert_usage_error phn-init
 }
 
 @test "phn-init: an edited config is a new version with its own snapshot" {

@@ -91,6 +91,7 @@ backdate() {	# backdate ATTEMPT SECONDS: it ended that long ago
 	run -100 --separate-stderr phn-claim -j 2
 	[[ $stderr == *"usage: phn-claim"* ]]
 	run -100 --separate-stderr phn-claim extra
+	assert_usage_error phn-claim
 	run -100 --separate-stderr phn-claim -n x
 	assert_stderr_prefix phn-claim
 	run -100 --separate-stderr phn-claim --batch nosuch
@@ -100,6 +101,7 @@ backdate() {	# backdate ATTEMPT SECONDS: it ended that long ago
 	run -100 --separate-stderr phn-claim --runner-id 'a/b'
 	assert_stderr_prefix phn-claim
 	run -100 --separate-stderr phn-claim --rescan --follow
+	assert_usage_error phn-claim
 }
 
 @test "exit 111 when stdout fails; the claim nobody received is ended" {

@@ -177,9 +177,11 @@ meta() { jq -r "$2" "$1/meta.json"; }
 	run -100 --separate-stderr phn-requeue "$B" a s1
 	[[ $stderr == "usage: phn-requeue"* ]]
 	run -100 --separate-stderr phn-requeue -d -i r1 "$B" a s1
+	assert_usage_error phn-requeue
 	run -100 --separate-stderr phn-requeue -i 'r/1' "$B" a s1
 	assert_stderr_prefix phn-requeue
 	run -100 --separate-stderr phn-mark-failed -d "$B" a s1
+	assert_usage_error phn-mark-failed
 	run -100 --separate-stderr phn-close-batch
 	[[ $stderr == "usage: phn-close-batch"* ]]
 	run -100 --separate-stderr phn-close-batch nosuch

@@ -345,6 +345,7 @@ cancel_with() { # SIGNAL
 	jq -e --arg a "$A" '.attempt_dir == $a and .started == false and
 	    .status == "canceled" and .exit_status == 4' <<<"$output"
 	run -100 --separate-stderr phn-spawn --json "$T/nope"
+	assert_stderr_prefix phn-spawn
 	[ -n "$output" ]
 	jq -e '.started == false and .status == null and .exit_status == 100' \
 	    <<<"$output"

@@ -381,7 +381,9 @@ array"
 	run -100 --separate-stderr phn-score --bogus
 	assert_stderr_line --partial 'usage: phn-score'
 	run -100 --separate-stderr phn-score --json --steps
+	assert_usage_error phn-score
 	run -100 --separate-stderr phn-score extra
+	assert_usage_error phn-score
 	run -100 --separate-stderr phn-score -w -i 0
 	assert_stderr_line --partial -- '--interval: invalid value'
 	run -100 --separate-stderr phn-score -b nope

@@ -157,6 +157,7 @@ canceled'
 	run -100 --separate-stderr phn-cancel
 	assert_stderr_line --partial 'usage: phn-cancel'
 	run -100 --separate-stderr phn-cancel -g -1 "runs/$ATT"
+	assert_usage_error phn-cancel
 	run -100 --separate-stderr phn-cancel -b "$B" -j j -s a
 	assert_stderr_line --partial 'name an attempt'
 	run -100 --separate-stderr phn-cancel -b "$B" -j j -s a -R run_nope
@@ -164,6 +165,7 @@ canceled'
 	run -100 --separate-stderr phn-cancel "runs/$B"
 	assert_stderr_prefix phn-cancel
 	run -100 --separate-stderr phn-cancel -b ../x -j j -s a -R r
+	assert_usage_error phn-cancel
 	rm "runs/$ATT/state.json"
 	mkdir -p "runs/$ATT/state.json/x"
 	run -111 --separate-stderr phn-cancel "runs/$ATT"
@@ -231,13 +233,16 @@ canceled'
 	run -100 --separate-stderr phn-artifact "runs/$ATT" ../../../../../batch_meta.json
 	assert_stderr_line --partial 'not a file inside the attempt directory'
 	run -100 --separate-stderr phn-artifact "runs/$ATT" /etc/passwd
+	assert_usage_error phn-artifact
 	ln -s /etc/passwd "runs/$ATT/codex_home/auth.json"
 	run -100 --separate-stderr phn-artifact "runs/$ATT" codex_home/auth.json
+	assert_usage_error phn-artifact
 	run -100 --separate-stderr phn-artifact "runs/$ATT" codex_home
 	assert_stderr_line --partial 'is a directory'
 	run -100 --separate-stderr phn-artifact "runs/$ATT"
 	assert_stderr_line --partial 'usage: phn-artifact'
 	run -100 --separate-stderr phn-artifact -b "$B" -j j -s a -R nope final.json
+	assert_usage_error phn-artifact
 	run -111 --separate-stderr phn-artifact -o /nonexistent/dir/x "runs/$ATT" meta.json
 	assert_stderr_prefix phn-artifact
 }
@@ -282,6 +287,7 @@ canceled'
 	assert_stderr_line --partial 'no events'
 	run -1 --separate-stderr phn-tail -f "runs/$ATT"
 	run -100 --separate-stderr phn-tail
+	assert_usage_error phn-tail
 	run -100 --separate-stderr phn-tail -n x "runs/$ATT"
 	assert_stderr_prefix phn-tail
 	mkdir "runs/$ATT/codex.events.jsonl"
@@ -380,6 +386,7 @@ rebatch() {
 	run -100 --separate-stderr phn-gc -b nope
 	assert_stderr_line "phn-gc: nope: no such batch in $T/runs"
 	run -100 --separate-stderr phn-gc extra
+	assert_usage_error phn-gc
 	rebatch '.defaults.retention_policy.compress_raw_events_after_days = 0 | .defaults.retention_policy.keep_raw_events_days = 100000'
 	old_attempt a failed
 	run -111 --separate-stderr env PATH=/nonexistent "$(command -v phn-gc)"

@@ -128,10 +128,13 @@ steps_lt() {
 	run -100 --separate-stderr phn tick --bogus
 	assert_stderr_line --partial 'usage: phn tick'
 	run -100 --separate-stderr phn tick extra
+	assert_usage_error phn
 	run -100 --separate-stderr phn tick --concurrency x
 	assert_stderr_line --partial -- '--concurrency: invalid value'
 	run -100 --separate-stderr phn serve --interval-seconds abc
+	assert_usage_error phn
 	run -100 --separate-stderr phn tick --concurrency
+	assert_usage_error phn
 	mkdir sub
 	cd sub
 	run -0 phn tick --no-codex --root .. --concurrency=2
@@ -141,7 +144,9 @@ steps_lt() {
 	[ -d runs/_system ]
 	jq_edit runs/_system/harness_config.json '.defaults.kill_grace_seconds = -1'
 	run -100 --separate-stderr phn tick --no-codex
+	assert_stderr_line --partial 'defaults.kill_grace_seconds: must be an integer >= 0'
 	run -100 --separate-stderr phn serve --no-codex
+	assert_stderr_line --partial 'defaults.kill_grace_seconds: must be an integer >= 0'
 	# a store that cannot be created: a temporary failure
 	touch afile
 	run -111 --separate-stderr phn tick --no-codex --runs-root afile/runs

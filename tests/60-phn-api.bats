@@ -99,8 +99,11 @@ teardown() {
 	PARALLELHASSNES_API_TOKEN= run -100 --separate-stderr phn-api --auth token --port 0
 	assert_stderr_line --partial "PARALLELHASSNES_API_TOKEN is not set"
 	run -100 --separate-stderr phn-api --auth magic
+	assert_usage_error phn-api
 	run -100 --separate-stderr phn-api extra
+	assert_usage_error phn-api
 	run -100 --separate-stderr phn-api --port 70000
+	assert_usage_error phn-api
 }
 
 @test "a port in use is a temporary failure (111)" {

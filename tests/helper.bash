@@ -43,6 +43,10 @@
 #                    with "PROG: "
 #   assert_stderr_line [--partial] TEXT
 #                    some line of $stderr equals (contains) TEXT
+#   assert_usage_error PROG
+#                    after run -100 --separate-stderr: nothing on stdout,
+#                    and stderr says why, in lines "PROG: ..." or a usage
+#                    ("usage: PROG ...", continued on indented lines)
 
 bats_require_minimum_version 1.5.0
 
@@ -177,6 +181,18 @@ assert_stderr_prefix() {
 		case $line in
 		"$1: "*) ;;
 		*) fail "stderr line does not start with '$1: ': $line" ;;
+		esac
+	done <<<"$stderr"
+}
+
+assert_usage_error() {
+	local line
+	[ -z "$output" ] || fail "stdout is not empty: $output"
+	[ -n "$stderr" ] || fail "nothing on stderr"
+	while IFS= read -r line; do
+		case $line in
+		"$1: "* | "usage: $1"* | " "*) ;;
+		*) fail "stderr line is neither '$1: ' nor a usage: $line" ;;
 		esac
 	done <<<"$stderr"
 }
