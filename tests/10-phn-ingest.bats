@@ -908,7 +908,7 @@ nt() {
 	[ -z "$(find runs -name 'batch_*')" ]
 }
 
-@test "an ingest whose index entry cannot be written leaves nothing behind" {
+@test "an ingest that cannot write its index entry or take the index lock leaves nothing behind" {
 	run -0 phn-ingest lt.json	# the store, its index and lock exist
 	jq_edit lt.json '.batch_goal_summary += " two"'
 	sha=$(sha256sum lt.json | cut -d' ' -f1)
@@ -921,6 +921,16 @@ nt() {
 	find runs -printf '%y %p\n' | sort >after
 	diff -u before after
 	[ "$(find runs -mindepth 1 -maxdepth 1 -name 'batch_*' | wc -l)" -eq 1 ]
+	# nor does one that cannot take the index lock
+	jq_edit lt.json '.batch_goal_summary += " three"'
+	rm -f runs/_queue/index/.lock
+	mkdir runs/_queue/index/.lock
+	find runs -printf '%y %p\n' | sort >before
+	run -111 --separate-stderr phn-ingest lt.json
+	assert_output ''
+	assert_stderr_line --partial "phn-ingest: unable to lock $T/runs/_queue/index/.lock:"
+	find runs -printf '%y %p\n' | sort >after
+	diff -u before after
 }
 
 @test "--runs-root and -r place the store" {
