@@ -110,8 +110,8 @@ bg_cleanup() {
 }
 
 wait_for() {
-	local i
-	for i in $(seq "${WAIT_TRIES:-200}"); do
+	local _
+	for _ in $(seq "${WAIT_TRIES:-200}"); do
 		"$@" && return 0
 		sleep 0.1
 	done

@@ -99,6 +99,7 @@ spawn_bg() {
 }
 
 codex_started() {
+	# shellcheck disable=SC2016 # expanded by eval, each try
 	wait_for eval '[ "$(st .current_item 2>/dev/null)" = "codex started" ]'
 }
 
