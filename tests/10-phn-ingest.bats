@@ -908,29 +908,28 @@ nt() {
 	[ -z "$(find runs -name 'batch_*')" ]
 }
 
+# fails_cleanly MESSAGE: ingesting lt.json exits 111 with MESSAGE on
+# stderr, and the store is as it was (every path, files and directories).
+fails_cleanly() {
+	find runs -printf '%y %p\n' | sort >before
+	run -111 --separate-stderr phn-ingest lt.json
+	assert_output ''
+	assert_stderr_line --partial "$1"
+	find runs -printf '%y %p\n' | sort >after
+	diff -u before after
+}
+
 @test "an ingest that cannot write its index entry or take the index lock leaves nothing behind" {
 	run -0 phn-ingest lt.json	# the store, its index and lock exist
 	jq_edit lt.json '.batch_goal_summary += " two"'
 	sha=$(sha256sum lt.json | cut -d' ' -f1)
 	# a directory where the entry goes: only the entry's rename fails
 	mkdir "runs/_queue/index/by_launch_table_sha256/$sha.json"
-	find runs -printf '%y %p\n' | sort >before
-	run -111 --separate-stderr phn-ingest lt.json
-	assert_output ''
-	assert_stderr_line --partial "phn-ingest: unable to write $T/runs/_queue/index/by_launch_table_sha256/$sha.json:"
-	find runs -printf '%y %p\n' | sort >after
-	diff -u before after
+	fails_cleanly "phn-ingest: unable to write $T/runs/_queue/index/by_launch_table_sha256/$sha.json:"
 	[ "$(find runs -mindepth 1 -maxdepth 1 -name 'batch_*' | wc -l)" -eq 1 ]
-	# nor does one that cannot take the index lock
-	jq_edit lt.json '.batch_goal_summary += " three"'
 	rm -f runs/_queue/index/.lock
 	mkdir runs/_queue/index/.lock
-	find runs -printf '%y %p\n' | sort >before
-	run -111 --separate-stderr phn-ingest lt.json
-	assert_output ''
-	assert_stderr_line --partial "phn-ingest: unable to lock $T/runs/_queue/index/.lock:"
-	find runs -printf '%y %p\n' | sort >after
-	diff -u before after
+	fails_cleanly "phn-ingest: unable to lock $T/runs/_queue/index/.lock:"
 }
 
 @test "--runs-root and -r place the store" {
