@@ -1,18 +1,20 @@
 #!/usr/bin/env bats
 # tests/05-install.bats -- make install/uninstall honour PREFIX and DESTDIR.
 
-bats_require_minimum_version 1.5.0
-
 load helper
 
 @test "make install puts programs, pages and the schema under DESTDIR/PREFIX; uninstall removes them" {
 	d=$BATS_TEST_TMPDIR/dest
 	run -0 make -s -C "$PHN_REPO" install DESTDIR="$d" PREFIX=/opt/phn
-	for p in phn phn-ingest phn-init phn-claim phn-spawn phn-heartbeat \
-	    phn-score phn-api; do
-		[ -x "$d/opt/phn/bin/$p" ]
+	# every program of cmd/ (the phn script and each phn-*.c), with its page
+	n=0
+	for c in "$PHN_REPO"/cmd/phn "$PHN_REPO"/cmd/phn-*.c; do
+		p=$(basename "$c" .c)
+		[ -x "$d/opt/phn/bin/$p" ] || fail "$p not installed"
+		[ -f "$d/opt/phn/share/man/man1/$p.1" ] || fail "$p.1 not installed"
+		n=$((n + 1))
 	done
-	[ -f "$d/opt/phn/share/man/man1/phn-ingest.1" ]
+	[ "$n" -ge 16 ]
 	[ -f "$d/opt/phn/share/man/man5/phn.5" ]
 	[ -f "$d/opt/phn/share/man/man7/phn.7" ]
 	cmp "$d/opt/phn/share/phn/run_report.schema.json" \

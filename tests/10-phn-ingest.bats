@@ -6,8 +6,6 @@
 # valid table from write_lt.  reject/accept write lt.json as that table
 # edited with a jq filter, and ingest it.
 
-bats_require_minimum_version 1.5.0
-
 load helper
 
 setup_file() {
@@ -886,10 +884,13 @@ nt() {
 	run -100 --separate-stderr phn-ingest
 	assert_stderr_line --partial 'usage: phn-ingest'
 	run -100 --separate-stderr phn-ingest a.json b.json
+	assert_usage_error phn-ingest
 	run -100 --separate-stderr phn-ingest --bogus lt.json
 	assert_stderr_line "phn-ingest: unrecognized option '--bogus'"
 	run -100 --separate-stderr phn-ingest --queue lt.json
+	assert_usage_error phn-ingest
 	run -100 --separate-stderr phn-ingest --check --queue
+	assert_usage_error phn-ingest
 	run -100 --separate-stderr phn-ingest nope.json
 	assert_stderr_line 'phn-ingest: nope.json: No such file or directory'
 	mkdir dir.json
@@ -905,6 +906,30 @@ nt() {
 	assert_output ''
 	assert_stderr_line "phn-ingest: unable to create $T/runs/_queue/index/by_launch_table_sha256: Not a directory"
 	[ -z "$(find runs -name 'batch_*')" ]
+}
+
+# fails_cleanly MESSAGE: ingesting lt.json exits 111 with MESSAGE on
+# stderr, and the store is as it was (every path, files and directories).
+fails_cleanly() {
+	find runs -printf '%y %p\n' | sort >before
+	run -111 --separate-stderr phn-ingest lt.json
+	assert_output ''
+	assert_stderr_line --partial "$1"
+	find runs -printf '%y %p\n' | sort >after
+	diff -u before after
+}
+
+@test "an ingest that cannot write its index entry or take the index lock leaves nothing behind" {
+	run -0 phn-ingest lt.json	# the store, its index and lock exist
+	jq_edit lt.json '.batch_goal_summary += " two"'
+	sha=$(sha256sum lt.json | cut -d' ' -f1)
+	# a directory where the entry goes: only the entry's rename fails
+	mkdir "runs/_queue/index/by_launch_table_sha256/$sha.json"
+	fails_cleanly "phn-ingest: unable to write $T/runs/_queue/index/by_launch_table_sha256/$sha.json:"
+	[ "$(find runs -mindepth 1 -maxdepth 1 -name 'batch_*' | wc -l)" -eq 1 ]
+	rm -f runs/_queue/index/.lock
+	mkdir runs/_queue/index/.lock
+	fails_cleanly "phn-ingest: unable to lock $T/runs/_queue/index/.lock:"
 }
 
 @test "--runs-root and -r place the store" {
@@ -960,7 +985,9 @@ nt() {
 	run -0 --separate-stderr phn-init -F --root sub
 	[ -f sub/runs/_system/harness_config.json ]
 	run -100 --separate-stderr phn-init extra
+	assert_usage_error phn-init
 	run -100 --separate-stderr phn-init --bogus
+	assert_usage_error phn-init
 }
 
 @test "phn-init: an edited config is a new version with its own snapshot" {

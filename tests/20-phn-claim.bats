@@ -7,11 +7,7 @@
 # phn_sched_attempt_ended); -a SECS back-dates ended_at, so backoff tests
 # need no sleeping.
 
-bats_require_minimum_version 1.5.0
-
 load helper
-
-T_FINISH=${T_FINISH:-$PHN_REPO/tests/t-finish}
 
 setup() {
 	phn_setup
@@ -19,10 +15,8 @@ setup() {
 	CFG=runs/_system/harness_config.json
 }
 
-# mklt FILE JQ-OBJECT: a Launch Table (151-word goal) plus JQ-OBJECT.
-mklt() {
-	jq -n --arg goal "$(goal_words 151)" \
-	    "{batch_goal_summary: \$goal} + ($2)" >"$1"
+teardown() {
+	bg_cleanup
 }
 
 # A table of jobs a, b, ... each with N independent steps s1..sN.
@@ -33,8 +27,6 @@ indep() {	# indep FILE JOBS STEPS CONCURRENCY
 	     steps: [range($3) as \$s | {step_id: \"s\(\$s + 1)\",
 	         prompt: \"p\"}]}]}"
 }
-
-finish() { "$T_FINISH" "$@"; }
 
 # Attempt dirs of a step, oldest first.
 atts() { ls -d "runs/$1/$2/steps/$3/attempts/"* 2>/dev/null; }
@@ -83,12 +75,14 @@ backdate() {	# backdate ATTEMPT SECONDS: it ended that long ago
 
 @test "exit 1 when nothing can be claimed, quietly" {
 	run -1 --separate-stderr phn-claim
-	[ -z "$output" ] && [ -z "$stderr" ]
+	[ -z "$output" ]
+	[ -z "$stderr" ]
 	indep lt.json 1 1 1
 	phn-ingest lt.json >/dev/null
 	run -0 phn-claim
 	run -1 --separate-stderr phn-claim
-	[ -z "$output" ] && [ -z "$stderr" ]
+	[ -z "$output" ]
+	[ -z "$stderr" ]
 }
 
 @test "exit 100 on usage errors, an unknown batch, a bad runner id" {
@@ -97,6 +91,7 @@ backdate() {	# backdate ATTEMPT SECONDS: it ended that long ago
 	run -100 --separate-stderr phn-claim -j 2
 	[[ $stderr == *"usage: phn-claim"* ]]
 	run -100 --separate-stderr phn-claim extra
+	assert_usage_error phn-claim
 	run -100 --separate-stderr phn-claim -n x
 	assert_stderr_prefix phn-claim
 	run -100 --separate-stderr phn-claim --batch nosuch
@@ -106,6 +101,7 @@ backdate() {	# backdate ATTEMPT SECONDS: it ended that long ago
 	run -100 --separate-stderr phn-claim --runner-id 'a/b'
 	assert_stderr_prefix phn-claim
 	run -100 --separate-stderr phn-claim --rescan --follow
+	assert_usage_error phn-claim
 }
 
 @test "exit 111 when stdout fails; the claim nobody received is ended" {
@@ -246,37 +242,53 @@ backdate() {	# backdate ATTEMPT SECONDS: it ended that long ago
 	[[ $output != */ce/* ]]
 }
 
-@test "backoff: a fixed backoff_seconds delays the retry from ended_at" {
-	mklt lt.json '{concurrency: 1, jobs: [{job_id: "a", working_directory: ".",
-	    steps: [{step_id: "s1", prompt: "p", retry_policy: {max_attempts: 3,
-	      backoff_seconds: 100}}]}]}'
+# Steps a/s1..a/sN (default 1; up to 9 attempts each) with backoff_seconds
+# BACKOFF (JSON); their first attempts are claimed: all in ds, s1's in d.
+backoff_batch() {	# backoff_batch BACKOFF [N]
+	mklt lt.json "{concurrency: ${2:-1}, jobs: [{job_id: \"a\",
+	    working_directory: \".\", steps: [range(${2:-1}) as \$i |
+	    {step_id: \"s\(\$i + 1)\", prompt: \"p\", retry_policy:
+	    {max_attempts: 9, backoff_seconds: $1}}]}]}"
 	B=$(phn-ingest lt.json)
-	d=$(phn-claim)
-	finish -s failed -a 50 "$d"
-	run -1 phn-claim
-	nb=$(jq .not_before "runs/$B/_ready/a@s1")
-	want=$(( $(date -d "$(st "$d" .ended_at)" +%s) + 100 ))
-	[ "${nb%.*}" -ge $((want - 1)) ] && [ "${nb%.*}" -le $((want + 1)) ]
-	backdate "$d" 101
+	ds=$(phn-claim -n "${2:-1}")
+	d=$(atts $B a s1)
+}
+
+# The not_before of a step's ready entry (default s1); the whole seconds
+# from attempt D's ended_at to its step's.
+not_before() { jq .not_before "runs/$B/_ready/a@${1:-s1}"; }
+delay_of() {	# delay_of D
+	local nb
+	nb=$(not_before "$(meta "$1" .step_id)")
+	echo $(( ${nb%.*} - $(date -d "$(st "$1" .ended_at)" +%s) ))
+}
+
+# Attempt D ended SECONDS ago: the retry is claimed (its directory in output).
+retry_after() {	# retry_after D SECONDS
+	backdate "$1" "$2"
 	hint $B a s1
 	run -0 phn-claim
+}
+
+@test "backoff: a fixed backoff_seconds delays the retry from ended_at" {
+	backoff_batch 100
+	finish -s failed -a 50 "$d"
+	run -1 phn-claim
+	delay=$(delay_of "$d")
+	[ "$delay" -ge 99 ]
+	[ "$delay" -le 101 ]
+	retry_after "$d" 101
 	[ "$(meta "$output" .attempt_number)" = 2 ]
 }
 
 @test "backoff: exponential {base, factor, max} grows per attempt and is capped" {
-	mklt lt.json '{concurrency: 1, jobs: [{job_id: "a", working_directory: ".",
-	    steps: [{step_id: "s1", prompt: "p", retry_policy: {max_attempts: 9,
-	      backoff_seconds: {base: 10, factor: 3, max: 50}}}]}]}'
-	B=$(phn-ingest lt.json)
-	d=$(phn-claim)
+	backoff_batch '{base: 10, factor: 3, max: 50}'
 	# delay after attempt n: 10, 30, then 90 capped to 50
 	for pair in "5 11" "20 31" "49 51"; do
 		set -- $pair
 		finish -s failed -a "$1" "$d"
 		run -1 phn-claim
-		backdate "$d" "$2"
-		hint $B a s1
-		run -0 phn-claim
+		retry_after "$d" "$2"
 		d=$output
 	done
 	[ "$(natts $B a s1)" = 4 ]
@@ -284,23 +296,23 @@ backdate() {	# backdate ATTEMPT SECONDS: it ended that long ago
 }
 
 @test "backoff: jitter is deterministic and within [1-j, 1+j] of the delay" {
-	mklt lt.json '{concurrency: 1, jobs: [{job_id: "a", working_directory: ".",
-	    steps: [{step_id: "s1", prompt: "p", retry_policy: {max_attempts: 3,
-	      backoff_seconds: {base: 100, jitter: 0.5}}}]}]}'
-	B=$(phn-ingest lt.json)
-	d=$(phn-claim)
-	finish -s failed -a 40 "$d"
+	backoff_batch '{base: 100, jitter: 0.5}' 20
+	for a in $ds; do finish -s failed -a 40 "$a"; done
 	run -1 phn-claim
-	nb1=$(jq .not_before "runs/$B/_ready/a@s1")
+	# 20 attempts: all delays within [50, 150], on both sides of 100
+	# (all on one side by chance: 2 in a million)
+	for a in $ds; do delay_of "$a"; done | sort -n >delays
+	[ "$(wc -l <delays)" -eq 20 ]
+	[ "$(head -1 delays)" -ge 49 ]
+	[ "$(head -1 delays)" -lt 100 ]
+	[ "$(tail -1 delays)" -gt 100 ]
+	[ "$(tail -1 delays)" -le 151 ]
+	nb=$(not_before)
 	hint $B a s1
 	run -1 phn-claim
-	nb2=$(jq .not_before "runs/$B/_ready/a@s1")
-	[ "$nb1" = "$nb2" ]
-	delay=$(( ${nb1%.*} - $(date -d "$(st "$d" .ended_at)" +%s) ))
-	[ "$delay" -ge 49 ] && [ "$delay" -le 151 ]
-	backdate "$d" 160
-	hint $B a s1
-	run -0 phn-claim
+	[ "$(not_before)" = "$nb" ]
+	retry_after "$d" 160
+	[ "$(meta "$output" .attempt_number)" = 2 ]
 }
 
 @test "depends_on: a step waits for its dependency in the same job to succeed" {
@@ -451,11 +463,11 @@ resume_lt() {	# resume_lt SELECTOR [RUN_ID]
 	indep lt.json 1 1 1
 	B=$(phn-ingest lt.json)
 	d1=$(phn-claim)
-	flock "$d1/spawn.lock" sleep 4 &
+	bg flock "$d1/spawn.lock" sleep 4
 	sleep 2
 	run -1 phn-claim
 	[ "$(st "$d1")" = queued ]
-	wait
+	wait "$BG_PID"
 }
 
 @test "harness faults: at most limits.max_harness_retries retries in a row" {
@@ -570,17 +582,19 @@ resume_lt() {	# resume_lt SELECTOR [RUN_ID]
 	[ "$(printf '%s\n' "${lines[@]}" | grep -c '/[ab]/steps/')" = 1 ]
 }
 
-affinity_lt() {	# affinity_lt AFFINITY
+# A batch (B) whose step s2 resumes s1 with runner_affinity AFFINITY;
+# s1 has run on runner rA.
+affinity_batch() {	# affinity_batch AFFINITY
 	mklt lt.json "{concurrency: 5, jobs: [{job_id: \"a\", working_directory: \".\",
 	    steps: [{step_id: \"s1\", prompt: \"p\"},
 	      {step_id: \"s2\", prompt: \"p\", resume_from: {step_id: \"s1\"},
 	       runner_affinity: \"$1\"}]}]}"
+	B=$(phn-ingest lt.json)
+	finish -H "$(phn-claim --runner-id rA)"
 }
 
 @test "affinity: pin_resume_source runs a resume step on the source's runner only" {
-	affinity_lt pin_resume_source
-	B=$(phn-ingest lt.json)
-	finish -H "$(phn-claim --runner-id rA)"
+	affinity_batch pin_resume_source
 	run -1 phn-claim --runner-id rB
 	run -0 phn-claim --runner-id rA
 	[ "$(meta "$output" .runner_id)" = rA ]
@@ -588,9 +602,7 @@ affinity_lt() {	# affinity_lt AFFINITY
 
 @test "affinity: prefer_resume_source lets another runner take it after the grace" {
 	cfg '.defaults.runner_affinity.prefer_grace_seconds = 1'
-	affinity_lt prefer_resume_source
-	B=$(phn-ingest lt.json)
-	finish -H "$(phn-claim --runner-id rA)"
+	affinity_batch prefer_resume_source
 	run -1 phn-claim --runner-id rB
 	sleep 1.5
 	run -0 phn-claim --runner-id rB
@@ -598,17 +610,15 @@ affinity_lt() {	# affinity_lt AFFINITY
 }
 
 @test "affinity: none lets any runner take a resume step at once" {
-	affinity_lt none
-	B=$(phn-ingest lt.json)
-	finish -H "$(phn-claim --runner-id rA)"
+	affinity_batch none
 	run -0 phn-claim --runner-id rB
+	[[ $output == */a/steps/s2/* ]]
+	[ "$(meta "$output" .runner_id)" = rB ]
 }
 
 @test "affinity: without a shared filesystem even none is pinned to the source" {
 	cfg '.defaults.runner_pool.shared_filesystem = false'
-	affinity_lt none
-	B=$(phn-ingest lt.json)
-	finish -H "$(phn-claim --runner-id rA)"
+	affinity_batch none
 	run -1 phn-claim --runner-id rB
 	run -0 phn-claim --runner-id rA
 }
@@ -643,6 +653,21 @@ affinity_lt() {	# affinity_lt AFFINITY
 
 # -- --follow ----------------------------------------------------------------------
 
+# Wait until the claims file (a follower's output) has N lines.
+claims_reach() {	# claims_reach N
+	wait_for eval "[ \"\$(wc -l <claims)\" -ge $1 ]"
+}
+
+# A batch B of one job with N steps at concurrency 1, served by a
+# phn-claim --follow in the background (pid), once it claimed the first.
+follow_batch() {	# follow_batch N
+	indep lt.json 1 "$1" 1
+	B=$(phn-ingest lt.json)
+	bg phn-claim --follow >claims
+	pid=$BG_PID
+	claims_reach 1
+}
+
 @test "follow: claims as dependencies succeed and exits 0 when all is done" {
 	mklt lt.json '{concurrency: 3, jobs: [range(4) as $j | {job_id: "j\($j)",
 	    working_directory: ".", steps: [range(3) as $s | {step_id: "s\($s)",
@@ -666,14 +691,10 @@ affinity_lt() {	# affinity_lt AFFINITY
 }
 
 @test "follow: a batch submitted while it runs is served without a restart" {
-	indep lt.json 1 1 1
-	B=$(phn-ingest lt.json)
-	phn-claim --follow >claims &
-	pid=$!
-	for i in $(seq 100); do [ -s claims ] && break; sleep 0.1; done
+	follow_batch 1
 	[ "$(wc -l <claims)" = 1 ]
 	C=$(phn-ingest --new lt.json)
-	for i in $(seq 100); do [ "$(wc -l <claims)" = 2 ] && break; sleep 0.1; done
+	claims_reach 2
 	[ "$(wc -l <claims)" = 2 ]
 	grep -q "/$C/" claims
 	finish $(cat claims)
@@ -681,18 +702,14 @@ affinity_lt() {	# affinity_lt AFFINITY
 }
 
 @test "follow: never spins while it waits" {
-	indep lt.json 1 2 1
-	B=$(phn-ingest lt.json)
-	phn-claim --follow >claims &
-	pid=$!
-	for i in $(seq 100); do [ -s claims ] && break; sleep 0.1; done
+	follow_batch 2
 	sleep 3	# at its concurrency limit: it must sleep
 	ticks=$(awk '{print $14 + $15}' /proc/$pid/stat)
 	hz=$(getconf CLK_TCK)
 	# a spinning loop would burn ~3 s of CPU; allow a tenth of that
 	[ "$ticks" -lt $(( hz * 3 / 10 )) ]
 	finish "$(cat claims)"
-	for i in $(seq 100); do [ "$(wc -l <claims)" = 2 ] && break; sleep 0.1; done
+	claims_reach 2
 	finish "$(tail -1 claims)"
 	wait $pid
 }
@@ -702,12 +719,12 @@ affinity_lt() {	# affinity_lt AFFINITY
 	indep lt.json 1 2 1
 	B=$(phn-ingest lt.json)
 	d=$(phn-claim)
-	phn-claim --follow >claims &
-	pid=$!
+	bg phn-claim --follow >claims
+	pid=$BG_PID
 	sleep 1
 	kill -0 $pid	# still waiting: an attempt is queued
 	finish "$d"
-	for i in $(seq 100); do [ -s claims ] && break; sleep 0.1; done
+	claims_reach 1
 	finish "$(cat claims)"
 	wait $pid
 }

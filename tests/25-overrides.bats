@@ -2,20 +2,11 @@
 # tests/25-overrides.bats -- operator overrides and their effect on
 # phn-claim: phn-force-retry, phn-mark-failed, phn-requeue, phn-close-batch.
 
-bats_require_minimum_version 1.5.0
-
 load helper
-
-T_FINISH=${T_FINISH:-$PHN_REPO/tests/t-finish}
 
 setup() {
 	phn_setup
 	phn-init >/dev/null 2>&1
-}
-
-mklt() {
-	jq -n --arg goal "$(goal_words 151)" \
-	    "{batch_goal_summary: \$goal} + ($2)" >"$1"
 }
 
 one_step() {	# one_step [RETRY-POLICY]
@@ -26,7 +17,6 @@ one_step() {	# one_step [RETRY-POLICY]
 	B=$(phn-ingest lt.json)
 }
 
-finish() { "$T_FINISH" "$@"; }
 atts() { ls -d "runs/$B/a/steps/$1/attempts/"* 2>/dev/null; }
 natts() { atts "$@" | wc -l; }
 st() { jq -r "${2:-.status}" "$1/state.json"; }
@@ -187,9 +177,11 @@ meta() { jq -r "$2" "$1/meta.json"; }
 	run -100 --separate-stderr phn-requeue "$B" a s1
 	[[ $stderr == "usage: phn-requeue"* ]]
 	run -100 --separate-stderr phn-requeue -d -i r1 "$B" a s1
+	assert_usage_error phn-requeue
 	run -100 --separate-stderr phn-requeue -i 'r/1' "$B" a s1
 	assert_stderr_prefix phn-requeue
 	run -100 --separate-stderr phn-mark-failed -d "$B" a s1
+	assert_usage_error phn-mark-failed
 	run -100 --separate-stderr phn-close-batch
 	[[ $stderr == "usage: phn-close-batch"* ]]
 	run -100 --separate-stderr phn-close-batch nosuch
@@ -234,5 +226,8 @@ meta() { jq -r "$2" "$1/meta.json"; }
 	run -0 bash -c 'phn-mark-failed -m "wrong prompt" "$0" job_0001 step2 | jq .ended_queued' "$batch"
 	[ "$(jq -r .steps.step2.forced_terminal.reason runs/$batch/job_0001/overrides.json)" = "wrong prompt" ]
 	run -0 bash -c 'phn-requeue -d "$0" job_0001 step1 && phn-force-retry "$0" job_0001 step1' "$batch"
+	jq -e '.steps.step1 | .requeue.different_from_last == true
+	    and .force_retry_nonce == 2' "runs/$batch/job_0001/overrides.json"
 	run -0 phn-close-batch -m "superseded" "$batch"
+	[ "$(jq -r .reason "runs/$batch/batch_closed.json")" = superseded ]
 }

@@ -6,85 +6,29 @@
 # is checked as status, failure_kind and exit status; every exit status of
 # SPEC 6.6 has a test.
 
-bats_require_minimum_version 1.5.0
-
 load helper
+load spawn-helper
 
-T_CLAIM=${T_CLAIM:-$PHN_REPO/tests/t-claim1}
 FAKE=$PHN_REPO/tests/fake-codex/codex
 
 setup() {
-	phn_setup
-	export HOME=$T/home
-	mkdir -p "$HOME" w
-	phn-init >/dev/null
 	# Fast stops: 1 s between SIGTERM and SIGKILL.
-	jq_edit runs/_system/harness_config.json '.defaults.kill_grace_seconds = 1'
+	spawn_setup 1
 	export PHN_CODEX=$FAKE FAKE_CODEX_LOG=$T/codex.log
-	unset PHN_CODEX_CONFIG CODEX_HOME FAKE_CODEX_MODE FAKE_CODEX_NO_WEB_SEARCH
+	unset PHN_CODEX_CONFIG FAKE_CODEX_MODE FAKE_CODEX_NO_WEB_SEARCH
 }
 
 teardown() {
-	# Nothing a test started may outlive it.
-	if [ -n "${BG:-}" ]; then
-		kill -9 "$BG" 2>/dev/null || true
-	fi
-	pkill -9 -f "$T/" 2>/dev/null || true
-}
-
-# batch STEPS_JSON [JQ_FILTER]: ingest a one-job table (job j, workdir w/)
-# with these steps; sets B.
-batch() {
-	jq -n --arg g "$(goal_words 151)" --argjson steps "$1" '{
-		batch_goal_summary: $g,
-		execution_policy: { skip_git_repo_check: true,
-		    sandbox: "workspace-write", approval_policy: "never" },
-		jobs: [{ job_id: "j", working_directory: "w", steps: $steps }]
-	}' >lt.json
-	if [ -n "${2:-}" ]; then
-		jq_edit lt.json "$2"
-	fi
-	B=$(phn-ingest lt.json 2>/dev/null)
-}
-
-one() { # PROMPT [STEP_JSON_EXTRA]: a batch with one step s, claimed: A
-	batch "[$(jq -n --arg p "$1" --argjson x "${2:-{\}}" \
-	    '{step_id: "s", prompt: $p} + $x')]"
-	claim s
-}
-
-claim() { # STEP: a new claimed attempt of STEP in A
-	A=$("$T_CLAIM" "$B" j "$1")
-}
-
-st() { # JQ: a value from the attempt's state.json
-	jq -r "$1" "$A/state.json"
-}
-
-assert_outcome() { # STATUS KIND|null
-	[ "$(st .status)" = "$1" ] || fail "status $(st .status), want $1"
-	[ "$(st .failure_kind)" = "$2" ] ||
-	    fail "failure_kind $(st .failure_kind), want $2"
+	spawn_teardown	# nothing a test started may outlive it
 }
 
 no_group_left() { # nothing is alive in codex's process group (zombies
 	# count as gone: reaping orphans is init's business)
 	local g
 	g=$(st .pgid)
-	[ -n "$g" ] && [ "$g" != null ]
-	run sh -c "ps -eo pgid=,stat= | awk -v g=$g '\$1 == g && \$2 !~ /^Z/'"
-	assert_output ""
-}
-
-wait_for() { # up to 20 s for a shell condition
-	local i
-	for i in $(seq 200); do
-		if eval "$1"; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	fail "timed out waiting for: $1"
+	[ -n "$g" ]
+	[ "$g" != null ]
+	[ "$(alive_in_group "$g")" -eq 0 ]
 }
 
 @test "success: exit 0, silent, every artifact, state and current.json" {
@@ -103,8 +47,8 @@ wait_for() { # up to 20 s for a shell condition
 	[ "$(st '.spawner_start | type')" = number ]
 	[ "$(st .pid)" = "$(st .pgid)" ]
 	[ "$(st '.codex_start | type')" = number ]
-	st '.started_at, .ended_at, .last_heartbeat_at, .last_event_at' |
-	    grep -vq null
+	jq -e '[.started_at, .ended_at, .last_heartbeat_at, .last_event_at]
+	    | all(type == "string")' "$A/state.json"
 	# What the events said.
 	[ "$(st .codex_thread_id)" = "$(jq -r 'select(.type == "thread.started")
 	    .thread_id' "$A/codex.events.jsonl")" ]
@@ -206,11 +150,7 @@ wait_for() { # up to 20 s for a shell condition
 }
 
 @test "resume: codex reporting another thread fails spawn_error (never a silent new session)" {
-	batch '[{"step_id": "s1", "prompt": "first"},
-	    {"step_id": "s2", "prompt": "second FAKE:newthread",
-	     "resume_from": {"step_id": "s1"}}]'
-	claim s1
-	phn-spawn "$A"
+	resume_ran first "second FAKE:newthread"
 	claim s2
 	run --separate-stderr phn-spawn "$A"
 	assert_failure 1
@@ -219,11 +159,7 @@ wait_for() { # up to 20 s for a shell condition
 }
 
 @test "resume: source gone before start -> failed spawn_error, exit 1, not left queued" {
-	batch '[{"step_id": "s1", "prompt": "first"},
-	    {"step_id": "s2", "prompt": "second", "resume_from": {"step_id": "s1"}}]'
-	claim s1
-	A1=$A
-	phn-spawn "$A1"
+	resume_ran first second
 	claim s2
 	rm -rf "$A1/codex_home"
 	run --separate-stderr phn-spawn "$A"
@@ -235,26 +171,39 @@ wait_for() { # up to 20 s for a shell condition
 }
 
 @test "resume with no recorded thread id refuses to guess (never --last)" {
-	batch '[{"step_id": "s1", "prompt": "first"},
-	    {"step_id": "s2", "prompt": "second", "resume_from": {"step_id": "s1"}}]'
-	claim s1
-	phn-spawn "$A"
-	jq_edit "$A/state.json" 'del(.codex_thread_id)'
+	resume_ran first second
+	jq_edit "$A1/state.json" 'del(.codex_thread_id)'
 	claim s2
 	jq_edit "$A/meta.json" 'del(.codex_thread_id)'
 	run phn-spawn "$A"
 	assert_failure 1
 	assert_outcome failed spawn_error
-	grep -q -- --last "$T/codex.log" && false
+	run -1 grep -q -- --last "$T/codex.log"
 	st '.errors[]' | grep -q 'never --last'
 }
 
-@test "codex exits non-zero -> failed codex_exit, the real exit code kept" {
-	one "FAKE:exit:3"
+codex_exit_case() { # FAKE-MODE CODE: the attempt fails codex_exit, keeping CODE
+	one "FAKE:$1"
 	run --separate-stderr phn-spawn "$A"
 	assert_failure 1
 	assert_outcome failed codex_exit
-	[ "$(st .exit_code)" = 3 ]
+	[ "$(st .exit_code)" = "$2" ]
+}
+
+@test "a completed turn with a valid report but a non-zero exit is not a success" {
+	codex_exit_case ok_exit:2 2
+	# the turn did complete and the report was valid: only the exit fails it
+	grep -q '"type":"turn.completed"' "$A/codex.events.jsonl"
+	jq -e '.status == "ok"' "$A/final.txt"
+	st '.errors[0]' | grep -q 'status 2: fake codex: turn done'
+	jq -e --arg r "$(basename "$A" | sed 's/^[^_]*_//')" '
+	    .steps.s.latest_successful == null
+	    and .steps.s.by_run_id[$r].status == "failed"' \
+	    "runs/$B/j/current.json"
+}
+
+@test "codex exits non-zero -> failed codex_exit, the real exit code kept" {
+	codex_exit_case exit:3 3
 	st '.errors[0]' | grep -q 'status 3: fake codex: failing with status 3'
 	assert_stderr_prefix phn-spawn
 	[ -f "$A/handoff.json" ]
@@ -362,14 +311,9 @@ wait_for() { # up to 20 s for a shell condition
 
 cancel_with() { # SIGNAL
 	one "FAKE:sleep:60"
-	phn-spawn "$A" 2>"$T/err" 3>&- &
-	BG=$!
-	wait_for '[ "$(jq -r .current_item "$A/state.json" 2>/dev/null)" = "codex started" ]'
-	kill -"$1" "$BG"
-	rc=0
-	wait "$BG" || rc=$?
-	BG=
-	[ "$rc" -eq 4 ] || fail "exit $rc, want 4"
+	spawn_bg
+	codex_started
+	stop_bg "$1" 4
 	assert_outcome canceled canceled
 	no_group_left
 }
@@ -401,6 +345,7 @@ cancel_with() { # SIGNAL
 	jq -e --arg a "$A" '.attempt_dir == $a and .started == false and
 	    .status == "canceled" and .exit_status == 4' <<<"$output"
 	run -100 --separate-stderr phn-spawn --json "$T/nope"
+	assert_stderr_prefix phn-spawn
 	[ -n "$output" ]
 	jq -e '.started == false and .status == null and .exit_status == 100' \
 	    <<<"$output"
@@ -511,29 +456,29 @@ cancel_with() { # SIGNAL
 }
 
 @test "heartbeats and the thread id reach state.json while codex runs" {
+	# batch_meta.json is write-once (the schedule index copies it at the
+	# first claim): the interval comes from the harness config.
+	jq_edit runs/_system/harness_config.json \
+	    '.defaults.scoreboard.heartbeat_interval_seconds = 1'
 	one "FAKE:sleep:60"
-	jq_edit "runs/$B/batch_meta.json" \
-	    '.effective_defaults.scoreboard.heartbeat_interval_seconds = 1'
-	phn-spawn "$A" 2>/dev/null 3>&- &
-	BG=$!
-	wait_for '[ "$(jq -r .codex_thread_id "$A/state.json")" != null ]'
+	spawn_bg
+	wait_for eval '[ "$(st .codex_thread_id)" != null ]'
 	h1=$(st .last_heartbeat_at)
-	wait_for '[ "$(jq -r .last_heartbeat_at "$A/state.json")" != "$h1" ]'
+	wait_for eval '[ "$(st .last_heartbeat_at)" != "$h1" ]'
 	[ "$(st .status)" = running ]
 	jq -e '.steps.s.by_run_id[].codex_thread_id | startswith("01fake00")' \
 	    "runs/$B/j/current.json"
-	kill -TERM "$BG"
-	wait "$BG" || true
-	BG=
+	stop_bg TERM 4
 }
 
 @test "a terminal state written by someone else while codex runs stands" {
+	# batch_meta.json is write-once (the schedule index copies it at the
+	# first claim): the interval comes from the harness config.
+	jq_edit runs/_system/harness_config.json \
+	    '.defaults.scoreboard.heartbeat_interval_seconds = 1'
 	one "FAKE:sleep:60"
-	jq_edit "runs/$B/batch_meta.json" \
-	    '.effective_defaults.scoreboard.heartbeat_interval_seconds = 1'
-	phn-spawn "$A" 2>/dev/null 3>&- &
-	BG=$!
-	wait_for '[ "$(jq -r .current_item "$A/state.json")" = "codex started" ]'
+	spawn_bg
+	codex_started
 	jq_edit "$A/state.json" '.status = "failed" | .failure_kind = "claim_expired"'
 	rc=0
 	wait "$BG" || rc=$?
@@ -656,14 +601,9 @@ cancel_with() { # SIGNAL
 	assert_failure 124
 	assert_outcome failed timeout
 	one "hi" '{"fake_sleep_seconds": 60}'
-	phn-spawn -D "$A" 2>/dev/null 3>&- &
-	BG=$!
-	wait_for '[ "$(jq -r .status "$A/state.json")" = running ]'
-	kill -TERM "$BG"
-	rc=0
-	wait "$BG" || rc=$?
-	BG=
-	[ "$rc" -eq 4 ]
+	spawn_bg -D
+	wait_for eval '[ "$(st .status)" = running ]'
+	stop_bg TERM 4
 	assert_outcome canceled canceled
 }
 

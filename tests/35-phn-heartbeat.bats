@@ -3,20 +3,13 @@
 # (kill -9 of a real phn-spawn), lease expiry, stuck agents, and that a
 # live spawner is never touched.
 
-bats_require_minimum_version 1.5.0
-
 load helper
-
-T_CLAIM=${T_CLAIM:-$PHN_REPO/tests/t-claim1}
+load spawn-helper
 
 setup() {
-	phn_setup
-	export HOME=$T/home
-	mkdir -p "$HOME" w
-	phn-init >/dev/null
-	jq_edit runs/_system/harness_config.json '.defaults.kill_grace_seconds = 1'
+	spawn_setup 1
 	export PHN_CODEX=$PHN_REPO/tests/fake-codex/codex
-	unset PHN_CODEX_CONFIG CODEX_HOME FAKE_CODEX_MODE FAKE_CODEX_LOG
+	unset PHN_CODEX_CONFIG FAKE_CODEX_MODE FAKE_CODEX_LOG
 	jq -n --arg g "$(goal_words 151)" '{
 		batch_goal_summary: $g,
 		execution_policy: { skip_git_repo_check: true },
@@ -26,10 +19,7 @@ setup() {
 }
 
 teardown() {
-	if [ -n "${BG:-}" ]; then
-		kill -9 "$BG" 2>/dev/null || true
-	fi
-	pkill -9 -f "$T/" 2>/dev/null || true
+	spawn_teardown
 }
 
 ingest() { # [JQ_FILTER for lt.json]
@@ -39,38 +29,9 @@ ingest() { # [JQ_FILTER for lt.json]
 	B=$(phn-ingest lt.json 2>/dev/null)
 }
 
-claim() {
-	A=$("$T_CLAIM" "$B" j s)
-}
-
-st() {
-	jq -r "$1" "$A/state.json"
-}
-
-wait_for() { # up to 20 s for a shell condition
-	local i
-	for i in $(seq 200); do
-		if eval "$1"; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	fail "timed out waiting for: $1"
-}
-
-alive_in_group() { # PGID: live (non-zombie) processes in it
-	ps -eo pgid=,stat= | awk -v g="$1" '$1 == g && $2 !~ /^Z/' | wc -l
-}
-
-spawn_bg() { # run phn-spawn on A in the background until codex runs
-	phn-spawn "$A" 2>/dev/null 3>&- &
-	BG=$!
-	wait_for '[ "$(jq -r .current_item "$A/state.json" 2>/dev/null)" = "codex started" ]'
-}
-
 @test "beat: last_heartbeat_at and current_item, silently" {
 	ingest
-	claim
+	claim s
 	run --separate-stderr phn-heartbeat "$A" "compiling"
 	assert_success
 	assert_output ""
@@ -87,7 +48,7 @@ spawn_bg() { # run phn-spawn on A in the background until codex runs
 
 @test "beat on an ended attempt changes nothing: exit 1" {
 	ingest
-	claim
+	claim s
 	jq_edit "$A/state.json" '.status = "succeeded"'
 	before=$(cat "$A/state.json")
 	run --separate-stderr phn-heartbeat "$A" late
@@ -99,7 +60,7 @@ spawn_bg() { # run phn-spawn on A in the background until codex runs
 
 @test "beat: not an attempt, no state.json, usage -> 100" {
 	ingest
-	claim
+	claim s
 	run --separate-stderr phn-heartbeat "$T/w"
 	assert_failure 100
 	assert_stderr_prefix phn-heartbeat
@@ -121,7 +82,7 @@ spawn_bg() { # run phn-spawn on A in the background until codex runs
 
 @test "--stale: nothing stale -> exit 0, no output" {
 	ingest
-	claim
+	claim s
 	run --separate-stderr phn-heartbeat --stale
 	assert_success
 	assert_output ""
@@ -131,8 +92,9 @@ spawn_bg() { # run phn-spawn on A in the background until codex runs
 
 @test "--stale and --reap never touch a live spawner" {
 	ingest
-	claim
+	claim s
 	spawn_bg
+	codex_started
 	run phn-heartbeat --stale
 	assert_success
 	assert_output ""
@@ -140,17 +102,14 @@ spawn_bg() { # run phn-spawn on A in the background until codex runs
 	assert_success
 	assert_output ""
 	[ "$(st .status)" = running ]
-	kill -TERM "$BG"
-	rc=0
-	wait "$BG" || rc=$?
-	BG=
-	[ "$rc" -eq 4 ]
+	stop_bg TERM 4
 }
 
 @test "kill -9 of phn-spawn: --stale lists the orphan, --reap kills codex and fails it" {
 	ingest
-	claim
+	claim s
 	spawn_bg
+	codex_started
 	pg=$(st .pgid)
 	kill -9 "$BG"
 	wait "$BG" || true
@@ -178,25 +137,25 @@ spawn_bg() { # run phn-spawn on A in the background until codex runs
 	assert_success
 	assert_output ""
 	# The step is runnable again, and the fault does not count as a try.
-	claim
+	claim s
 	jq -e '.attempt_number == 1' "$A/meta.json"
 }
 
 @test "an orphan on another host: stale by heartbeat age only" {
 	ingest
-	claim
+	claim s
 	jq_edit "$A/state.json" '.status = "running" | .host = "elsewhere" |
 	    .boot_id = "x" | .pgid = 1 | .codex_start = 1 |
 	    .last_heartbeat_at = "2000-01-01T00:00:00Z"'
-	run phn-heartbeat --stale -0
-	assert_failure 1
-	[ "$output" = "$A" ]
+	# the output holds a NUL: compare bytes, not $output (bash drops NULs)
+	run -1 sh -c 'phn-heartbeat --stale -0 >out'
+	printf '%s\0' "$A" | cmp - out
 	run phn-heartbeat --reap --json
 	assert_success
 	[ -n "$output" ]
 	jq -e '.fault == "orphaned" and .reaped == true' <<<"$output"
 	[ "$(st .failure_kind)" = orphaned ]
-	claim
+	claim s
 	jq_edit "$A/state.json" '.status = "running" | .host = "elsewhere" |
 	    .boot_id = "x" | .last_heartbeat_at = (now | todate)'
 	run phn-heartbeat --stale
@@ -205,19 +164,19 @@ spawn_bg() { # run phn-spawn on A in the background until codex runs
 
 @test "-0 separates paths with NUL" {
 	ingest
-	claim
+	claim s
 	jq_edit "$A/state.json" '.claimed_at = "2000-01-01T00:00:00Z"'
 	A1=$A
-	claim
+	claim s
 	jq_edit "$A/state.json" '.claimed_at = "2000-01-01T00:00:00Z"'
-	run sh -c 'phn-heartbeat --stale -0 | tr "\0" "\n"'
-	[ "${#lines[@]}" -eq 2 ]
-	[ "${lines[0]}" = "$A1" ] || [ "${lines[1]}" = "$A1" ]
+	run -1 sh -c 'phn-heartbeat --stale -0 >out'
+	[ "$(tr -cd '\0' <out | wc -c)" -eq 2 ]
+	printf '%s\0' "$A1" "$A" | sort -z | cmp - <(sort -z out)
 }
 
 @test "claim lease expired: --stale says claim_expired, --reap fails it" {
 	ingest
-	claim
+	claim s
 	jq_edit "$A/state.json" '.claimed_at = "2000-01-01T00:00:00Z"'
 	run phn-heartbeat --stale --json
 	assert_failure 1
@@ -259,7 +218,7 @@ spawn_bg() { # run phn-spawn on A in the background until codex runs
 
 @test "a queued attempt held by a phn-spawn is not expired" {
 	ingest
-	claim
+	claim s
 	jq_edit "$A/state.json" '.claimed_at = "2000-01-01T00:00:00Z"'
 	exec 8>"$A/spawn.lock"
 	flock -x 8
@@ -273,8 +232,9 @@ spawn_bg() { # run phn-spawn on A in the background until codex runs
 @test "stuck agent: reported apart from orphans, never reaped" {
 	ingest '.scoreboard = {heartbeat_interval_seconds: 1,
 	    heartbeat_stale_after_seconds: 300, stuck_after_seconds: 1}'
-	claim
+	claim s
 	spawn_bg
+	codex_started
 	sleep 1.2
 	run --separate-stderr phn-heartbeat --stale
 	assert_success
@@ -287,14 +247,12 @@ spawn_bg() { # run phn-spawn on A in the background until codex runs
 	run phn-heartbeat --reap
 	assert_success
 	[ "$(st .status)" = running ]
-	kill -TERM "$BG"
-	wait "$BG" || true
-	BG=
+	stop_bg TERM 4
 }
 
 @test "--batch: only that batch; an unknown one -> 100" {
 	ingest
-	claim
+	claim s
 	jq_edit "$A/state.json" '.claimed_at = "2000-01-01T00:00:00Z"'
 	B1=$B
 	ingest '.batch_goal_summary += " again"'
@@ -311,7 +269,7 @@ spawn_bg() { # run phn-spawn on A in the background until codex runs
 
 @test "--reap: a reap that cannot write the state -> 111" {
 	ingest
-	claim
+	claim s
 	jq_edit "$A/state.json" '.claimed_at = "2000-01-01T00:00:00Z"'
 	rm -f "$A/state.lock"
 	mkdir "$A/state.lock"
@@ -323,7 +281,7 @@ spawn_bg() { # run phn-spawn on A in the background until codex runs
 @test "man page EXAMPLES run" {
 	jq_edit lt.json '.jobs[0].steps[0].prompt = "hi"'
 	ingest
-	claim
+	claim s
 	attempt=$A
 	run phn-heartbeat "$attempt" "running the test suite"
 	assert_success

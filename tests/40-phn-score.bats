@@ -2,8 +2,6 @@
 # tests/40-phn-score.bats -- derived statuses, attention kinds, outputs and
 # exit codes of phn-score, on attempt directories built by hand.
 
-bats_require_minimum_version 1.5.0
-
 load helper
 load score-helper
 
@@ -21,6 +19,16 @@ two_steps() {
 	mk_batch '[{"job_id": "j", "working_directory": ".", "steps": [
 	    {"step_id": "a", "prompt": "x"},
 	    {"step_id": "b", "prompt": "y", "depends_on": ["a"]}]}]' "${1:-.}"
+}
+
+# scored STATUS FILTER WANT PHN-SCORE-ARG...: phn-score exits STATUS, and
+# its output through jq -rc FILTER is WANT.
+scored() {
+	local st=$1 filter=$2 want=$3
+	shift 3
+	run -"$st" phn-score "$@"
+	run -0 jq -rc "$filter" <<<"$output"
+	assert_output "$want"
 }
 
 step_field() {	# STEP FIELD: from phn-score --steps; phn-score's status
@@ -46,27 +54,16 @@ step_field() {	# STEP FIELD: from phn-score --steps; phn-score's status
 	assert_json_lines
 	run jq -c '.batch.counts' <<<"$output"
 	assert_output '{"blocked":1,"ready":1,"running":0,"succeeded":0,"failed":0,"needs_attention":0,"canceled":0}'
-	run -3 phn-score -b "$B" --json
-	run jq -r '.batch.blocked[0].reasons[0]' <<<"$output"
-	assert_output 'depends_on: j.a not succeeded'
-	run -3 phn-score --json
-	run jq -r '.system[0].batch_id, .system[0].steps_total, .system[0].outcome' <<<"$output"
-	assert_output "$B
-2
-in_progress"
+	scored 3 '.batch.blocked[0].reasons[0]' 'depends_on: j.a not succeeded' -b "$B" --json
+	scored 3 '.system[0].batch_id, .system[0].steps_total, .system[0].outcome' "$B"$'\n2\nin_progress' --json
 }
 
 @test "succeeded unblocks the dependent; all succeeded exits 0" {
 	two_steps
 	mk_attempt j a succeeded
-	run -3 phn-score -b "$B" --json
-	run jq -r '.batch.counts | "\(.succeeded) \(.ready) \(.blocked)"' <<<"$output"
-	assert_output '1 1 0'
+	scored 3 '.batch.counts | "\(.succeeded) \(.ready) \(.blocked)"' '1 1 0' -b "$B" --json
 	mk_attempt j b succeeded
-	run -0 phn-score -b "$B" --json
-	run jq -r '.batch.outcome, .batch.remaining_seconds_estimate' <<<"$output"
-	assert_output 'succeeded
-0'
+	scored 0 '.batch.outcome, .batch.remaining_seconds_estimate' $'succeeded\n0' -b "$B" --json
 	run -0 phn-score
 }
 
@@ -74,10 +71,7 @@ in_progress"
 	two_steps
 	mk_attempt j a succeeded
 	mk_attempt j a failed '.failure_kind = "codex_exit" | .exit_code = 2'
-	run -3 phn-score -b "$B" --json
-	run jq -r '.batch.counts.succeeded, (.batch.failures | length)' <<<"$output"
-	assert_output '1
-0'
+	scored 3 '.batch.counts.succeeded, (.batch.failures | length)' $'1\n0' -b "$B" --json
 }
 
 @test "failed without retries: failed, attention failed, failures item, exit 1" {
@@ -87,9 +81,7 @@ in_progress"
 	run -1 phn-score -b "$B" --json
 	run jq -c '.batch.failures[0] | [.step_id, .state_status, .exit_code, .failure_kind, .final_status, .final_summary, .run_id]' <<<"$output"
 	assert_output "[\"a\",\"failed\",2,\"codex_exit\",\"failed\",\"broke it\",\"$RUN\"]"
-	run -1 phn-score -b "$B" --json
-	run jq -c '[.batch.attention[] | [.step_id, .kind, .failure_kind]]' <<<"$output"
-	assert_output '[["a","failed","codex_exit"]]'
+	scored 1 '[.batch.attention[] | [.step_id, .kind, .failure_kind]]' '[["a","failed","codex_exit"]]' -b "$B" --json
 	# the dependent is blocked by the failure; nothing can run: exit 1
 	run -1 step_field b '.status + " " + .reasons[0]'
 	assert_output 'blocked depends_on: j.a not succeeded'
@@ -103,9 +95,7 @@ in_progress"
 	mk_attempt j a failed '.failure_kind = "codex_exit"'
 	run -3 step_field a '.status + " " + (.not_before != null | tostring)'
 	assert_output 'ready true'
-	run -3 phn-score -b "$B" --json
-	run jq -r '.batch.ready[0].why' <<<"$output"
-	assert_output 'retry'
+	scored 3 '.batch.ready[0].why' 'retry' -b "$B" --json
 	mk_attempt j a failed '.failure_kind = "codex_exit"'
 	run -1 step_field a '.status + " " + (.attempts | tostring)'
 	assert_output 'failed 2'
@@ -135,12 +125,8 @@ in_progress"
 	    {"step_id": "n", "prompt": "x"}, {"step_id": "c", "prompt": "y"}]}]'
 	mk_attempt j n needs_attention '.failure_kind = "invalid_report"'
 	mk_attempt j c canceled '.failure_kind = "canceled"'
-	run -1 phn-score -b "$B" --json
-	run jq -c '[.batch.counts.needs_attention, .batch.counts.canceled, [.batch.attention[].kind], [.batch.failures[].step_id]]' <<<"$output"
-	assert_output '[1,1,["needs_attention"],["n"]]'
-	run -1 phn-score --json
-	run jq -r '.system[0].attention_steps' <<<"$output"
-	assert_output 1
+	scored 1 '[.batch.counts.needs_attention, .batch.counts.canceled, [.batch.attention[].kind], [.batch.failures[].step_id]]' '[1,1,["needs_attention"],["n"]]' -b "$B" --json
+	scored 1 '.system[0].attention_steps' 1 --json
 }
 
 @test "harness faults do not count, up to limits.max_harness_retries in a row" {
@@ -168,20 +154,14 @@ in_progress"
 	two_steps
 	mk_attempt j a running ".host = \$host | .boot_id = \$boot | .last_heartbeat_at = \$now | .last_event_at = \"$(iso_ago 4000)\""
 	bg_lock "runs/$ATT/spawn.lock"
-	run -3 phn-score -b "$B" --json
-	run jq -c '[.batch.counts.running, [.batch.attention[] | [.kind, .step_id]], .batch.stuck_steps]' <<<"$output"
-	assert_output '[1,[["stuck","a"]],1]'
-	run -3 phn-score --json
-	run jq -r '.system[0].attention_steps' <<<"$output"
-	assert_output 1
+	scored 3 '[.batch.counts.running, [.batch.attention[] | [.kind, .step_id]], .batch.stuck_steps]' '[1,[["stuck","a"]],1]' -b "$B" --json
+	scored 3 '.system[0].attention_steps' 1 --json
 }
 
 @test "orphaned: spawn.lock free on this host, or a stale heartbeat elsewhere" {
 	two_steps
 	mk_attempt j a running '.host = $host | .boot_id = $boot | .last_heartbeat_at = $now | .last_event_at = $now'
-	run -3 phn-score -b "$B" --json
-	run jq -c '[.batch.counts.running, [.batch.attention[] | [.kind, .reason]]]' <<<"$output"
-	assert_output '[1,[["orphaned","spawner gone (spawn.lock free or heartbeat stale)"]]]'
+	scored 3 '[.batch.counts.running, [.batch.attention[] | [.kind, .reason]]]' '[1,[["orphaned","spawner gone (spawn.lock free or heartbeat stale)"]]]' -b "$B" --json
 	# another host: judged by heartbeat age
 	jq_edit "runs/$ATT/state.json" '.host = "elsewhere"'
 	run -3 step_field a '.attention'
@@ -197,18 +177,14 @@ in_progress"
 	run -3 step_field a '.status + " " + (.attention | tostring) + " " + .current_item'
 	assert_output 'running null queued/initializing'
 	jq_edit "runs/$ATT/state.json" --arg t "$(iso_ago 1000)" '.claimed_at = $t'
-	run -3 phn-score -b "$B" --json
-	run jq -r '.batch.attention[0] | .kind + ": " + .reason' <<<"$output"
-	assert_output 'orphaned: claim lease expired before phn-spawn picked it up'
+	scored 3 '.batch.attention[0] | .kind + ": " + .reason' 'orphaned: claim lease expired before phn-spawn picked it up' -b "$B" --json
 }
 
 @test "an attempt without state.json is queued/initializing; a corrupt one needs attention" {
 	two_steps
 	mk_attempt j a running
 	rm "runs/$ATT/state.json"
-	run -3 phn-score -b "$B" --json
-	run jq -c '[.batch.counts.running, .batch.running[0].current_item]' <<<"$output"
-	assert_output '[1,"queued/initializing"]'
+	scored 3 '[.batch.counts.running, .batch.running[0].current_item]' '[1,"queued/initializing"]' -b "$B" --json
 	echo '{not json' >"runs/$ATT/state.json"
 	run -1 step_field a '.status + " " + .attention'
 	assert_output 'needs_attention needs_attention'
@@ -218,9 +194,7 @@ in_progress"
 	two_steps
 	mk_attempt j a succeeded
 	jq -n '{version: 1, steps: {a: {forced_terminal: {status: "failed", reason: "bad output", set_at: "2026-01-01T00:00:00Z"}}}}' >"runs/$B/j/overrides.json"
-	run -3 phn-score -b "$B" --json
-	run jq -c '[.batch.counts.failed, .batch.failures[0].forced_terminal.reason, [.batch.attention[].kind]]' <<<"$output"
-	assert_output '[1,"bad output",["failed"]]'
+	scored 3 '[.batch.counts.failed, .batch.failures[0].forced_terminal.reason, [.batch.attention[].kind]]' '[1,"bad output",["failed"]]' -b "$B" --json
 	# as for phn-claim, dependents look only at the success
 	run -3 step_field b .status
 	assert_output ready
@@ -250,9 +224,7 @@ in_progress"
 @test "closed batch: steps that never ran are blocked, exit 1" {
 	two_steps
 	jq -n --arg b "$B" '{batch_id: $b, closed_at: "2026-01-01T00:00:00Z", reason: "enough"}' >"runs/$B/batch_closed.json"
-	run -1 phn-score -b "$B" --json
-	run jq -c '[.batch.closed, .batch.counts.blocked, .batch.blocked[0].reasons[0], .batch.outcome]' <<<"$output"
-	assert_output '[true,2,"batch closed: enough","failed"]'
+	scored 1 '[.batch.closed, .batch.counts.blocked, .batch.blocked[0].reasons[0], .batch.outcome]' '[true,2,"batch closed: enough","failed"]' -b "$B" --json
 }
 
 @test "cross-job dependency JOB/STEP" {
@@ -300,9 +272,7 @@ in_progress"
 	two_steps
 	mk_attempt j a succeeded '.usage = {input_tokens: 100, cached_input_tokens: 10, output_tokens: 5, reasoning_output_tokens: 1}'
 	mk_attempt j b running '.host = "elsewhere" | .last_heartbeat_at = $now | .last_event_at = $now | .usage = {input_tokens: 300, cached_input_tokens: 0, output_tokens: 7, reasoning_output_tokens: 0} | .usage_attempt = {input_tokens: 200, cached_input_tokens: 0, output_tokens: 2, reasoning_output_tokens: 0}'
-	run -3 phn-score -b "$B" --json
-	run jq -c '[.batch.usage.input_tokens, .batch.usage.output_tokens, .batch.usage.cached_input_tokens, (.batch.elapsed_seconds >= 0), (.batch.remaining_seconds_estimate >= 0)]' <<<"$output"
-	assert_output '[300,7,10,true,true]'
+	scored 3 '[.batch.usage.input_tokens, .batch.usage.output_tokens, .batch.usage.cached_input_tokens, (.batch.elapsed_seconds >= 0), (.batch.remaining_seconds_estimate >= 0)]' '[300,7,10,true,true]' -b "$B" --json
 	run -3 step_field a '.usage.input_tokens'
 	assert_output 100
 }
@@ -326,9 +296,7 @@ in_progress"
 	mk_attempt j a failed
 	mk_batch '[{"job_id": "j", "working_directory": ".", "steps": [{"step_id": "a", "prompt": "x"}]}]' '.batch_id = "b3"'
 	mk_attempt j a running '.host = "elsewhere" | .last_heartbeat_at = $now | .last_event_at = $now'
-	run -3 phn-score --json
-	run jq -r '[.system[].batch_id] | join(" ")' <<<"$output"
-	assert_output 'b2 b3 b1'
+	scored 3 '[.system[].batch_id] | join(" ")' 'b2 b3 b1' --json
 	run -3 phn-score --json
 	run jq -r '.system[] | select(.batch_id == "b1") | .batch_goal_summary_preview' <<<"$output"
 	[ "${output:0:7}" = 'line w1' ]
@@ -349,11 +317,22 @@ in_progress"
 array"
 	# sorted keys, 2-space indent, trailing newline
 	jq -S --indent 2 . "runs/$B/scoreboard.batch.json" | diff - "runs/$B/scoreboard.batch.json"
-	ls -a "runs/$B" | grep -v '^\.scoreboard' >/dev/null
+	# replaced, not rewritten in place: a reader holding the old file
+	# keeps it whole, and each name gets a new inode
+	exec 4<"runs/$B/scoreboard.batch.json"
+	old=$(cat "runs/$B/scoreboard.batch.json")
+	ib=$(stat -c %i "runs/$B/scoreboard.batch.json")
+	is=$(stat -c %i runs/_system/scoreboard.system.json)
 	run -3 phn-score --write -b "$B" --json
 	assert_json_lines
 	run jq -r '.batch.batch_id' <<<"$output"
 	assert_output "$B"
+	[ "$(cat <&4)" = "$old" ]
+	exec 4<&-
+	[ "$(stat -c %i "runs/$B/scoreboard.batch.json")" != "$ib" ]
+	[ "$(stat -c %i runs/_system/scoreboard.system.json)" != "$is" ]
+	# no temporary file is left behind
+	[ -z "$(find runs -name '.scoreboard*')" ]
 }
 
 @test "reading never creates or changes a file (terminal attempt immutable)" {
@@ -402,7 +381,9 @@ array"
 	run -100 --separate-stderr phn-score --bogus
 	assert_stderr_line --partial 'usage: phn-score'
 	run -100 --separate-stderr phn-score --json --steps
+	assert_usage_error phn-score
 	run -100 --separate-stderr phn-score extra
+	assert_usage_error phn-score
 	run -100 --separate-stderr phn-score -w -I 0
 	assert_stderr_line --partial -- '--interval: invalid value'
 	run -100 --separate-stderr phn-score -b nope

@@ -3,8 +3,6 @@
 # phn-tail, phn-gc, on attempt directories built by hand (live processes
 # stand in for phn-spawn and codex).
 
-bats_require_minimum_version 1.5.0
-
 load helper
 load score-helper
 
@@ -45,6 +43,20 @@ record() {	# KEY_PID KEY_START PID [START]
 }
 
 # --- phn-cancel -------------------------------------------------------
+
+# A real codex attempt (need_codex) hanging in the mock: its directory a,
+# its phn-spawn sp, codex's process group pg (alive).
+hanging_codex() {
+	need_codex
+	mk_batch '[{"job_id": "j", "working_directory": ".", "steps": [
+	    {"step_id": "h", "prompt": "MOCK:hang Wait for the answer."}]}]'
+	a=$(phn-claim -b "$B")
+	bg_hold phn-spawn "$a"
+	sp=$BG_PID
+	wait_for jq -e '.status == "running" and .pgid != null' "$a/state.json"
+	pg=$(jq -r .pgid "$a/state.json")
+	kill -0 -- "-$pg"
+}
 
 @test "cancel: a terminal attempt is left exactly as it was (exit 1)" {
 	mk_attempt j a succeeded
@@ -117,7 +129,8 @@ record() {	# KEY_PID KEY_START PID [START]
 	assert_output '[true,"identity_mismatch",false]'
 	kill -0 "$pg"
 	kill -0 "$sp"
-	! gone "$pg"
+	run -1 gone "$pg"
+	run -1 gone "$sp"
 }
 
 @test "cancel: an attempt run by another host is marked canceled there" {
@@ -144,6 +157,7 @@ canceled'
 	run -100 --separate-stderr phn-cancel
 	assert_stderr_line --partial 'usage: phn-cancel'
 	run -100 --separate-stderr phn-cancel -g -1 "runs/$ATT"
+	assert_usage_error phn-cancel
 	run -100 --separate-stderr phn-cancel -b "$B" --job j -s a
 	assert_stderr_line --partial 'name an attempt'
 	run -100 --separate-stderr phn-cancel -b "$B" --job j -s a -R run_nope
@@ -151,6 +165,7 @@ canceled'
 	run -100 --separate-stderr phn-cancel "runs/$B"
 	assert_stderr_prefix phn-cancel
 	run -100 --separate-stderr phn-cancel -b ../x --job j -s a -R r
+	assert_usage_error phn-cancel
 	rm "runs/$ATT/state.json"
 	mkdir -p "runs/$ATT/state.json/x"
 	run -111 --separate-stderr phn-cancel "runs/$ATT"
@@ -158,15 +173,7 @@ canceled'
 }
 
 @test "cancel: a live real-codex attempt, through its spawner" {
-	need_codex
-	mk_batch '[{"job_id": "j", "working_directory": ".", "steps": [
-	    {"step_id": "h", "prompt": "MOCK:hang Wait for the answer."}]}]'
-	a=$(phn-claim -b "$B")
-	bg_hold phn-spawn "$a"
-	sp=$BG_PID
-	wait_for jq -e '.status == "running" and .pgid != null' "$a/state.json"
-	pg=$(jq -r .pgid "$a/state.json")
-	kill -0 -- "-$pg"
+	hanging_codex
 	run -0 phn-cancel -g 2 "$a"
 	run jq -c '[.canceled, .status, .via]' <<<"$output"
 	assert_output '[true,"canceled","spawner"]'
@@ -184,14 +191,7 @@ canceled'
 }
 
 @test "cancel: a real codex whose spawner died is stopped by its group" {
-	need_codex
-	mk_batch '[{"job_id": "j", "working_directory": ".", "steps": [
-	    {"step_id": "h", "prompt": "MOCK:hang Wait for the answer."}]}]'
-	a=$(phn-claim -b "$B")
-	bg_hold phn-spawn "$a"
-	sp=$BG_PID
-	wait_for jq -e '.status == "running" and .pgid != null' "$a/state.json"
-	pg=$(jq -r .pgid "$a/state.json")
+	hanging_codex
 	kill -9 "$sp"
 	wait "$sp" 2>/dev/null || :
 	kill -0 -- "-$pg"
@@ -233,13 +233,16 @@ canceled'
 	run -100 --separate-stderr phn-artifact "runs/$ATT" ../../../../../batch_meta.json
 	assert_stderr_line --partial 'not a file inside the attempt directory'
 	run -100 --separate-stderr phn-artifact "runs/$ATT" /etc/passwd
+	assert_usage_error phn-artifact
 	ln -s /etc/passwd "runs/$ATT/codex_home/auth.json"
 	run -100 --separate-stderr phn-artifact "runs/$ATT" codex_home/auth.json
+	assert_usage_error phn-artifact
 	run -100 --separate-stderr phn-artifact "runs/$ATT" codex_home
 	assert_stderr_line --partial 'is a directory'
 	run -100 --separate-stderr phn-artifact "runs/$ATT"
 	assert_stderr_line --partial 'usage: phn-artifact'
 	run -100 --separate-stderr phn-artifact -b "$B" --job j -s a -R nope final.json
+	assert_usage_error phn-artifact
 	run -111 --separate-stderr phn-artifact -o /nonexistent/dir/x "runs/$ATT" meta.json
 	assert_stderr_prefix phn-artifact
 }
@@ -284,6 +287,7 @@ canceled'
 	assert_stderr_line --partial 'no events'
 	run -1 --separate-stderr phn-tail -f "runs/$ATT"
 	run -100 --separate-stderr phn-tail
+	assert_usage_error phn-tail
 	run -100 --separate-stderr phn-tail -n x "runs/$ATT"
 	assert_stderr_prefix phn-tail
 	mkdir "runs/$ATT/codex.events.jsonl"
@@ -382,6 +386,7 @@ rebatch() {
 	run -100 --separate-stderr phn-gc -b nope
 	assert_stderr_line "phn-gc: no such batch: nope (in $T/runs)"
 	run -100 --separate-stderr phn-gc extra
+	assert_usage_error phn-gc
 	rebatch '.defaults.retention_policy.compress_raw_events_after_days = 0 | .defaults.retention_policy.keep_raw_events_days = 100000'
 	old_attempt a failed
 	run -111 --separate-stderr env PATH=/nonexistent "$(command -v phn-gc)"

@@ -3,8 +3,6 @@
 # verbs, the quickstart as users of the Python version type it, and the
 # verb mapping onto the phn-* programs.
 
-bats_require_minimum_version 1.5.0
-
 load helper
 load score-helper
 
@@ -130,18 +128,25 @@ steps_lt() {
 	run -100 --separate-stderr phn tick --bogus
 	assert_stderr_line --partial 'usage: phn tick'
 	run -100 --separate-stderr phn tick extra
+	assert_usage_error phn
 	run -100 --separate-stderr phn tick --concurrency x
 	assert_stderr_line --partial -- '--concurrency: invalid value'
 	run -100 --separate-stderr phn serve --interval-seconds abc
+	assert_usage_error phn
 	run -100 --separate-stderr phn tick --concurrency
+	assert_usage_error phn
 	mkdir sub
 	cd sub
 	run -0 phn tick --no-codex --root .. --concurrency=2
 	run -0 phn --root .. tick --no-codex
 	cd ..
+	[ ! -e sub/runs ]
+	[ -d runs/_system ]
 	jq_edit runs/_system/harness_config.json '.defaults.kill_grace_seconds = -1'
 	run -100 --separate-stderr phn tick --no-codex
+	assert_stderr_line --partial 'defaults.kill_grace_seconds: must be an integer >= 0'
 	run -100 --separate-stderr phn serve --no-codex
+	assert_stderr_line --partial 'defaults.kill_grace_seconds: must be an integer >= 0'
 	# a store that cannot be created: a temporary failure
 	touch afile
 	run -111 --separate-stderr phn tick --no-codex --runs-root afile/runs
@@ -172,10 +177,16 @@ steps_lt() {
 	assert_output true
 	run -0 phn gc --root . --dry-run
 	run -0 phn force-retry --root . "$B" j s0
+	[ "$(jq -r '[.action, .step.force_retry_nonce] | @tsv' <<<"$output")" = "$(printf 'force-retry\t1')" ]
 	run -3 phn scoreboard --root . -q
 	run -0 phn tick --no-codex
+	[ "$(ls -d "runs/$B"/j/steps/s0/attempts/* | wc -l)" -eq 2 ]
 	run -0 phn mark-failed --root . "$B" j s0 --reason done
+	jq -e '.steps.s0.forced_terminal | .status == "failed" and .reason == "done"' "runs/$B/j/overrides.json"
 	run -0 phn requeue --root . "$B" j s0 --different
+	jq -e '.steps.s0.requeue.different_from_last == true' "runs/$B/j/overrides.json"
 	run -0 phn close-batch --root . "$B"
-	run -1 phn scoreboard --root . --batch-id "$B" -q
+	[ -f "runs/$B/batch_closed.json" ]
+	run -1 phn scoreboard --root . --batch-id "$B" --json
+	jq -e '.batch.closed == true and .batch.counts.failed == 1' <<<"$output"
 }

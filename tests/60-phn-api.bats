@@ -1,8 +1,6 @@
 #!/usr/bin/env bats
 # tests/60-phn-api.bats -- the HTTP façade, against a server on 127.0.0.1.
 
-bats_require_minimum_version 1.5.0
-
 load helper
 
 start_api() {
@@ -71,7 +69,7 @@ teardown() {
 	[ "$output" = 400 ]
 }
 
-@test "token auth: wrong or missing token is 401, the right one works" {
+@test "token auth: a missing, wrong, empty, short or long token is 401, the right one works" {
 	PARALLELHASSNES_API_TOKEN=s3cret-t0ken start_api --auth token
 	run -0 curl -s -o /dev/null -w '%{http_code}' --data-binary @lt.json \
 	    "$URL/v1/batches"
@@ -79,6 +77,14 @@ teardown() {
 	run -0 curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer nope' \
 	    --data-binary @lt.json "$URL/v1/batches"
 	[ "$output" = 401 ]
+	# empty, a prefix, the token with more after it, the token twice
+	for t in '' s3cret s3cret-t0ke s3cret-t0ken! s3cret-t0kens3cret-t0ken; do
+		run -0 curl -s -o /dev/null -w '%{http_code}' \
+		    -H "Authorization: Bearer $t" --data-binary @lt.json \
+		    "$URL/v1/batches"
+		[ "$output" = 401 ] || fail "token '$t': HTTP $output"
+	done
+	[ -z "$(find runs -mindepth 1 -maxdepth 1 -name 'batch_*')" ]
 	run -0 curl -s -o /dev/null -w '%{http_code}' \
 	    -H 'Authorization: Bearer s3cret-t0ken' --data-binary @lt.json \
 	    "$URL/v1/batches"
@@ -93,8 +99,11 @@ teardown() {
 	PARALLELHASSNES_API_TOKEN= run -100 --separate-stderr phn-api --auth token --port 0
 	assert_stderr_line --partial "PARALLELHASSNES_API_TOKEN is not set"
 	run -100 --separate-stderr phn-api --auth magic
+	assert_usage_error phn-api
 	run -100 --separate-stderr phn-api extra
+	assert_usage_error phn-api
 	run -100 --separate-stderr phn-api --port 70000
+	assert_usage_error phn-api
 }
 
 @test "a port in use is a temporary failure (111)" {

@@ -18,47 +18,17 @@
 # Every codex run is wrapped in timeout(1) so that no test can hang.
 # If codex is not installed, every codex test skips with a message.
 
-bats_require_minimum_version 1.5.0
-
-load '/usr/lib/bats/bats-support/load'
-load '/usr/lib/bats/bats-assert/load'
+load helper
 
 CODEX_TIMEOUT=30
+ROOT=$PHN_REPO
 
 setup_file() {
-    ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
-    export ROOT
-    # PHN_CODEX_E2E may name another codex to test; a general PHN_CODEX is
-    # deliberately ignored (other suites point it at fake codex stubs).
-    unset PHN_CODEX
-    if [ -n "${PHN_CODEX_E2E:-}" ]; then
-        PHN_CODEX=$PHN_CODEX_E2E
-    fi
-    # Sets PHN_CODEX from .ci/codex-path.sh when unset (unset if not found).
-    # shellcheck source=tests/mock/codex-env.sh
-    . "$ROOT/tests/mock/codex-env.sh"
-    PHN_CODEX=${PHN_CODEX:-}
-    CODEX_SKIP=
-    if [ -z "$PHN_CODEX" ] || [ ! -x "$PHN_CODEX" ]; then
-        CODEX_SKIP="codex CLI not installed (.ci/codex-path.sh found nothing; run 'sh .ci/deps.sh')"
-    else
-        v=$(CODEX_HOME="$BATS_FILE_TMPDIR/version_home" "$PHN_CODEX" --version 2>/dev/null </dev/null) || v=
-        case $v in
-            "codex-cli "*) ;;
-            *) CODEX_SKIP="codex at $PHN_CODEX does not run (--version printed: $v)" ;;
-        esac
-    fi
-    export PHN_CODEX CODEX_SKIP
-
-    phn_mock_start "$BATS_FILE_TMPDIR/mock"
-    phn_codex_config "$BATS_FILE_TMPDIR/cfg"
-    export MOCK_PORT MOCK_PID MOCK_LOG PHN_CODEX_CONFIG
+    codex_setup_file
 }
 
 teardown_file() {
-    # shellcheck source=tests/mock/codex-env.sh
-    . "$ROOT/tests/mock/codex-env.sh"
-    phn_mock_stop
+    codex_teardown_file
 }
 
 setup() {
@@ -102,11 +72,6 @@ events_lack() {
 
 thread_id() {
     jq -r 'select(.type == "thread.started") | .thread_id' "$J/events.jsonl" | head -n 1
-}
-
-# mock_requests THREAD_ID: the mock's log lines for that thread, one JSON each
-mock_requests() {
-    jq -c --arg t "$1" 'select(.thread_id == $t)' "$MOCK_LOG"
 }
 
 assert_valid_report() { # FILE STATUS

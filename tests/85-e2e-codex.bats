@@ -7,115 +7,39 @@
 # scratch directory, so no real account or auth is ever linked.
 #
 # The mock picks its behaviour from a MOCK:<scenario> marker in the prompt.
-# Attempts are claimed by phn-claim when it is built, else by the test
-# helper tests/t-claim1 (same on-disk contract).  Every test skips, saying
+# Attempts are claimed by phn-claim.  Every test skips, saying
 # why, only when .ci/codex-path.sh finds no codex.
 
-bats_require_minimum_version 1.5.0
-
 load helper
+load spawn-helper
 
-T_CLAIM=${T_CLAIM:-$PHN_REPO/tests/t-claim1}
+WAIT_TRIES=300	# wait_for: ~30 s, real codex is slower
+SPAWN_LT_EXTRA='{"timeouts": {"step_timeout_seconds": 120}}'
 
 setup_file() {
-	unset PHN_CODEX
-	if [ -n "${PHN_CODEX_E2E:-}" ]; then
-		PHN_CODEX=$PHN_CODEX_E2E
-	fi
-	# shellcheck source=tests/mock/codex-env.sh
-	. "$PHN_REPO/tests/mock/codex-env.sh"
-	PHN_CODEX=${PHN_CODEX:-}
-	CODEX_SKIP=
-	if [ -z "$PHN_CODEX" ] || [ ! -x "$PHN_CODEX" ]; then
-		CODEX_SKIP="codex CLI not installed (.ci/codex-path.sh found nothing; run 'make deps')"
-	fi
-	export PHN_CODEX CODEX_SKIP
-	phn_mock_start "$BATS_FILE_TMPDIR/mock"
-	phn_codex_config "$BATS_FILE_TMPDIR/cfg"
-	export MOCK_PORT MOCK_PID MOCK_LOG PHN_CODEX_CONFIG
+	codex_setup_file
 }
 
 teardown_file() {
-	# shellcheck source=tests/mock/codex-env.sh
-	. "$PHN_REPO/tests/mock/codex-env.sh"
-	phn_mock_stop
+	codex_teardown_file
 }
 
 setup() {
 	if [ -n "$CODEX_SKIP" ]; then
 		skip "$CODEX_SKIP"
 	fi
-	phn_setup
-	export HOME=$T/home
-	mkdir -p "$HOME" w
-	unset CODEX_HOME
-	phn-init >/dev/null
-	jq_edit runs/_system/harness_config.json '.defaults.kill_grace_seconds = 2'
+	spawn_setup 2
 }
 
 teardown() {
-	if [ -n "${BG:-}" ]; then
-		kill -9 "$BG" 2>/dev/null || true
-	fi
-	pkill -9 -f "$T/" 2>/dev/null || true
+	spawn_teardown
 }
 
-batch() { # STEPS_JSON [JQ_FILTER]: one job j in w/; sets B
-	jq -n --arg g "$(goal_words 151)" --argjson steps "$1" '{
-		batch_goal_summary: $g,
-		execution_policy: { skip_git_repo_check: true,
-		    sandbox: "workspace-write", approval_policy: "never" },
-		timeouts: { step_timeout_seconds: 120 },
-		jobs: [{ job_id: "j", working_directory: "w", steps: $steps }]
-	}' >lt.json
-	if [ -n "${2:-}" ]; then
-		jq_edit lt.json "$2"
-	fi
-	B=$(phn-ingest lt.json 2>/dev/null)
-}
-
-claim() { # STEP: the next claimed attempt (of STEP) in A
-	if command -v phn-claim >/dev/null; then
-		A=$(phn-claim -b "$B" -n 1)
-	else
-		A=$("$T_CLAIM" "$B" j "$1")
-	fi
+# claim STEP: the next claimed attempt in A, claimed by phn-claim itself
+# (STEP, for spawn-helper's one, is the only step it can claim).
+claim() {
+	A=$(phn-claim -b "$B" -n 1)
 	[ -d "$A" ]
-}
-
-one() { # PROMPT [STEP_JSON_EXTRA]
-	batch "[$(jq -n --arg p "$1" --argjson x "${2:-{\}}" \
-	    '{step_id: "s", prompt: $p} + $x')]"
-	claim s
-}
-
-st() {
-	jq -r "$1" "$A/state.json"
-}
-
-assert_outcome() { # STATUS KIND|null
-	[ "$(st .status)" = "$1" ] || fail "status $(st .status), want $1: $(jq -c .errors "$A/state.json")"
-	[ "$(st .failure_kind)" = "$2" ] ||
-	    fail "failure_kind $(st .failure_kind), want $2"
-}
-
-wait_for() {
-	local i
-	for i in $(seq 300); do
-		if eval "$1"; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	fail "timed out waiting for: $1"
-}
-
-alive_in_group() {
-	ps -eo pgid=,stat= | awk -v g="$1" '$1 == g && $2 !~ /^Z/' | wc -l
-}
-
-mock_requests() { # THREAD_ID
-	jq -c --arg t "$1" 'select(.thread_id == $t)' "$MOCK_LOG"
 }
 
 @test "e2e: two steps, step 2 resumes step 1's thread with its history" {
@@ -182,21 +106,16 @@ mock_requests() { # THREAD_ID
 	assert_outcome failed timeout
 	[ "$(alive_in_group "$(st .pgid)")" -eq 0 ]
 	tid=$(st .codex_thread_id)
-	wait_for "mock_requests $tid | grep -q hang_end"
+	wait_for eval "mock_requests $tid | grep -q hang_end"
 	mock_requests "$tid" | jq -e '.hang_end == "client_gone"'
 }
 
 @test "e2e: SIGTERM to phn-spawn cancels the running codex, exit 4" {
 	one "MOCK:hang"
-	phn-spawn "$A" 2>/dev/null 3>&- &
-	BG=$!
-	wait_for 'grep -q turn.started "$A/codex.events.jsonl" 2>/dev/null'
+	spawn_bg
+	wait_for eval 'grep -q turn.started "$A/codex.events.jsonl" 2>/dev/null'
 	sleep 0.5
-	kill -TERM "$BG"
-	rc=0
-	wait "$BG" || rc=$?
-	BG=
-	[ "$rc" -eq 4 ]
+	stop_bg TERM 4
 	assert_outcome canceled canceled
 	[ "$(alive_in_group "$(st .pgid)")" -eq 0 ]
 }
@@ -235,18 +154,14 @@ mock_requests() { # THREAD_ID
 }
 
 @test "e2e: resuming an unknown thread fails; a thread name never starts a new one silently" {
-	batch '[{"step_id": "step1", "prompt": "First. MOCK:ok"},
-	    {"step_id": "step2", "prompt": "Second. MOCK:ok",
-	     "resume_from": {"step_id": "step1"}}]'
-	claim step1
-	phn-spawn "$A"
-	claim step2
+	resume_ran "First. MOCK:ok" "Second. MOCK:ok"
+	claim s2
 	jq_edit "$A/meta.json" '.codex_thread_id = "01a21f30-0d11-7b13-8987-a027ca203137"'
 	run phn-spawn "$A"
 	assert_failure 1
 	assert_outcome failed codex_exit
 	grep -q 'no rollout found' "$A/codex.stderr.txt"
-	A=$("$T_CLAIM" "$B" j step2)
+	A=$("$T_CLAIM" "$B" j s2)
 	jq_edit "$A/meta.json" '.codex_thread_id = "not-a-uuid"'
 	run phn-spawn "$A"
 	assert_failure 1

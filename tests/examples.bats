@@ -4,8 +4,6 @@
 # phn-score, phn-cancel, phn-artifact, phn-tail and phn-gc manual pages,
 # run as written, on dry-run batches (phn-spawn --no-codex).
 
-bats_require_minimum_version 1.5.0
-
 load helper
 load score-helper
 
@@ -56,6 +54,8 @@ all_succeeded() {
 	assert_line --index 0 --partial 'batch bx  succeeded  4/4 steps succeeded'
 	all_succeeded bx
 	run -0 sh "$EX/xargs-fanout.sh" -n
+	assert_line --partial 'bx'
+	[ "$(ls -d runs/bx/*/steps/*/attempts/* | wc -l)" -eq 4 ]
 	run -100 sh "$EX/xargs-fanout.sh" -x
 }
 
@@ -118,11 +118,15 @@ k/t: j/s1'
 @test "phn-score(1) EXAMPLES" {
 	four_steps bs
 	run -3 sh -c 'phn-score'
+	assert_line --index 0 --partial BATCH
+	assert_line --index 1 --partial bs
 	run -0 sh -c 'phn-score -b "$B" --steps | jq -c '\''select(.attention != null)'\'''
+	assert_output ''
 	bg_hold phn tick --no-codex
 	run -0 sh -c 'while phn-score -q -b "$B"; [ $? -eq 3 ]; do sleep 5; done'
 	run -0 sh -c 'phn-score -Wq'
-	[ -f "runs/$B/scoreboard.batch.json" ]
+	assert_output ''
+	[ "$(jq .counts.succeeded "runs/$B/scoreboard.batch.json")" -eq 4 ]
 }
 
 @test "phn-cancel(1), phn-artifact(1), phn-tail(1) and phn-gc(1) EXAMPLES" {

@@ -16,17 +16,14 @@
 #                    this machine's, $now is the time as ISO-8601
 #   iso_ago SECONDS  print the time SECONDS ago as ISO-8601
 #   proc_start PID   the process's start time in clock ticks (/proc)
-#   bg_hold CMD...   run CMD in the background, detached from bats' fds;
-#                    its pid goes to BG_PIDS (killed by bg_cleanup)
 #   bg_lock FILE     hold an exclusive flock on FILE in the background
+#                    (bg_hold of helper.bash: bg_cleanup frees it)
 #   store_snapshot   print every path under runs/ with its mtime and size
-#   wait_for CMD...  retry CMD every 0.1 s, up to ~20 s, until it succeeds
 #   need_codex       the real codex CLI against the mock model server
 #                    (PHN_CODEX, PHN_CODEX_CONFIG, MOCK_*), or skip the test
 #   mock_cleanup     stop the mock server if need_codex started one
 
 ATT_N=0
-BG_PIDS=
 
 mk_batch() {
 	local jobs=$1 filter=${2:-.}
@@ -71,12 +68,6 @@ mk_attempt() {
 	     | $filter" >"$dir/state.json"
 }
 
-bg_hold() {
-	"$@" </dev/null >/dev/null 2>&1 3>&- &
-	BG_PIDS="$BG_PIDS $!"
-	BG_PID=$!
-}
-
 # Hold an exclusive flock on FILE in the background until bg_cleanup;
 # returns once it is held.  The holder is a sleep(1) that owns the lock
 # itself, so killing it frees the lock.
@@ -87,33 +78,15 @@ bg_lock() {
 	done
 }
 
-bg_cleanup() {
-	local p
-	for p in $BG_PIDS; do
-		{ kill -9 "$p" && wait "$p"; } 2>/dev/null || :
-	done
-	BG_PIDS=
-}
-
 store_snapshot() {
 	find runs -printf '%p %T@ %s\n' | sort
 }
 
-wait_for() {
-	local i
-	for i in $(seq 200); do
-		"$@" && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
 need_codex() {
-	unset PHN_CODEX
-	# shellcheck source=tests/mock/codex-env.sh
-	. "$PHN_REPO/tests/mock/codex-env.sh"
-	[ -n "${PHN_CODEX:-}" ] && [ -x "$PHN_CODEX" ] ||
-	    skip "codex CLI not installed (.ci/codex-path.sh found nothing)"
+	codex_find
+	if [ -n "$CODEX_SKIP" ]; then
+		skip "$CODEX_SKIP"
+	fi
 	phn_mock_start "$BATS_TEST_TMPDIR/mock"
 	phn_codex_config "$BATS_TEST_TMPDIR/cfg"
 	mkdir -p "$BATS_TEST_TMPDIR/tmp"

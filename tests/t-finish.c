@@ -4,9 +4,10 @@
  * phn_current_note, phn_sched_attempt_ended.
  *
  * usage: t-finish [-FHR] [-a secs-ago] [-k kind] [-r root] [-s status]
- *                 [-t thread] dir... | -
+ *                 [-t thread] [-w secs] dir... | -
  * "-" reads attempt directories from stdin, one per line (as phn-claim
- * writes them), finishing each as it arrives.
+ * writes them), finishing each as it arrives.  -w makes each attempt
+ * run that long (between running and its end), so that it holds a slot.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -34,7 +35,7 @@ main(int argc, char *argv[])
 	const char *root = NULL;
 
 	PROG = "t-finish";
-	while ((ch = getopt(argc, argv, "FHRa:k:r:s:t:")) != -1) {
+	while ((ch = getopt(argc, argv, "FHRa:k:r:s:t:w:")) != -1) {
 		switch (ch) {
 		case 'F': E.fault = 1; break;
 		case 'H': E.home = 1; break;
@@ -44,9 +45,10 @@ main(int argc, char *argv[])
 		case 'r': root = optarg; break;
 		case 's': E.status = optarg; break;
 		case 't': E.thread = optarg; break;
+		case 'w': E.work = atof(optarg); break;
 		default:
 			fprintf(stderr, "usage: t-finish [-FHR] [-a secs] [-k kind] "
-			    "[-r root] [-s status] [-t thread] dir... | -\n");
+			    "[-r root] [-s status] [-t thread] [-w secs] dir... | -\n");
 			return 100;
 		}
 	}

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <stdlib.h>
+#include <time.h>
 
 #include "t-lib.h"
 
@@ -34,6 +35,11 @@ t_finish(const struct phn_paths *p, const char *dir, const struct t_end *e)
 	if ((r = phn_state_update(a.dir, "running", f)) != 1 && !e->quiet)
 		phn_warn("%s: not started (%d)", a.dir, r);
 	json_object_put(f);
+	if (e->work > 0) {
+		struct timespec ts = { (time_t)e->work,
+		    (long)((e->work - (time_t)e->work) * 1e9) };
+		nanosleep(&ts, NULL);
+	}
 	if (e->home) {
 		h = phn_path_join(a.dir, "codex_home");
 		mkdir(h, 0700);

@@ -12,6 +12,7 @@ struct t_end {
 	const char *kind;	/* failure_kind, or NULL */
 	const char *thread;	/* codex_thread_id to record, or NULL */
 	double	 ago;		/* ended this many seconds ago; <0: now */
+	double	 work;		/* seconds between running and the end */
 	int	 fault;		/* harness_fault: true */
 	int	 home;		/* create codex_home */
 	int	 running;	/* only start it (running), do not end it */
