@@ -17,25 +17,47 @@ LDLIBS = $(JSONC_LIBS) -lmd -lm
 BATS = bats
 BATS_JOBS = 2
 
-# One line per area, so that work on one area does not touch another's.
-CMDS_INGEST = cmd/phn-ingest cmd/phn-init
-CMDS_CLAIM = cmd/phn-claim cmd/phn-force-retry cmd/phn-mark-failed \
-	cmd/phn-requeue cmd/phn-close-batch
-CMDS_SPAWN = cmd/phn-spawn cmd/phn-heartbeat
-CMDS_SCORE = cmd/phn-score cmd/phn-cancel cmd/phn-gc cmd/phn-artifact \
+# The programs, by what they do.
+CMDS_STORE = cmd/phn-init cmd/phn-ingest
+CMDS_CLAIM = cmd/phn-claim cmd/phn-close-batch
+CMDS_OVERRIDE = cmd/phn-force-retry cmd/phn-mark-failed cmd/phn-requeue
+CMDS_RUN = cmd/phn-spawn cmd/phn-heartbeat
+CMDS_OBSERVE = cmd/phn-score cmd/phn-cancel cmd/phn-gc cmd/phn-artifact \
 	cmd/phn-tail
-CMDS_LIBPHN = $(CMDS_INGEST) $(CMDS_CLAIM) $(CMDS_SPAWN) $(CMDS_SCORE)
+CMDS_LIBPHN = $(CMDS_STORE) $(CMDS_CLAIM) $(CMDS_OVERRIDE) $(CMDS_RUN) \
+	$(CMDS_OBSERVE)
 CMDS_API = cmd/phn-api
 CMDS = $(CMDS_LIBPHN) $(CMDS_API)
 SCRIPTS = cmd/phn
-LIBOBJ_BASE = lib/err.o lib/atomic.o lib/lock.o lib/jscan.o lib/json.o \
-	lib/sha.o lib/time.o lib/id.o lib/path.o lib/layout.o lib/config.o lib/lt.o \
-	lib/store.o lib/schema.o lib/proc.o lib/opt.o
-LIBOBJ_CLAIM = lib/policy.o lib/sched.o lib/claim.o lib/overrides.o
-LIBOBJ_SPAWN = lib/spawn.o lib/codex.o lib/supervise.o lib/report.o \
-	lib/workspace.o lib/liveness.o
-LIBOBJ_SCORE = lib/score.o lib/ops.o
-LIBOBJ = $(LIBOBJ_BASE) $(LIBOBJ_CLAIM) $(LIBOBJ_SPAWN) $(LIBOBJ_SCORE)
+
+# The library (lib/libphn.a, not installed), by meaning.  Every program
+# links the archive, so it takes exactly the objects it uses:
+#   core    errors, atomic writes, locks, strict JSON, digests, time, ids,
+#           paths and the store's layout, the harness config, child
+#           processes, the command line: every program
+#   table   the Launch Table and JSON Schema validators: phn-ingest,
+#           phn-spawn (the Run Report), phn-api
+#   store   attempts, state.json, current.json, liveness and reaping,
+#           operator overrides: every program that reads the store
+#   policy  the step policy (policy.h): phn-claim, phn-score
+#   claim   the schedule and ready indexes, the claimer (claim.h):
+#           phn-claim, and whoever ends an attempt or readies a step
+#   run     running one attempt (spawn, supervise, codex, report,
+#           workspace): phn-spawn, phn-heartbeat
+#   observe the scoreboards and the operator commands' helpers:
+#           phn-score, phn-cancel, phn-gc, phn-artifact, phn-tail
+LIB_CORE = lib/err.o lib/atomic.o lib/lock.o lib/jscan.o lib/json.o \
+	lib/sha.o lib/time.o lib/id.o lib/path.o lib/layout.o lib/config.o \
+	lib/proc.o lib/opt.o
+LIB_TABLE = lib/lt.o lib/schema.o
+LIB_STORE = lib/store.o lib/liveness.o lib/overrides.o
+LIB_POLICY = lib/policy.o
+LIB_CLAIM = lib/sched.o lib/claim.o
+LIB_RUN = lib/spawn.o lib/codex.o lib/supervise.o lib/report.o \
+	lib/workspace.o
+LIB_OBSERVE = lib/score.o lib/ops.o
+LIBOBJ = $(LIB_CORE) $(LIB_TABLE) $(LIB_STORE) $(LIB_POLICY) $(LIB_CLAIM) \
+	$(LIB_RUN) $(LIB_OBSERVE)
 MAN1_INGEST = man/phn-ingest.1 man/phn-init.1 man/phn.1
 MAN1_CLAIM = man/phn-claim.1 man/phn-force-retry.1 man/phn-mark-failed.1 \
 	man/phn-requeue.1 man/phn-close-batch.1
@@ -65,6 +87,14 @@ lib/libphn.a: $(LIBOBJ)
 	$(CC) $(PHN_CFLAGS) $(CFLAGS) -o $@ $< lib/libphn.a $(LDFLAGS) $(LDLIBS)
 
 $(CMDS_LIBPHN) $(TESTPROGS): lib/libphn.a lib/phn.h
+
+# The three operator overrides share their command line (cmd/override.c).
+$(CMDS_OVERRIDE): cmd/override.c cmd/override.h
+	$(CC) $(PHN_CFLAGS) $(CFLAGS) -o $@ $@.c cmd/override.c lib/libphn.a \
+		$(LDFLAGS) $(LDLIBS)
+cmd/phn-force-retry: cmd/phn-force-retry.c
+cmd/phn-mark-failed: cmd/phn-mark-failed.c
+cmd/phn-requeue: cmd/phn-requeue.c
 
 # Test programs that end attempts share tests/t-lib.c.
 tests/t-lib.o: tests/t-lib.h lib/phn.h

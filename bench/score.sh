@@ -38,6 +38,48 @@ best() {
 	echo "$b"
 }
 
+# attempts BATCHDIR STEPS dirs|states: print the attempt directories of
+# the bench batch, or write their state.json files.
+attempts() {
+	awk -v r="$1" -v n="$2" -v mode="$3" \
+	    -v host="$(cat /proc/sys/kernel/hostname)" 'BEGIN {
+		for (s = 0; s < n; s++) {
+			d = sprintf("%s/j%05d/steps/s%03d/attempts", r, s / 100, s % 100)
+			for (a = 1; a <= 3; a++) {
+				run = sprintf("run_20260101T0000%02dZ_%08x", a, s * 4 + a)
+				ad = sprintf("%s/20260101T0000%02dZ_%s", d, a, run)
+				if (mode == "dirs")
+					print ad
+				else
+					state(ad "/state.json", s, a)
+			}
+		}
+	}
+	function state(f, s, a,    st) {
+		st = a < 3 ? "failed" : (s % 10 == 9 ? "running" : "succeeded")
+		printf "{\n  \"claimed_at\": \"2026-01-01T00:00:0%d.000000Z\",\n", a >f
+		printf "  \"started_at\": \"2026-01-01T00:00:0%d.100000Z\",\n", a >f
+		if (st != "running") {
+			printf "  \"ended_at\": \"2026-01-01T00:01:0%d.000000Z\",\n", a >f
+			printf "  \"exit_code\": %d,\n", (st == "failed") >f
+		} else {
+			printf "  \"last_heartbeat_at\": \"2099-01-01T00:00:00.000000Z\",\n" >f
+			printf "  \"last_event_at\": \"2099-01-01T00:00:00.000000Z\",\n" >f
+		}
+		if (st == "failed") printf "  \"failure_kind\": \"codex_exit\",\n" >f
+		printf "  \"host\": \"other-%s\",\n  \"boot_id\": \"x\",\n", host >f
+		printf "  \"pid\": %d,\n  \"pgid\": %d,\n", 1000 + s, 1000 + s >f
+		printf "  \"runner_id\": \"runner_bench\",\n" >f
+		printf "  \"codex_thread_id\": \"0199a213-81c0-7800-8aa1-%012d\",\n", s >f
+		printf "  \"current_item\": \"done\",\n  \"errors\": [],\n" >f
+		printf "  \"status\": \"%s\",\n", st >f
+		printf "  \"usage\": {\n    \"cached_input_tokens\": 10,\n" >f
+		printf "    \"input_tokens\": 1000,\n    \"output_tokens\": 300,\n" >f
+		printf "    \"reasoning_output_tokens\": 20\n  }\n}\n" >f
+		close(f)
+	}'
+}
+
 build() {	# ROOT STEPS: a batch; prints its id
 	root=$1 n=$2
 	phn-init -r "$root" >/dev/null
@@ -55,47 +97,9 @@ build() {	# ROOT STEPS: a batch; prints its id
 		print "]}]}"
 	}' >"$root/lt.json"
 	b=$(phn-ingest -r "$root" "$root/lt.json")
-	host=$(cat /proc/sys/kernel/hostname)
-	awk -v n="$n" -v r="$root/runs/$b" -v host="$host" 'BEGIN {
-		for (s = 0; s < n; s++) {
-			d = sprintf("%s/j%05d/steps/s%03d/attempts", r, s / 100, s % 100)
-			for (a = 1; a <= 3; a++) {
-				run = sprintf("run_20260101T0000%02dZ_%08x", a, s * 4 + a)
-				ad = sprintf("%s/20260101T0000%02dZ_%s", d, a, run)
-				print ad
-			}
-		}
-	}' | xargs mkdir -p
-	awk -v n="$n" -v r="$root/runs/$b" -v host="$host" 'BEGIN {
-		for (s = 0; s < n; s++) {
-			d = sprintf("%s/j%05d/steps/s%03d/attempts", r, s / 100, s % 100)
-			for (a = 1; a <= 3; a++) {
-				run = sprintf("run_20260101T0000%02dZ_%08x", a, s * 4 + a)
-				f = sprintf("%s/20260101T0000%02dZ_%s/state.json", d, a, run)
-				st = a < 3 ? "failed" : (s % 10 == 9 ? "running" : "succeeded")
-				printf "{\n  \"claimed_at\": \"2026-01-01T00:00:0%d.000000Z\",\n", a >f
-				printf "  \"started_at\": \"2026-01-01T00:00:0%d.100000Z\",\n", a >f
-				if (st != "running") {
-					printf "  \"ended_at\": \"2026-01-01T00:01:0%d.000000Z\",\n", a >f
-					printf "  \"exit_code\": %d,\n", (st == "failed") >f
-				} else {
-					printf "  \"last_heartbeat_at\": \"2099-01-01T00:00:00.000000Z\",\n" >f
-					printf "  \"last_event_at\": \"2099-01-01T00:00:00.000000Z\",\n" >f
-				}
-				if (st == "failed") printf "  \"failure_kind\": \"codex_exit\",\n" >f
-				printf "  \"host\": \"other-%s\",\n  \"boot_id\": \"x\",\n", host >f
-				printf "  \"pid\": %d,\n  \"pgid\": %d,\n", 1000 + s, 1000 + s >f
-				printf "  \"runner_id\": \"runner_bench\",\n" >f
-				printf "  \"codex_thread_id\": \"0199a213-81c0-7800-8aa1-%012d\",\n", s >f
-				printf "  \"current_item\": \"done\",\n  \"errors\": [],\n" >f
-				printf "  \"status\": \"%s\",\n", st >f
-				printf "  \"usage\": {\n    \"cached_input_tokens\": 10,\n" >f
-				printf "    \"input_tokens\": 1000,\n    \"output_tokens\": 300,\n" >f
-				printf "    \"reasoning_output_tokens\": 20\n  }\n}\n" >f
-				close(f)
-			}
-		}
-	}'
+	# Three attempts per step: the directories first, then their states.
+	attempts "$root/runs/$b" "$n" dirs | xargs mkdir -p
+	attempts "$root/runs/$b" "$n" states
 	echo "$b"
 }
 

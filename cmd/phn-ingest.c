@@ -78,7 +78,22 @@ sweep_tmp(void)
 	closedir(d);
 }
 
-/* Write the batch tree under tmp. */
+/* A step's write-once snapshot NAME (prompt.txt, output_schema.json). */
+static int
+snapshot(struct result *r, const char *tmp, const struct phn_lt_step *s,
+    const char *name, const char *text)
+{
+	char *f = phn_asprintf("%s/%s/steps/%s/%s", tmp, s->job, s->step, name);
+	int rc = phn_write_new(f, text, strlen(text));
+
+	if (rc == -1)
+		fail(r, PHN_EXIT_TEMP, "unable to write %s: %s", f,
+		    strerror(errno));
+	free(f);
+	return rc;
+}
+
+/* Write the batch tree under tmp (the batch directory to be). */
 static int
 build(struct result *r, const char *tmp, struct json_object *meta,
     struct phn_lt_ctx *ctx)
@@ -103,25 +118,10 @@ build(struct result *r, const char *tmp, struct json_object *meta,
 			return -1;
 		}
 		free(dir);
-		f = phn_asprintf("%s/%s/steps/%s/prompt.txt", tmp, s->job, s->step);
-		if (phn_write_new(f, s->prompt, strlen(s->prompt)) == -1) {
-			fail(r, PHN_EXIT_TEMP, "unable to write %s: %s", f,
-			    strerror(errno));
-			free(f);
+		if (snapshot(r, tmp, s, "prompt.txt", s->prompt) == -1 ||
+		    (s->schema != NULL && snapshot(r, tmp, s,
+		    "output_schema.json", s->schema) == -1))
 			return -1;
-		}
-		free(f);
-		if (s->schema == NULL)
-			continue;
-		f = phn_asprintf("%s/%s/steps/%s/output_schema.json", tmp, s->job,
-		    s->step);
-		if (phn_write_new(f, s->schema, strlen(s->schema)) == -1) {
-			fail(r, PHN_EXIT_TEMP, "unable to write %s: %s", f,
-			    strerror(errno));
-			free(f);
-			return -1;
-		}
-		free(f);
 	}
 	return 0;
 }

@@ -72,6 +72,40 @@ phn_json_load(const char *path, char *msg, size_t msglen)
 	return o;
 }
 
+/*
+ * A JSON document that must be an object (and, with key, have key of
+ * type t): it, or NULL with errno (EINVAL: not that shape).
+ */
+struct json_object *
+phn_json_load_doc(const char *path, const char *key, enum json_type t)
+{
+	char msg[512];
+	struct json_object *o = phn_json_load(path, msg, sizeof(msg));
+
+	if (o != NULL && (!json_object_is_type(o, json_type_object) ||
+	    (key != NULL && !json_object_is_type(phn_json_get(o, key), t)))) {
+		json_object_put(o);
+		errno = EINVAL;
+		return NULL;
+	}
+	return o;
+}
+
+/* The element of array arr whose member key is the string val, or NULL. */
+struct json_object *
+phn_json_find(struct json_object *arr, const char *key, const char *val)
+{
+	size_t i, n = json_object_is_type(arr, json_type_array) ?
+	    json_object_array_length(arr) : 0;
+	const char *s;
+
+	for (i = 0; i < n; i++)
+		if ((s = phn_jstr(json_object_array_get_idx(arr, i), key)) !=
+		    NULL && strcmp(s, val) == 0)
+			return json_object_array_get_idx(arr, i);
+	return NULL;
+}
+
 void
 phn_buf_put(struct phn_buf *b, const char *s, size_t n)
 {

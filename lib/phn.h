@@ -93,6 +93,10 @@ void	phn_buf_put(struct phn_buf *, const char *, size_t);
 struct json_object *phn_json_parse(const char *, size_t, const char *,
 	    char *, size_t);
 struct json_object *phn_json_load(const char *, char *, size_t);
+struct json_object *phn_json_load_doc(const char *, const char *,
+	    enum json_type);
+struct json_object *phn_json_find(struct json_object *, const char *,
+	    const char *);
 char	*phn_json_pretty(struct json_object *);
 int	phn_json_write(const char *, struct json_object *, int);
 void	phn_json_emit(FILE *, struct json_object *);

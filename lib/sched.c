@@ -312,16 +312,10 @@ phn_sched_index(const struct phn_paths *p, const char *batch, char *msg,
 struct json_object *
 phn_sched_info(const struct phn_paths *p, const char *batch)
 {
-	char *f = phn_batch_path(p, batch, "_sched/index.json"), msg[512];
-	struct json_object *o = phn_json_load(f, msg, sizeof(msg));
+	char *f = phn_batch_path(p, batch, "_sched/index.json");
+	struct json_object *o = phn_json_load_doc(f, "jobs", json_type_array);
 
 	free(f);
-	if (o != NULL && !json_object_is_type(phn_json_get(o, "jobs"),
-	    json_type_array)) {
-		json_object_put(o);
-		errno = EINVAL;
-		return NULL;
-	}
 	return o;
 }
 
@@ -329,7 +323,7 @@ phn_sched_info(const struct phn_paths *p, const char *batch)
 struct json_object *
 phn_sched_job(const struct phn_paths *p, const char *batch, const char *job)
 {
-	char *f, *n, msg[512];
+	char *f, *n;
 	struct json_object *o;
 
 	if (!phn_id_valid(job, strlen(job))) {
@@ -339,14 +333,8 @@ phn_sched_job(const struct phn_paths *p, const char *batch, const char *job)
 	n = phn_asprintf("_sched/jobs/%s.json", job);
 	f = phn_batch_path(p, batch, n);
 	free(n);
-	o = phn_json_load(f, msg, sizeof(msg));
+	o = phn_json_load_doc(f, "steps", json_type_object);
 	free(f);
-	if (o != NULL && !json_object_is_type(phn_json_get(o, "steps"),
-	    json_type_object)) {
-		json_object_put(o);
-		errno = EINVAL;
-		return NULL;
-	}
 	return o;
 }
 
@@ -467,14 +455,10 @@ atts_load(const struct phn_paths *p, const char *batch, const char *job,
 static struct json_object *
 att_meta(const char *dir)
 {
-	char *f = phn_path_join(dir, "meta.json"), msg[512];
-	struct json_object *o = phn_json_load(f, msg, sizeof(msg));
+	char *f = phn_path_join(dir, "meta.json");
+	struct json_object *o = phn_json_load_doc(f, NULL, json_type_object);
 
 	free(f);
-	if (o != NULL && !json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
-		o = NULL;
-	}
 	return o;
 }
 

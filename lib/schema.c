@@ -113,24 +113,15 @@ show(struct json_object *o)
 	return phn_asprintf("%.*s...", (int)n, s);
 }
 
-static int
-is_num(struct json_object *o)
-{
-	return json_object_is_type(o, json_type_int) ||
-	    json_object_is_type(o, json_type_double);
-}
+#define is_num	phn_json_is_num
 
+/* An integer for JSON Schema: any finite whole number, however large. */
 static int
 is_int(struct json_object *o)
 {
-	double d;
+	double d = json_object_get_double(o);
 
-	if (json_object_is_type(o, json_type_int))
-		return 1;
-	if (!json_object_is_type(o, json_type_double))
-		return 0;
-	d = json_object_get_double(o);
-	return isfinite(d) && d == floor(d);
+	return is_num(o) && isfinite(d) && d == floor(d);
 }
 
 static int

@@ -731,26 +731,35 @@ final_fields(struct ctx *c, struct step *s, struct json_object *o)
 	json_object_put(fin);
 }
 
-static struct json_object *
-failure_item(struct ctx *c, struct step *s)
+/* The focal attempt's run, directory and outcome, into o. */
+static void
+focal_fields(struct ctx *c, struct step *s, struct json_object *o)
 {
-	struct json_object *o = json_object_new_object(), *st = fst(c, s);
+	struct json_object *st = fst(c, s);
 	char *rel = s->focal >= 0 ? attempt_rel(c, s, s->focal) : NULL;
 
-	jset(o, "job_id", json_object_new_string(s->jb->id));
-	jset(o, "step_id", json_object_new_string(s->id));
 	jset(o, "run_id", s->focal >= 0 ?
 	    json_object_new_string(s->a[s->focal].run_id) : NULL);
 	jset(o, "attempt_dir", phn_json_string(rel));
 	jset(o, "state_status", st ? jcopy(st, "status") : NULL);
 	jset(o, "exit_code", st ? jcopy(st, "exit_code") : NULL);
 	jset(o, "failure_kind", st ? jcopy(st, "failure_kind") : NULL);
+	free(rel);
+}
+
+static struct json_object *
+failure_item(struct ctx *c, struct step *s)
+{
+	struct json_object *o = json_object_new_object();
+
+	jset(o, "job_id", json_object_new_string(s->jb->id));
+	jset(o, "step_id", json_object_new_string(s->id));
+	focal_fields(c, s, o);
 	final_fields(c, s, o);
 	if (s->forced >= 0)
 		jset(o, "forced_terminal", json_object_get(s->forced_obj));
 	if (s->rfr)
 		jset(o, "resume_from_resolved", json_object_get(s->rfr));
-	free(rel);
 	return o;
 }
 
@@ -781,7 +790,6 @@ static struct json_object *
 step_record(struct ctx *c, struct step *s)
 {
 	struct json_object *o = json_object_new_object(), *st = fst(c, s);
-	char *rel = s->focal >= 0 ? attempt_rel(c, s, s->focal) : NULL;
 	long counted = 0;
 	size_t i;
 
@@ -799,12 +807,7 @@ step_record(struct ctx *c, struct step *s)
 	    json_object_new_array());
 	jset(o, "attempts", json_object_new_int64((int64_t)s->na));
 	jset(o, "attempts_counted", json_object_new_int64(counted));
-	jset(o, "run_id", s->focal >= 0 ?
-	    json_object_new_string(s->a[s->focal].run_id) : NULL);
-	jset(o, "attempt_dir", phn_json_string(rel));
-	jset(o, "state_status", st ? jcopy(st, "status") : NULL);
-	jset(o, "failure_kind", st ? jcopy(st, "failure_kind") : NULL);
-	jset(o, "exit_code", st ? jcopy(st, "exit_code") : NULL);
+	focal_fields(c, s, o);
 	jset(o, "runner_id", s->focal >= 0 ? phn_json_string(s->a[s->focal].runner) :
 	    NULL);
 	jset(o, "claimed_at", st ? jcopy(st, "claimed_at") : NULL);
@@ -828,7 +831,6 @@ step_record(struct ctx *c, struct step *s)
 	    s->force_pending));
 	jset(o, "resume_from_resolved", s->rfr ? json_object_get(s->rfr) : NULL);
 	jset(o, "invocation_note", phn_json_string(s->note));
-	free(rel);
 	return o;
 }
 
@@ -873,17 +875,13 @@ settings(struct ctx *c)
 static void
 ctx_free(struct ctx *c)
 {
-	size_t i, k;
+	size_t i;
 
 	for (i = 0; i < c->ns; i++) {
 		struct step *s = &c->steps[i];
-		for (k = 0; k < s->na; k++) {
-			free(s->a[k].name);
-			free(s->a[k].kind);
-			free(s->a[k].thread);
-			free(s->a[k].runner);
-		}
-		free(s->a);
+		s->view.v = s->a;
+		s->view.n = s->na;
+		phn_asums_free(&s->view);
 		json_object_put(s->sd);
 		free(s->note);
 		json_object_put(s->fst);

@@ -263,11 +263,9 @@ eff(struct phn_run *r, const char *path)
 static int
 load_batch(struct phn_run *r)
 {
-	struct json_object *jobs, *steps;
 	struct phn_config cfg;
 	struct phn_errs e = { 0 };
 	char msg[512];
-	size_t i, n;
 
 	if (phn_config_read(r->p, 0, &cfg, &e) == -1) {
 		fail(r, e.temp ? PHN_EXIT_TEMP : 1, "%s", e.n > 0 ? e.v[0] :
@@ -280,24 +278,10 @@ load_batch(struct phn_run *r)
 	if ((r->bmeta = phn_sched_jobview(r->p, r->a.batch, r->a.job, msg,
 	    sizeof(msg))) == NULL)
 		return fail(r, 1, "batch_meta.json: %s", msg);
-	jobs = phn_json_get(r->bmeta, "jobs");
-	n = json_object_is_type(jobs, json_type_array) ?
-	    json_object_array_length(jobs) : 0;
-	for (i = 0; i < n && r->job == NULL; i++) {
-		struct json_object *j = json_object_array_get_idx(jobs, i);
-		const char *id = phn_jstr(j, "job_id");
-		if (id && strcmp(id, r->a.job) == 0)
-			r->job = j;
-	}
-	steps = phn_json_get(r->job, "steps");
-	n = json_object_is_type(steps, json_type_array) ?
-	    json_object_array_length(steps) : 0;
-	for (i = 0; i < n && r->step == NULL; i++) {
-		struct json_object *s = json_object_array_get_idx(steps, i);
-		const char *id = phn_jstr(s, "step_id");
-		if (id && strcmp(id, r->a.step) == 0)
-			r->step = s;
-	}
+	r->job = phn_json_find(phn_json_get(r->bmeta, "jobs"), "job_id",
+	    r->a.job);
+	r->step = phn_json_find(phn_json_get(r->job, "steps"), "step_id",
+	    r->a.step);
 	if (r->step == NULL)
 		return fail(r, 1, "batch_meta.json: no step %s/%s", r->a.job,
 		    r->a.step);

@@ -114,15 +114,10 @@ phn_attempt_free(struct phn_attempt *a)
 struct json_object *
 phn_state_read(const char *dir)
 {
-	char *f = phn_path_join(dir, "state.json"), msg[512];
-	struct json_object *o = phn_json_load(f, msg, sizeof(msg));
+	char *f = phn_path_join(dir, "state.json");
+	struct json_object *o = phn_json_load_doc(f, NULL, json_type_object);
 
 	free(f);
-	if (o != NULL && !json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
-		errno = EINVAL;
-		return NULL;
-	}
 	return o;
 }
 
