@@ -166,7 +166,7 @@ one(const char *dir, double lease, double stale, double stuck)
 static int
 scan_active(const char *batch, double lease, double stale, double stuck)
 {
-	char *d = phn_asprintf("%s/%s/_sched", P.runs, batch), **v;
+	char *d = phn_batch_path(&P, batch, "_sched"), **v, *part[3], *ad;
 	size_t n, i;
 
 	if (access(d, F_OK) == -1) {
@@ -174,23 +174,19 @@ scan_active(const char *batch, double lease, double stale, double stuck)
 		return -1;
 	}
 	free(d);
-	d = phn_asprintf("%s/%s/_active", P.runs, batch);
+	d = phn_batch_path(&P, batch, "_active");
 	v = phn_dir_list(d, &n);
 	free(d);
 	if (v == NULL)
 		return -1;
 	for (i = 0; i < n; i++) {
-		char *job = v[i], *step, *name, *ad;
-		if ((step = strchr(job, '@')) == NULL ||
-		    (name = strchr(step + 1, '@')) == NULL)
+		if (phn_entry_split(v[i], part, 3) == -1)
 			continue;
-		*step++ = '\0';
-		*name++ = '\0';
-		ad = phn_asprintf("%s/%s/%s/steps/%s/attempts/%s", P.runs, batch,
-		    job, step, name);
+		ad = phn_attempt_path(&P, batch, part[0], part[1], part[2], NULL);
 		if (access(ad, F_OK) == 0)
 			one(ad, lease, stale, stuck);
 		free(ad);
+		free(part[0]);
 	}
 	phn_dir_list_free(v, n);
 	return 0;

@@ -3,10 +3,12 @@
  *
  * The library returns errors; only cmd/ decides exit codes.
  *
- * - Library code never exits.  The one exception is the allocation
- *   wrappers below (phn_malloc, phn_realloc, phn_strdup, phn_asprintf):
- *   out of memory dies with 111.  phn_die, phn_errs_die and
- *   phn_parse_num are for cmd/ only.
+ * - Library code never exits, except out of memory: the allocation
+ *   wrappers below (phn_malloc, phn_realloc, phn_strdup, phn_asprintf)
+ *   and a failed poll in supervise.c die with 111.  phn_die,
+ *   phn_errs_die and phn_parse_num are for cmd/ only, and for opt.c,
+ *   which is the command line of every program (its usage errors exit
+ *   100, --help 0) and cmd/override.c.
  * - A failure returns -1 (NULL for a pointer) and says why in one of
  *   three ways, whichever the caller needs:
  *     errno        one system call failed (atomic.c, lock.c, proc.c); the

@@ -59,10 +59,14 @@ phn_id_problem(struct json_object *o)
 uint32_t
 phn_random32(void)
 {
+	static uint32_t n;
 	uint32_t v;
 
-	if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
-		phn_die(PHN_EXIT_TEMP, "unable to get random bytes:");
+	/* Ids need to be unlikely to collide, not secret: without the
+	 * kernel's bytes, the time, the pid and a counter do. */
+	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v))
+		v = (uint32_t)(phn_now() * 1e6) ^ ((uint32_t)getpid() << 16) ^
+		    ++n * 2654435761u;
 	return v;
 }
 

@@ -217,7 +217,8 @@ phn_opts_attempt(const struct phn_opts *o)
 void
 phn_opts_paths(const struct phn_opts *o, struct phn_paths *p)
 {
-	phn_paths_init(p, o->root, o->runs, o->runners);
+	if (phn_paths_init(p, o->root, o->runs, o->runners) == -1)
+		phn_die(PHN_EXIT_TEMP, "unable to get the current directory:");
 }
 
 /* The usage: on stdout for --help (code 0), else on stderr. */

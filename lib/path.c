@@ -103,21 +103,21 @@ phn_path_rel(const char *root, const char *abs)
 	return phn_strdup(abs);
 }
 
-static char *
-cwd(void)
-{
-	char *buf = getcwd(NULL, 0);
-
-	if (buf == NULL)
-		phn_die(PHN_EXIT_TEMP, "unable to get the current directory:");
-	return buf;
-}
-
-void
+/*
+ * The roots, absolute: root (else $PHN_ROOT, else the current
+ * directory), runs (else ROOT/runs), runners (else ROOT/runners).  0, or
+ * -1 with errno when the current directory cannot be had (then p is
+ * empty).
+ */
+int
 phn_paths_init(struct phn_paths *p, const char *root, const char *runs,
     const char *runners)
 {
-	char *c = cwd();
+	char *c = getcwd(NULL, 0);
+
+	memset(p, 0, sizeof(*p));
+	if (c == NULL)
+		return -1;
 
 	if (root == NULL || *root == '\0')
 		root = getenv("PHN_ROOT");
@@ -129,6 +129,7 @@ phn_paths_init(struct phn_paths *p, const char *root, const char *runs,
 	p->runners = runners && *runners ? phn_path_abs(c, runners) :
 	    phn_path_join(p->root, "runners");
 	free(c);
+	return 0;
 }
 
 void

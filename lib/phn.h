@@ -138,7 +138,7 @@ struct phn_paths {
 	char	*runs;		/* absolute runs root */
 	char	*runners;	/* absolute runners root */
 };
-void	phn_paths_init(struct phn_paths *, const char *, const char *,
+int	phn_paths_init(struct phn_paths *, const char *, const char *,
 	    const char *);
 void	phn_paths_free(struct phn_paths *);
 char	*phn_path_abs(const char *, const char *);

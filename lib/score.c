@@ -1159,7 +1159,7 @@ phn_score_exit(struct json_object *sb)
 	const char *o = phn_jstr(sb, "outcome");
 
 	if (o && strcmp(o, "in_progress") == 0)
-		return 3;
+		return PHN_EXIT_RUNNING;
 	if (o && strcmp(o, "succeeded") == 0)
 		return 0;
 	return 1;

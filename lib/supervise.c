@@ -390,6 +390,30 @@ beat(struct sup *s)
 }
 
 /*
+ * codex could not be started for want of a resource (pipes, a process):
+ * a harness error, temporary (exit 111), that ends the attempt failed
+ * with kind spawn_error.  fds holds the five pipes' ten ends (-1: none).
+ */
+static int
+start_failed(struct phn_run *r, const char *what, char **envp, size_t n,
+    int *fds)
+{
+	int e = errno, i;
+
+	for (i = 0; i < 10; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(envp[n - 1]);
+	free(envp[n - 2]);
+	free(envp);
+	phn_errs_add(&r->errs, "%s: %s", what, strerror(e));
+	r->status = "failed";
+	r->kind = "spawn_error";
+	r->code = PHN_EXIT_TEMP;
+	return -1;
+}
+
+/*
  * Fork codex, record it (queued -> running with its pid, group and start
  * time), then let it exec.  The child waits on a gate pipe first: if we
  * die before the state names it, or the attempt was ended meanwhile, it
@@ -400,7 +424,8 @@ start(struct sup *s)
 {
 	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE };
 	struct phn_run *r = s->r;
-	int in[2], out[2], err[2], ep[2], gate[2], e = 0, rc, fd;
+	int fds[10], *in = fds, *out = fds + 2, *err = fds + 4, *ep = fds + 6;
+	int *gate = fds + 8, e = 0, rc, fd;
 	char **envp, *tmp = phn_path_join(r->a.dir, "tmp"), c;
 	sigset_t all, old, none;
 	size_t n = 0, i;
@@ -418,10 +443,12 @@ start(struct sup *s)
 	envp[n++] = phn_asprintf("TMPDIR=%s", tmp);
 	envp[n] = NULL;
 	free(tmp);
+	for (i = 0; i < 10; i++)
+		fds[i] = -1;
 	if (pipe2(in, O_CLOEXEC) == -1 || pipe2(out, O_CLOEXEC) == -1 ||
 	    pipe2(err, O_CLOEXEC) == -1 || pipe2(ep, O_CLOEXEC) == -1 ||
 	    pipe2(gate, O_CLOEXEC) == -1)
-		phn_die(PHN_EXIT_TEMP, "unable to create pipes:");
+		return start_failed(r, "unable to create pipes", envp, n, fds);
 	sigfillset(&all);
 	sigemptyset(&none);
 	sigprocmask(SIG_BLOCK, &all, &old);
@@ -451,9 +478,9 @@ start(struct sup *s)
 		(void)k;
 		_exit(e == ENOENT ? 127 : 126);
 	}
-	if (pid == -1)
-		phn_die(PHN_EXIT_TEMP, "unable to fork:");
 	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (pid == -1)
+		return start_failed(r, "unable to fork", envp, n, fds);
 	free(envp[n - 1]);
 	free(envp[n - 2]);
 	free(envp);
@@ -547,6 +574,8 @@ loop(struct sup *s)
 		pf[1] = (struct pollfd){ s->out, POLLIN, 0 };
 		pf[2] = (struct pollfd){ s->err, POLLIN, 0 };
 		pf[3] = (struct pollfd){ s->in, POLLOUT, 0 };
+		/* With four valid fds poll fails only for want of kernel
+		 * memory: out of memory, as in the allocation wrappers. */
 		if (poll(pf, 4, ms) == -1 && errno != EINTR)
 			phn_die(PHN_EXIT_TEMP, "poll:");
 		while (read(sigfd[0], buf, sizeof(buf)) > 0)

@@ -538,6 +538,15 @@ cancel_with() { # SIGNAL
 	assert_stderr_prefix phn-spawn
 }
 
+@test "no file descriptors left for codex's pipes -> failed spawn_error, 111, not left queued" {
+	one "hi"
+	run --separate-stderr sh -c 'ulimit -n 12 && exec phn-spawn "$1"' sh "$A"
+	assert_failure 111
+	assert_stderr_line --partial "unable to create pipes: Too many open files"
+	assert_outcome failed spawn_error
+	[ ! -e "$A/codex.events.jsonl" ] || [ ! -s "$A/codex.events.jsonl" ]
+}
+
 @test "attempt paths relative to the runs root work with --root" {
 	one "hi"
 	rel=${A#"$T"/runs/}

@@ -41,7 +41,8 @@ main(int argc, char *argv[])
 	if (argc != 3)
 		phn_die(PHN_EXIT_PERM, "usage: t-claim1 [-r root] [-u runner] "
 		    "batch job step");
-	phn_paths_init(&p, root, NULL, NULL);
+	if (phn_paths_init(&p, root, NULL, NULL) == -1)
+		phn_die(PHN_EXIT_TEMP, "unable to get the current directory:");
 	if (phn_config_read(&p, PHN_CONFIG_SNAPSHOT, &cfg, &e) == -1)
 		phn_errs_die(&e);
 	phn_sched_init(&s, &p, &cfg);

@@ -52,7 +52,8 @@ main(int argc, char *argv[])
 			return 100;
 		}
 	}
-	phn_paths_init(&P, root, NULL, NULL);
+	if (phn_paths_init(&P, root, NULL, NULL) == -1)
+		phn_die(PHN_EXIT_TEMP, "unable to get the current directory:");
 	for (i = optind; i < argc; i++) {
 		if (strcmp(argv[i], "-") != 0) {
 			rc |= finish(argv[i]);

@@ -586,7 +586,8 @@ main(int argc, char *argv[])
 		    "[-S spawn_percent] root\n");
 		return PHN_EXIT_PERM;
 	}
-	phn_paths_init(&P, argv[optind], NULL, NULL);
+	if (phn_paths_init(&P, argv[optind], NULL, NULL) == -1)
+		phn_die(PHN_EXIT_TEMP, "unable to get the current directory:");
 	if (phn_config_read(&P, PHN_CONFIG_SNAPSHOT, &CFG, &e) == -1)
 		phn_errs_die(&e);
 	for (i = 0; i < cases; i++) {
