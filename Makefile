@@ -73,7 +73,7 @@ TESTPROGS = tests/t-schema tests/t-claim1 tests/t-finish tests/t-policy-diff
 
 all: $(CMDS)
 
-$(LIBOBJ): lib/phn.h lib/policy.h lib/claim.h
+$(LIBOBJ): lib/phn.h lib/policy.h lib/claim.h lib/run.h lib/score.h
 lib/libphn.a: $(LIBOBJ)
 	rm -f $@
 	ar rcs $@ $(LIBOBJ)

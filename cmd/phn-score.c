@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "phn.h"
+#include "score.h"
 
 static int Jflag, qflag, Sflag, wflag, Wflag;
 static double interval = 2;

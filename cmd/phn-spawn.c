@@ -19,7 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "phn.h"
+#include "run.h"
 
 static const char usage[] =
     "usage: phn-spawn [-DJ] [-r root] [--runs-root dir] [--runners-root dir] "

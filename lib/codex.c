@@ -26,7 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "phn.h"
+#include "run.h"
 
 static void
 argv_add(struct phn_run *r, const char *s)

@@ -139,8 +139,8 @@ end_queued(const struct phn_paths *p, const char *batch, const char *job,
  * different).  *out gets the command's result object.  Returns 0, or -1
  * with msg (a system call failed).
  */
-int
-phn_overrides_apply(const struct phn_paths *p, const char *batch,
+static int
+overrides_apply(const struct phn_paths *p, const char *batch,
     const char *job, const char *step, const char *action, const char *reason,
     const char *runner, int different, struct json_object **out, char *msg,
     size_t msglen)
@@ -295,7 +295,7 @@ phn_sched_step_check(const struct phn_paths *p, const char *batch,
 }
 
 /*
- * Apply one override (r->action, as phn_overrides_apply) to a step that
+ * Apply one override (r->action, as overrides_apply) to a step that
  * is checked to exist first.  Returns 0 with *out, the result object, or
  * -1 with e (e->temp: the store could not be read or written).
  */
@@ -311,7 +311,7 @@ phn_override_step(const struct phn_paths *p, const struct phn_override_req *r,
 		    r->runner);
 	if (phn_sched_step_check(p, r->batch, r->job, r->step, e) == -1)
 		return -1;
-	if (phn_overrides_apply(p, r->batch, r->job, r->step, r->action,
+	if (overrides_apply(p, r->batch, r->job, r->step, r->action,
 	    r->reason, r->runner, r->different, out, msg, sizeof(msg)) == -1)
 		return phn_errs_fail(e, 1, "%s", msg);
 	return 0;

@@ -17,8 +17,8 @@
 #endif
 
 /* Lexically clean an absolute or relative path: "//", ".", "..". */
-char *
-phn_path_norm(const char *path)
+static char *
+path_norm(const char *path)
 {
 	size_t n = strlen(path), ns = 0, i;
 	char *tmp = phn_strdup(path), *out = phn_malloc(n + 2), *save = NULL;
@@ -69,9 +69,9 @@ phn_path_abs(const char *base, const char *p)
 	char *j, *r;
 
 	if (p[0] == '/')
-		return phn_path_norm(p);
+		return path_norm(p);
 	j = phn_path_join(base, p);
-	r = phn_path_norm(j);
+	r = path_norm(j);
 	free(j);
 	return r;
 }

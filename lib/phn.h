@@ -142,7 +142,6 @@ int	phn_paths_init(struct phn_paths *, const char *, const char *,
 	    const char *);
 void	phn_paths_free(struct phn_paths *);
 char	*phn_path_abs(const char *, const char *);
-char	*phn_path_norm(const char *);
 char	*phn_path_join(const char *, const char *);
 char	*phn_path_rel(const char *, const char *);
 char	*phn_path_dirname(const char *);
@@ -266,8 +265,15 @@ struct phn_attempt {
 #define PHN_FAULT_LEASE		1	/* queued, lease expired */
 #define PHN_FAULT_ORPHAN	2	/* spawner gone */
 #define PHN_FAULT_STUCK		3	/* alive, no codex event for long */
-int	phn_status_valid(const char *);
+/* An attempt's status (state.json "status"). */
+enum {
+	PHN_AST_QUEUED, PHN_AST_RUNNING, PHN_AST_SUCCEEDED, PHN_AST_FAILED,
+	PHN_AST_NEEDS, PHN_AST_CANCELED
+};
+extern const char *const phn_ast_name[];
+int	phn_ast_of(const char *);
 int	phn_status_terminal(const char *);
+int	phn_fault_kind(const char *);
 int	phn_attempt_parse(const struct phn_paths *, const char *,
 	    struct phn_attempt *);
 void	phn_attempt_free(struct phn_attempt *);
@@ -280,8 +286,6 @@ void	phn_dir_list_free(char **, size_t);
 char	**phn_batch_list(const struct phn_paths *, size_t *);
 struct json_object *phn_batch_meta(const struct phn_paths *, const char *,
 	    char *, size_t);
-struct json_object *phn_current_read(const struct phn_paths *, const char *,
-	    const char *);
 int	phn_current_note(const struct phn_paths *, const struct phn_attempt *,
 	    struct json_object *);
 int	phn_current_step_set(const struct phn_paths *, const char *,
@@ -334,9 +338,6 @@ int	phn_sched_step_check(const struct phn_paths *, const char *,
 /* overrides.c: runs/B/J/overrides.json */
 struct json_object *phn_overrides_read(const struct phn_paths *, const char *,
 	    const char *, int *, char *, size_t);
-int	phn_overrides_apply(const struct phn_paths *, const char *, const char *,
-	    const char *, const char *, const char *, const char *, int,
-	    struct json_object **, char *, size_t);
 /* One operator override of a step, checked to exist first. */
 struct phn_override_req {
 	const char *action;	/* "force-retry", "mark-failed", "requeue" */
@@ -349,71 +350,13 @@ int	phn_override_step(const struct phn_paths *,
 	    const struct phn_override_req *, struct json_object **,
 	    struct phn_errs *);
 
-/* spawn: running an attempt (phn-spawn, phn-heartbeat) */
-#define PHN_EXIT_ATTENTION	3	/* phn-spawn: needs_attention */
-#define PHN_EXIT_CANCELED	4	/* phn-spawn: canceled */
-#define PHN_EXIT_TIMEOUT	124	/* phn-spawn: timed out, as timeout(1) */
-#define PHN_EXIT_NOEXEC	126	/* phn-spawn: codex not executable */
-#define PHN_EXIT_NOTFOUND	127	/* phn-spawn: codex not found */
-#define PHN_EVENT_LINE_MAX	(4L * 1024 * 1024)	/* longer: kept, not parsed */
-#define PHN_STOP_NONE		0
-#define PHN_STOP_CANCEL		1	/* SIGTERM, SIGINT or SIGHUP */
-#define PHN_STOP_TIMEOUT	2
-#define PHN_STOP_THREAD		3	/* resume reported another thread */
-#define PHN_STOP_ENDED		4	/* someone else ended the attempt */
-/* One attempt being run by phn-spawn: what to run, what happened. */
-struct phn_run {
-	const struct phn_paths *p;
-	struct phn_attempt a;
-	int	 lockfd;		/* spawn.lock, held for life */
-	int	 nocodex;
-	struct json_object *meta, *bmeta, *cfg;	/* owned; may be NULL */
-	struct json_object *job, *step, *policy; /* borrowed */
-	struct json_object *schema;
-	char	*schema_path, *workdir, *home, *codex, *resume_src;
-	char	*prompt;
-	size_t	 prompt_len;
-	char	*thread_want;		/* resume: the thread to continue */
-	char	**argv;
-	size_t	 argc;
-	double	 started, timeout, hb, grace;
-	pid_t	 pid;			/* codex = its process group */
-	unsigned long long codex_start;
-	int	 exited, wstatus, exec_errno, stop;
-	int	 turn_completed, turn_failed;
-	char	*thread_id, *current_item, *model_error, *last_error;
-	char	*stderr_tail, *version;
-	double	 last_event_at;
-	struct json_object *usage, *usage_base, *usage_attempt;
-	struct phn_errs errs;
-	const char *status, *kind;	/* the outcome */
-	int	 code, exit_code, signal;
-	struct json_object *report, *artifacts;
-	char	**staged;		/* temp, target pairs for phn_run_end */
-	size_t	 nstaged;
-};
-void	phn_run_init(struct phn_run *, const struct phn_paths *);
-void	phn_run_free(struct phn_run *);
-int	phn_run_start(struct phn_run *, const char *);
-int	phn_run_prepare(struct phn_run *);
-int	phn_run_running(struct phn_run *);
-void	phn_run_supervise(struct phn_run *, double);
-double	phn_run_fake_begin(struct phn_run *);
-void	phn_run_fake_end(struct phn_run *);
-void	phn_run_outcome(struct phn_run *);
-int	phn_run_end(struct phn_run *, int);
-int	phn_run_stage(struct phn_run *, const char *, const void *, size_t);
-int	phn_run_stage_json(struct phn_run *, const char *, struct json_object *);
-int	phn_run_status_code(const char *);
-int	phn_signals_init(void);
-int	phn_signal_canceled(void);
-char	*phn_shquote(char *const []);
-int	phn_copy_tree(const char *, const char *, const char *const *);
-char	*phn_codex_find(int *, char **);
-const char *phn_codex_web_search(struct phn_run *);
-void	phn_codex_argv(struct phn_run *, const char *);
-char	*phn_workspace_isolated(const struct phn_paths *, const char *,
-	    const char *, const char *, struct phn_errs *);
+/* phn-spawn's exit statuses (SPEC 6.6) */
+#define PHN_EXIT_ATTENTION	3	/* needs_attention */
+#define PHN_EXIT_CANCELED	4	/* canceled */
+#define PHN_EXIT_TIMEOUT	124	/* timed out, as timeout(1) */
+#define PHN_EXIT_NOEXEC	126	/* codex not executable */
+#define PHN_EXIT_NOTFOUND	127	/* codex not found */
+
 /* The thresholds and runner-pool settings of the config, where a batch's
  * effective_defaults (or NULL) win (liveness.c). */
 struct phn_limits {
@@ -425,15 +368,8 @@ void	phn_limits_init(struct phn_limits *, struct json_object *,
 	    struct json_object *);
 int	phn_attempt_reap_locked(const struct phn_paths *,
 	    const struct phn_attempt *, double, double, const char **);
-/* -- spawn declarations end -- */
-
-/* score: scoreboards and operator commands (phn-score, phn-cancel, ...) */
-struct json_object *phn_score_batch(const struct phn_paths *,
-	    struct json_object *, const char *, double, struct json_object *,
-	    char *, size_t);
-int	phn_score_exit(struct json_object *);
-struct json_object *phn_score_row(struct json_object *);
-void	phn_score_sort_rows(struct json_object *);
+/* ops.c: what the operator commands share (phn-cancel, phn-artifact,
+ * phn-tail, phn-gc) */
 char	*phn_attempt_select(const struct phn_paths *, const char *,
 	    const char *, const char *, const char *, const char *,
 	    struct phn_errs *);
@@ -443,6 +379,5 @@ int	phn_cancel(const struct phn_paths *, const struct phn_attempt *,
 int	phn_gzip_file(const char *);
 int	phn_gzip_open(const char *, pid_t *);
 int	phn_gzip_close(int, pid_t);
-/* -- score declarations end -- */
 
 #endif

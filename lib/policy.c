@@ -44,28 +44,6 @@
 
 #include "policy.h"
 
-const char *const phn_ast_name[] = { "queued", "running", "succeeded",
-    "failed", "needs_attention", "canceled", NULL };
-
-int
-phn_ast_of(const char *s)
-{
-	int i;
-
-	for (i = 0; s != NULL && phn_ast_name[i] != NULL; i++)
-		if (strcmp(s, phn_ast_name[i]) == 0)
-			return i;
-	return -1;
-}
-
-/* Harness faults: the spawner died or the claim was never picked up. */
-int
-phn_fault_kind(const char *kind)
-{
-	return kind != NULL && (strcmp(kind, "orphaned") == 0 ||
-	    strcmp(kind, "claim_expired") == 0);
-}
-
 /* A summary named name (which it takes), queued until told otherwise. */
 void
 phn_asum_init(struct phn_asum *a, char *name)
@@ -258,8 +236,8 @@ unit_hash(const char *s)
  * latest: backoff_seconds as a number, or {base, factor, max, jitter}
  * (base * factor^(n-1), capped at max, times 1 +- jitter).
  */
-double
-phn_policy_backoff(struct json_object *retry, long long n, const char *latest)
+static double
+backoff(struct json_object *retry, long long n, const char *latest)
 {
 	struct json_object *b = phn_json_get(retry, "backoff_seconds");
 	double base, factor, max, jit, d;
@@ -661,7 +639,7 @@ retry_rule(struct phn_policy_env *e, const struct phn_asums *as,
 		    "retry_on_statuses", phn_ast_name[l->st], l->kind ? "/" : "",
 		    l->kind ? l->kind : "");
 	if (l->ended >= 0)
-		v->not_before = l->ended + phn_policy_backoff(retry, counted,
+		v->not_before = l->ended + backoff(retry, counted,
 		    l->name);
 	v->why_ready = "retry";
 	return PHN_V_READY;

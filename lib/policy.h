@@ -9,13 +9,6 @@
 
 #include "phn.h"
 
-/* An attempt's status (state.json "status"). */
-enum {
-	PHN_AST_QUEUED, PHN_AST_RUNNING, PHN_AST_SUCCEEDED, PHN_AST_FAILED,
-	PHN_AST_NEEDS, PHN_AST_CANCELED
-};
-extern const char *const phn_ast_name[];
-int	phn_ast_of(const char *);	/* -1 if not a status */
 
 /* One attempt of a step, as the policy sees it. */
 struct phn_asum {
@@ -37,7 +30,6 @@ struct phn_asums {
 void	phn_asum_init(struct phn_asum *, char *);
 int	phn_asum_state(struct phn_asum *, struct json_object *);
 void	phn_asums_free(struct phn_asums *);
-int	phn_fault_kind(const char *);
 
 /*
  * Where the policy gets what it does not hold: the attempts of any step
@@ -100,6 +92,5 @@ struct json_object *phn_policy_stepdef(const char *, struct json_object *,
 	    struct json_object *);
 int	phn_ref_split(const char *, char **, char **);
 char	*phn_ref_norm(const char *, const char *);
-double	phn_policy_backoff(struct json_object *, long long, const char *);
 
 #endif

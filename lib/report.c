@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "phn.h"
+#include "run.h"
 
 #define FINAL_MAX	(64L * 1024 * 1024)
 

@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "policy.h"
+#include "score.h"
 
 
 enum { D_BLOCKED, D_READY, D_RUNNING, D_SUCCEEDED, D_FAILED, D_NEEDS,

@@ -32,7 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "phn.h"
+#include "run.h"
 
 #define PROMPT_SLACK	(64 * 1024)
 
@@ -90,8 +90,8 @@ phn_run_free(struct phn_run *r)
 	r->lockfd = -1;
 }
 
-int
-phn_run_status_code(const char *status)
+static int
+status_code(const char *status)
 {
 	if (status == NULL)
 		return PHN_EXIT_TEMP;
@@ -776,7 +776,7 @@ phn_run_end(struct phn_run *r, int json)
 	if (rc == 0) {
 		phn_warn("%s: warning: already ended as %s by someone else; "
 		    "that stands", r->a.dir, s ? s : "?");
-		code = phn_run_status_code(s);
+		code = status_code(s);
 	}
 	if (st != NULL && phn_current_note(r->p, &r->a, st) == -1)
 		phn_warn("%s: warning: unable to update current.json:",

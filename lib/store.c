@@ -23,25 +23,40 @@
 
 #include "phn.h"
 
-static const char *statuses[] = { "queued", "running", "succeeded", "failed",
-    "needs_attention", "canceled", NULL };
+/* An attempt's statuses (state.json "status"), in PHN_AST_* order. */
+const char *const phn_ast_name[] = { "queued", "running", "succeeded",
+    "failed", "needs_attention", "canceled", NULL };
 
+/* The PHN_AST_* of a status, or -1 if it is none. */
 int
-phn_status_valid(const char *s)
+phn_ast_of(const char *s)
 {
 	int i;
 
-	for (i = 0; s && statuses[i]; i++)
-		if (strcmp(s, statuses[i]) == 0)
-			return 1;
-	return 0;
+	for (i = 0; s != NULL && phn_ast_name[i] != NULL; i++)
+		if (strcmp(s, phn_ast_name[i]) == 0)
+			return i;
+	return -1;
+}
+
+static int
+status_valid(const char *s)
+{
+	return phn_ast_of(s) >= 0;
 }
 
 int
 phn_status_terminal(const char *s)
 {
-	return phn_status_valid(s) && strcmp(s, "queued") != 0 &&
-	    strcmp(s, "running") != 0;
+	return phn_ast_of(s) >= PHN_AST_SUCCEEDED;
+}
+
+/* Harness faults: the spawner died or the claim was never picked up. */
+int
+phn_fault_kind(const char *kind)
+{
+	return kind != NULL && (strcmp(kind, "orphaned") == 0 ||
+	    strcmp(kind, "claim_expired") == 0);
 }
 
 /*
@@ -139,7 +154,7 @@ phn_state_update(const char *dir, const char *status, struct json_object *fields
 	const char *prev;
 	int fd, r;
 
-	if (status != NULL && !phn_status_valid(status)) {
+	if (status != NULL && !status_valid(status)) {
 		free(lp);
 		errno = EINVAL;
 		return -1;
@@ -163,7 +178,7 @@ phn_state_update(const char *dir, const char *status, struct json_object *fields
 		snprintf(keep, sizeof(keep), "%s", prev ? prev : "queued");
 		status = keep;
 	}
-	if (prev != NULL && (!phn_status_valid(prev) ||
+	if (prev != NULL && (!status_valid(prev) ||
 	    (strcmp(prev, "running") == 0 && strcmp(status, "queued") == 0))) {
 		json_object_put(cur);
 		phn_lock_close(fd);
@@ -354,8 +369,8 @@ current_rebuild(const struct phn_paths *p, const char *batch,
 }
 
 /* current.json, rebuilt in memory when missing or corrupt. */
-struct json_object *
-phn_current_read(const struct phn_paths *p, const char *batch, const char *job)
+static struct json_object *
+current_read(const struct phn_paths *p, const char *batch, const char *job)
 {
 	char *f = phn_job_path(p, batch, job, "current.json");
 	char msg[512];
@@ -378,7 +393,7 @@ current_lock(const struct phn_paths *p, const char *batch, const char *job,
 	int fd = phn_lock_wait(lp, 30);
 
 	free(lp);
-	*cur = fd == -1 ? NULL : phn_current_read(p, batch, job);
+	*cur = fd == -1 ? NULL : current_read(p, batch, job);
 	return fd;
 }
 
@@ -482,7 +497,7 @@ char *
 phn_attempt_find(const struct phn_paths *p, const char *batch, const char *job,
     const char *step, const char *run_id)
 {
-	struct json_object *cur = phn_current_read(p, batch, job), *e;
+	struct json_object *cur = current_read(p, batch, job), *e;
 	char *ad, **v, *found = NULL, *suffix;
 	const char *rel;
 	size_t n, i, hits = 0;

@@ -35,7 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "phn.h"
+#include "run.h"
 
 #define DRAIN_SECONDS	2.0	/* pipes held open after codex exited */
 #define DIRTY_SECONDS	1.0	/* a new thread id is written this soon */

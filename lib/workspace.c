@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "phn.h"
+#include "run.h"
 
 /* Run git; its trimmed stdout in *out (may be NULL).  0 if it exited 0. */
 static int

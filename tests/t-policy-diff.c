@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "t-lib.h"
+#include "score.h"
 #include "claim.h"
 
 #define MAXSTEPS	16
