@@ -90,10 +90,9 @@ rdeps_add(struct json_object *rdeps, const char *target, const char *who)
  * policy reads it, and what the claimer adds to meta.json. */
 static struct json_object *
 step_entry(struct json_object *st, const char *job, size_t k,
-    struct json_object *ed, struct json_object *rdeps)
+    struct json_object *ed)
 {
-	struct json_object *o = phn_policy_stepdef(job, st, ed), *v;
-	char *full = phn_asprintf("%s/%s", job, phn_jstr(st, "step_id"));
+	struct json_object *o = phn_policy_stepdef(job, st, ed);
 
 	json_object_object_add(o, "index", json_object_new_int64((int64_t)k));
 	if (phn_jstr(st, "prompt_sha256"))
@@ -101,93 +100,93 @@ step_entry(struct json_object *st, const char *job, size_t k,
 		    phn_jstr(st, "prompt_sha256")));
 	json_object_object_add(o, "output_schema", json_object_new_boolean(
 	    phn_jstr(st, "output_schema_sha256") != NULL));
-	if (json_object_object_get_ex(rdeps, full, &v))
-		json_object_object_add(o, "rdeps", json_object_get(v));
-	else
-		json_object_object_add(o, "rdeps", json_object_new_array());
-	free(full);
 	return o;
 }
 
-static int
-put_doc(const char *dir, const char *name, struct json_object *o)
+/* A job's index document: its settings, its definition, its steps. */
+static struct json_object *
+index_job(struct json_object *job, size_t i, struct json_object *ed)
 {
-	char *f = phn_path_join(dir, name), *s = phn_json_pretty(o);
-	int r = phn_write_new(f, s, strlen(s));
+	struct json_object *jd = json_object_new_object(), *sd, *st, *steps;
+	const char *jid = phn_jstr(job, "job_id");
+	const char *mode = phn_jstr(phn_json_get(job, "workspace_policy"), "mode");
+	size_t k, ns;
 
-	free(s);
-	free(f);
-	return r;
+	if (mode == NULL)
+		mode = phn_jstr(phn_json_get(ed, "workspace_policy"), "mode");
+	json_object_object_add(jd, "job_id", json_object_new_string(jid));
+	json_object_object_add(jd, "index", json_object_new_int64((int64_t)i));
+	json_object_object_add(jd, "workdir", phn_json_string(phn_jstr(job,
+	    "job_workdir")));
+	json_object_object_add(jd, "workspace_mode",
+	    json_object_new_string(mode ? mode : "shared"));
+	json_object_object_add(jd, "job", json_object_get(job));
+	sd = json_object_new_object();
+	json_object_object_add(jd, "steps", sd);
+	steps = phn_json_get(job, "steps");
+	ns = json_object_is_type(steps, json_type_array) ?
+	    json_object_array_length(steps) : 0;
+	for (k = 0; k < ns; k++) {
+		st = json_object_array_get_idx(steps, k);
+		if (phn_jstr(st, "step_id"))
+			json_object_object_add(sd, phn_jstr(st, "step_id"),
+			    step_entry(st, jid, k, ed));
+	}
+	return jd;
 }
 
-/* Build runs/B/_sched from batch_meta.json: in a temp dir, then rename. */
-static int
-index_build(const struct phn_paths *p, const char *batch, char *msg,
-    size_t msglen)
+/*
+ * Every step's reverse dependencies, from the steps' definitions: the
+ * steps of any job that depend on it or resume from it.
+ */
+static void
+index_rdeps(struct json_object *jds)
 {
-	struct json_object *meta, *ed, *jobs, *job, *steps, *st, *v, *info,
-	    *jl, *rdeps, *jd, *sd;
-	char *tmp = NULL, *jdir = NULL, *dst, *name;
-	const char *jid, *mode, *dmode;
-	size_t i, k, nj, ns, n, q;
-	int r = -1;
+	struct json_object *rdeps = json_object_new_object(), *v, *rf;
+	size_t i, q, n, nj = json_object_array_length(jds);
+	char *me, *t;
 
-	if ((meta = phn_batch_meta(p, batch, msg, msglen)) == NULL)
-		return -1;
-	ed = phn_json_get(meta, "effective_defaults");
-	jobs = phn_json_get(meta, "jobs");
-	nj = json_object_is_type(jobs, json_type_array) ?
-	    json_object_array_length(jobs) : 0;
-	rdeps = json_object_new_object();
 	for (i = 0; i < nj; i++) {
-		job = json_object_array_get_idx(jobs, i);
-		jid = phn_jstr(job, "job_id");
-		steps = phn_json_get(job, "steps");
-		ns = json_object_is_type(steps, json_type_array) ?
-		    json_object_array_length(steps) : 0;
-		for (k = 0; jid && k < ns; k++) {
-			char *me, *t;
-			st = json_object_array_get_idx(steps, k);
-			if (phn_jstr(st, "step_id") == NULL)
-				continue;
-			me = phn_asprintf("%s/%s", jid, phn_jstr(st, "step_id"));
-			v = phn_json_get(st, "depends_on");
-			n = json_object_is_type(v, json_type_array) ?
-			    json_object_array_length(v) : 0;
-			for (q = 0; q < n; q++) {
-				const char *d = json_object_get_string(
-				    json_object_array_get_idx(v, q));
-				if (d == NULL)
-					continue;
-				t = phn_ref_norm(jid, d);
-				rdeps_add(rdeps, t, me);
-				free(t);
-			}
-			if (phn_jstr(phn_json_get(st, "resume_from"), "step_id")) {
-				t = phn_ref_norm(jid, phn_jstr(phn_json_get(st, "resume_from"),
-				    "step_id"));
+		struct json_object *jd = json_object_array_get_idx(jds, i);
+		const char *jid = phn_jstr(jd, "job_id");
+		json_object_object_foreach(phn_json_get(jd, "steps"), sid, sd) {
+			me = phn_asprintf("%s/%s", jid, sid);
+			v = phn_json_get(sd, "depends_on");
+			n = json_object_array_length(v);
+			for (q = 0; q < n; q++)
+				rdeps_add(rdeps, json_object_get_string(
+				    json_object_array_get_idx(v, q)), me);
+			if ((rf = phn_json_get(sd, "resume_from")) != NULL) {
+				t = phn_asprintf("%s/%s", phn_jstr(rf, "job_id"),
+				    phn_jstr(rf, "step_id"));
 				rdeps_add(rdeps, t, me);
 				free(t);
 			}
 			free(me);
 		}
 	}
-	tmp = phn_batch_path(p, batch, ".sched-XXXXXX");
-	if (mkdtemp(tmp) == NULL || chmod(tmp, 0755) == -1) {
-		snprintf(msg, msglen, "unable to create %s: %s", tmp,
-		    strerror(errno));
-		goto out;
+	for (i = 0; i < nj; i++) {
+		struct json_object *jd = json_object_array_get_idx(jds, i);
+		const char *jid = phn_jstr(jd, "job_id");
+		json_object_object_foreach(phn_json_get(jd, "steps"), sid, sd) {
+			me = phn_asprintf("%s/%s", jid, sid);
+			v = phn_json_get(rdeps, me);
+			json_object_object_add(sd, "rdeps", v ? json_object_get(v) :
+			    json_object_new_array());
+			free(me);
+		}
 	}
-	jdir = phn_path_join(tmp, "jobs");
-	if (mkdir(jdir, 0755) == -1) {
-		snprintf(msg, msglen, "unable to create %s: %s", jdir,
-		    strerror(errno));
-		goto out;
-	}
-	dmode = phn_jstr(phn_json_get(ed, "workspace_policy"), "mode");
-	if (dmode == NULL)
-		dmode = "shared";
-	info = json_object_new_object();
+	json_object_put(rdeps);
+}
+
+/* The batch's index.json: its settings and its jobs, in order. */
+static struct json_object *
+index_info(const char *batch, struct json_object *meta, struct json_object *jds)
+{
+	struct json_object *info = json_object_new_object(), *jl, *v;
+	struct json_object *ed = phn_json_get(meta, "effective_defaults");
+	size_t i, nj = json_object_array_length(jds);
+
 	json_object_object_add(info, "version", json_object_new_int(1));
 	json_object_object_add(info, "batch_id", json_object_new_string(batch));
 	v = phn_json_get(meta, "concurrency");
@@ -205,72 +204,102 @@ index_build(const struct phn_paths *p, const char *batch, char *msg,
 	    json_object_is_type(v, json_type_object) ? json_object_get(v) :
 	    json_object_new_object());
 	jl = json_object_new_array();
+	for (i = 0; i < nj; i++)
+		json_object_array_add(jl, json_object_get(phn_json_get(
+		    json_object_array_get_idx(jds, i), "job_id")));
 	json_object_object_add(info, "jobs", jl);
+	return info;
+}
+
+static int
+put_doc(const char *dir, const char *name, struct json_object *o)
+{
+	char *f = phn_path_join(dir, name), *s = phn_json_pretty(o);
+	int r = phn_write_new(f, s, strlen(s));
+
+	free(s);
+	free(f);
+	return r;
+}
+
+/* Write the index into the new directory tmp: jobs/J.json, index.json. */
+static int
+index_write(const char *tmp, struct json_object *info,
+    struct json_object *jds, char *msg, size_t msglen)
+{
+	char *jdir = phn_path_join(tmp, "jobs"), *name;
+	size_t i, nj = json_object_array_length(jds);
+	int r = 0;
+
+	if (mkdir(jdir, 0755) == -1) {
+		snprintf(msg, msglen, "unable to create %s: %s", jdir,
+		    strerror(errno));
+		free(jdir);
+		return -1;
+	}
 	for (i = 0; i < nj; i++) {
-		job = json_object_array_get_idx(jobs, i);
-		if ((jid = phn_jstr(job, "job_id")) == NULL)
-			continue;
-		json_object_array_add(jl, json_object_new_string(jid));
-		mode = phn_jstr(phn_json_get(job, "workspace_policy"), "mode");
-		jd = json_object_new_object();
-		json_object_object_add(jd, "job_id", json_object_new_string(jid));
-		json_object_object_add(jd, "index",
-		    json_object_new_int64((int64_t)i));
-		json_object_object_add(jd, "workdir", phn_jstr(job, "job_workdir") ?
-		    json_object_new_string(phn_jstr(job, "job_workdir")) : NULL);
-		json_object_object_add(jd, "workspace_mode",
-		    json_object_new_string(mode ? mode : dmode));
-		json_object_object_add(jd, "job", json_object_get(job));
-		sd = json_object_new_object();
-		json_object_object_add(jd, "steps", sd);
-		steps = phn_json_get(job, "steps");
-		ns = json_object_is_type(steps, json_type_array) ?
-		    json_object_array_length(steps) : 0;
-		for (k = 0; k < ns; k++) {
-			st = json_object_array_get_idx(steps, k);
-			if (phn_jstr(st, "step_id"))
-				json_object_object_add(sd, phn_jstr(st, "step_id"),
-				    step_entry(st, jid, k, ed, rdeps));
-		}
-		name = phn_asprintf("%s.json", jid);
-		if (put_doc(jdir, name, jd) == -1) {
+		struct json_object *jd = json_object_array_get_idx(jds, i);
+		name = phn_asprintf("%s.json", phn_jstr(jd, "job_id"));
+		r = put_doc(jdir, name, jd);
+		if (r == -1)
 			snprintf(msg, msglen, "unable to write %s/%s: %s", jdir,
 			    name, strerror(errno));
-			free(name);
-			json_object_put(jd);
-			json_object_put(info);
-			goto out;
-		}
 		free(name);
-		json_object_put(jd);
+		if (r == -1)
+			break;
 	}
-	if (put_doc(tmp, "index.json", info) == -1) {
+	if (r == 0 && (r = put_doc(tmp, "index.json", info)) == -1)
 		snprintf(msg, msglen, "unable to write %s/index.json: %s", tmp,
 		    strerror(errno));
-		json_object_put(info);
-		goto out;
-	}
-	json_object_put(info);
-	if (phn_syncfs(tmp) == -1) {
+	if (r == 0 && (r = phn_syncfs(tmp)) == -1)
 		snprintf(msg, msglen, "unable to sync %s: %s", tmp,
 		    strerror(errno));
-		goto out;
-	}
-	dst = phn_batch_path(p, batch, "_sched");
-	if (rename(tmp, dst) == -1 && errno != EEXIST && errno != ENOTEMPTY) {
-		snprintf(msg, msglen, "unable to rename %s to %s: %s", tmp, dst,
-		    strerror(errno));
-		free(dst);
-		goto out;
-	}
-	free(dst);
-	r = 0;
-out:
-	if (tmp != NULL)
-		phn_rmtree(tmp);	/* gone after a successful rename */
-	free(tmp);
 	free(jdir);
-	json_object_put(rdeps);
+	return r;
+}
+
+/* Build runs/B/_sched from batch_meta.json: in a temp dir, then rename. */
+static int
+index_build(const struct phn_paths *p, const char *batch, char *msg,
+    size_t msglen)
+{
+	struct json_object *meta, *jobs, *job, *jds, *info;
+	char *tmp, *dst = NULL;
+	size_t i, nj;
+	int r = -1;
+
+	if ((meta = phn_batch_meta(p, batch, msg, msglen)) == NULL)
+		return -1;
+	jobs = phn_json_get(meta, "jobs");
+	nj = json_object_is_type(jobs, json_type_array) ?
+	    json_object_array_length(jobs) : 0;
+	jds = json_object_new_array();
+	for (i = 0; i < nj; i++) {
+		job = json_object_array_get_idx(jobs, i);
+		if (phn_jstr(job, "job_id") != NULL)
+			json_object_array_add(jds, index_job(job, i,
+			    phn_json_get(meta, "effective_defaults")));
+	}
+	index_rdeps(jds);
+	info = index_info(batch, meta, jds);
+	tmp = phn_batch_path(p, batch, ".sched-XXXXXX");
+	if (mkdtemp(tmp) == NULL || chmod(tmp, 0755) == -1)
+		snprintf(msg, msglen, "unable to create %s: %s", tmp,
+		    strerror(errno));
+	else if (index_write(tmp, info, jds, msg, msglen) == 0) {
+		dst = phn_batch_path(p, batch, "_sched");
+		if (rename(tmp, dst) == -1 && errno != EEXIST &&
+		    errno != ENOTEMPTY)
+			snprintf(msg, msglen, "unable to rename %s to %s: %s",
+			    tmp, dst, strerror(errno));
+		else
+			r = 0;
+	}
+	phn_rmtree(tmp);	/* gone after a successful rename */
+	free(tmp);
+	free(dst);
+	json_object_put(info);
+	json_object_put(jds);
 	json_object_put(meta);
 #ifdef __GLIBC__
 	malloc_trim(0);	/* a big batch_meta.json is parsed only once */
@@ -1032,112 +1061,97 @@ out:
 	return rc;
 }
 
-static int
-rescan(struct phn_sched *s, const char *batch, struct json_object **summary,
-    char *msg, size_t msglen)
-{
-	const struct phn_paths *p = s->p;
-	struct json_object *info, *jl, *jd, *ov, *sd;
-	struct acache cache;
-	struct phn_verdict ev;
-	char *lp, *ad, *f, **names;
-	long long nready = 0, nwait = 0, nactive = 0, nsteps = 0, nfaults = 0;
-	size_t i, k, nj, nn;
-	double now = phn_now();
-	int fd, closed, bad;
+/* One rescan of a batch: what its steps share, and what it counted. */
+struct rescanop {
+	struct phn_sched *s;
+	const char *batch;
+	struct json_object *info, *jobs;
+	char	*ad;		/* _active/ */
+	double	 now;
+	int	 closed;
+	long long nready, nwait, nactive, nsteps, nfaults;
+};
 
-	if ((info = phn_sched_info(p, batch)) == NULL) {
-		snprintf(msg, msglen, "%s/_sched/index.json: unreadable", batch);
-		return -1;
+/* An entry for attempt name of batch/job/step in slot directory dir. */
+static void
+slot_touch(char *dir, const char *batch, const char *job, const char *step,
+    const char *name)
+{
+	char *e;
+
+	phn_mkdirs(dir, 0755);
+	e = phn_slot_entry(dir, batch, job, step, name);
+	touch_new(e);
+	free(e);
+	free(dir);
+}
+
+/* An attempt queued or running holds its slot entries (else ends). */
+static void
+rescan_active(struct rescanop *r, const char *job, const char *step,
+    const struct phn_asum *a, const char *dir)
+{
+	const struct phn_paths *p = r->s->p;
+	struct json_object *m;
+	const char *rid, *wdp;
+	char *e;
+
+	if (expire(r->s, dir, r->now)) {
+		r->nfaults++;
+		return;
 	}
-	f = phn_batch_path(p, batch, "_ready");
-	if (mkdir(f, 0755) == -1 && errno != EEXIST) {
-		snprintf(msg, msglen, "unable to create %s: %s", f,
-		    strerror(errno));
-		free(f);
-		json_object_put(info);
-		return -1;
-	}
-	free(f);
-	f = phn_batch_path(p, batch, "batch_closed.json");
-	closed = access(f, F_OK) == 0;
-	free(f);
-	ad = phn_batch_path(p, batch, "_active");
-	if (phn_mkdirs(ad, 0755) == -1) {
-		snprintf(msg, msglen, "unable to create %s: %s", ad,
-		    strerror(errno));
-		free(ad);
-		json_object_put(info);
-		return -1;
-	}
-	lp = phn_path_join(ad, ".lock");
+	r->nactive++;
+	e = phn_active_entry(p, r->batch, job, step, a->name);
+	touch_new(e);
+	free(e);
+	m = att_meta(dir);
+	rid = phn_jstr(m, "runner_id");
+	wdp = phn_jstr(m, "workdir");
+	if (rid != NULL && phn_id_valid(rid, strlen(rid)))
+		slot_touch(phn_runner_path(p, rid, "active"), r->batch, job,
+		    step, a->name);
+	if (phn_sched_workdir_limit(r->s, wdp) > 0)
+		slot_touch(phn_sched_workdir_dir(p, wdp), r->batch, job, step,
+		    a->name);
+	json_object_put(m);
+}
+
+/* Under _active/.lock: every live attempt in its slots, faults ended. */
+static int
+rescan_slots(struct rescanop *r, char *msg, size_t msglen)
+{
+	const struct phn_paths *p = r->s->p;
+	struct json_object *jd;
+	struct phn_asums as;
+	char *lp = phn_path_join(r->ad, ".lock"), *atd, *d;
+	size_t i, k, nj = json_object_array_length(r->jobs);
+	int fd;
+
 	if ((fd = phn_lock_wait(lp, SCHED_LOCK_WAIT)) == -1) {
 		snprintf(msg, msglen, "unable to lock %s: %s", lp,
 		    strerror(errno));
 		free(lp);
-		free(ad);
-		json_object_put(info);
 		return -1;
 	}
 	free(lp);
 	/* Stale entries first; the faulted attempts end through expire(). */
-	phn_sched_slots(s, ad, batch, 1, now);
-	jl = phn_json_get(info, "jobs");
-	nj = json_object_array_length(jl);
+	phn_sched_slots(r->s, r->ad, r->batch, 1, r->now);
 	for (i = 0; i < nj; i++) {
 		const char *job = json_object_get_string(
-		    json_object_array_get_idx(jl, i));
-		if ((jd = phn_sched_job(p, batch, job)) == NULL)
+		    json_object_array_get_idx(r->jobs, i));
+		if ((jd = phn_sched_job(p, r->batch, job)) == NULL)
 			continue;
 		json_object_object_foreach(phn_json_get(jd, "steps"), sid, sv) {
-			struct phn_asums as;
-			char *atd = attempts_dir(p, batch, job, sid);
 			(void)sv;
-			atts_load(p, batch, job, sid, &as);
+			atd = attempts_dir(p, r->batch, job, sid);
+			atts_load(p, r->batch, job, sid, &as);
 			for (k = 0; k < as.n; k++) {
-				struct phn_asum *a = &as.v[k];
-				struct json_object *m;
-				const char *rid;
-				char *e, *adir;
-				if (a->st != PHN_AST_QUEUED &&
-				    a->st != PHN_AST_RUNNING)
+				if (as.v[k].st != PHN_AST_QUEUED &&
+				    as.v[k].st != PHN_AST_RUNNING)
 					continue;
-				adir = phn_path_join(atd, a->name);
-				if (expire(s, adir, now)) {
-					nfaults++;
-					free(adir);
-					continue;
-				}
-				nactive++;
-				e = phn_active_entry(p, batch, job, sid,
-				    a->name);
-				touch_new(e);
-				free(e);
-				m = att_meta(adir);
-				free(adir);
-				rid = phn_jstr(m, "runner_id");
-				if (rid && phn_id_valid(rid, strlen(rid))) {
-					char *rd = phn_runner_path(p, rid,
-					    "active");
-					phn_mkdirs(rd, 0755);
-					e = phn_slot_entry(rd, batch, job, sid,
-					    a->name);
-					touch_new(e);
-					free(e);
-					free(rd);
-				}
-				if (phn_sched_workdir_limit(s, phn_jstr(m,
-				    "workdir")) > 0) {
-					char *wd = phn_sched_workdir_dir(p,
-					    phn_jstr(m, "workdir"));
-					phn_mkdirs(wd, 0755);
-					e = phn_slot_entry(wd, batch, job, sid,
-					    a->name);
-					touch_new(e);
-					free(e);
-					free(wd);
-				}
-				json_object_put(m);
+				d = phn_path_join(atd, as.v[k].name);
+				rescan_active(r, job, sid, &as.v[k], d);
+				free(d);
 			}
 			phn_asums_free(&as);
 			free(atd);
@@ -1145,86 +1159,142 @@ rescan(struct phn_sched *s, const char *batch, struct json_object **summary,
 		json_object_put(jd);
 	}
 	phn_lock_close(fd);
+	return 0;
+}
 
-	/* Stale claims: a claimer died between its rename and its unlink. */
-	f = phn_batch_path(p, batch, "_claimed");
+/* Stale claims: a claimer died between its rename and its unlink. */
+static void
+rescan_claimed(struct rescanop *r)
+{
+	char *f = phn_batch_path(r->s->p, r->batch, "_claimed"), **names, *e;
+	struct stat sb;
+	size_t i, nn;
+
 	if ((names = phn_dir_list(f, &nn)) != NULL) {
 		for (i = 0; i < nn; i++) {
-			char *e = phn_path_join(f, names[i]);
-			struct stat sb;
-			if (stat(e, &sb) == 0 && now - (double)sb.st_ctime > 120)
+			e = phn_path_join(f, names[i]);
+			if (stat(e, &sb) == 0 && r->now - (double)sb.st_ctime > 120)
 				unlink_quiet(e);
 			free(e);
 		}
 		phn_dir_list_free(names, nn);
 	}
 	free(f);
+}
 
-	acache_init(&cache, p, batch, 64 * (nj + 1));
-	for (i = 0; i < nj && !closed; i++) {
+/* A ready entry for every step the step policy finds runnable. */
+static void
+rescan_ready(struct rescanop *r)
+{
+	const struct phn_paths *p = r->s->p;
+	struct json_object *jd, *ov;
+	struct acache cache;
+	struct phn_verdict ev;
+	size_t i, nj = json_object_array_length(r->jobs);
+	char m[256];
+	int bad;
+
+	acache_init(&cache, p, r->batch, 64 * (nj + 1));
+	for (i = 0; i < nj && !r->closed; i++) {
 		const char *job = json_object_get_string(
-		    json_object_array_get_idx(jl, i));
-		char m2[256];
-		if ((jd = phn_sched_job(p, batch, job)) == NULL)
+		    json_object_array_get_idx(r->jobs, i));
+		if ((jd = phn_sched_job(p, r->batch, job)) == NULL)
 			continue;
-		ov = phn_overrides_read(p, batch, job, &bad, m2, sizeof(m2));
-		json_object_object_foreach(phn_json_get(jd, "steps"), sid, sv2) {
-			(void)sv2;
-			nsteps++;
-			if (bad)
+		ov = phn_overrides_read(p, r->batch, job, &bad, m, sizeof(m));
+		json_object_object_foreach(phn_json_get(jd, "steps"), sid, sv) {
+			(void)sv;
+			r->nsteps++;
+			if (bad || evaluate(r->s, &cache, jd, sid, ov, r->now,
+			    &ev) > PHN_V_WAIT) {
+				if (!bad)
+					phn_verdict_free(&ev);
 				continue;
-			evaluate(s, &cache, jd, sid, ov, now, &ev);
-			if (ev.verdict == PHN_V_READY || ev.verdict ==
-			    PHN_V_WAIT) {
-				if (ev.verdict == PHN_V_READY)
-					nready++;
-				else
-					nwait++;
-				if (phn_sched_ready_add(p, batch, job, sid,
-				    ev.not_before) == -1)
-					phn_warn("unable to write %s/_ready/%s@%s:",
-					    batch, job, sid);
 			}
+			if (ev.verdict == PHN_V_READY)
+				r->nready++;
+			else
+				r->nwait++;
+			if (phn_sched_ready_add(p, r->batch, job, sid,
+			    ev.not_before) == -1)
+				phn_warn("unable to write %s/_ready/%s@%s:",
+				    r->batch, job, sid);
 			phn_verdict_free(&ev);
 		}
 		json_object_put(ov);
 		json_object_put(jd);
 	}
 	acache_free(&cache);
-	sd = json_object_new_object();
-	{
-		char iso[PHN_ISO_LEN];
-		phn_iso(now, iso);
-		json_object_object_add(sd, "rebuilt_at", json_object_new_string(iso));
+}
+
+/* _sched/ready.json says the ready index was rebuilt, and when. */
+static struct json_object *
+rescan_summary(struct rescanop *r)
+{
+	struct json_object *o = json_object_new_object();
+	char iso[PHN_ISO_LEN], *f, *t;
+
+	phn_iso(r->now, iso);
+	json_object_object_add(o, "rebuilt_at", json_object_new_string(iso));
+	f = phn_batch_path(r->s->p, r->batch, "_sched/ready.json");
+	t = phn_json_pretty(o);
+	write_hint(f, t);
+	free(t);
+	free(f);
+	json_object_put(o);
+	o = json_object_new_object();
+	json_object_object_add(o, "batch_id", json_object_new_string(r->batch));
+	json_object_object_add(o, "closed", json_object_new_boolean(r->closed));
+	json_object_object_add(o, "steps", json_object_new_int64(r->nsteps));
+	json_object_object_add(o, "ready", json_object_new_int64(r->nready));
+	json_object_object_add(o, "backoff", json_object_new_int64(r->nwait));
+	json_object_object_add(o, "active", json_object_new_int64(r->nactive));
+	json_object_object_add(o, "expired", json_object_new_int64(r->nfaults));
+	return o;
+}
+
+static int
+rescan(struct phn_sched *s, const char *batch, struct json_object **summary,
+    char *msg, size_t msglen)
+{
+	struct rescanop r;
+	struct json_object *sum;
+	char *f;
+	int rc = -1;
+
+	memset(&r, 0, sizeof(r));
+	r.s = s;
+	r.batch = batch;
+	r.now = phn_now();
+	if ((r.info = phn_sched_info(s->p, batch)) == NULL) {
+		snprintf(msg, msglen, "%s/_sched/index.json: unreadable", batch);
+		return -1;
 	}
-	f = phn_batch_path(p, batch, "_sched/ready.json");
-	{
-		char *s2 = phn_json_pretty(sd);
-		write_hint(f, s2);
-		free(s2);
+	r.jobs = phn_json_get(r.info, "jobs");
+	f = phn_batch_path(s->p, batch, "batch_closed.json");
+	r.closed = access(f, F_OK) == 0;
+	free(f);
+	f = phn_batch_path(s->p, batch, "_ready");
+	r.ad = phn_batch_path(s->p, batch, "_active");
+	if (phn_mkdirs(f, 0755) == -1)
+		snprintf(msg, msglen, "unable to create %s: %s", f,
+		    strerror(errno));
+	else if (phn_mkdirs(r.ad, 0755) == -1)
+		snprintf(msg, msglen, "unable to create %s: %s", r.ad,
+		    strerror(errno));
+	else if (rescan_slots(&r, msg, msglen) == 0) {
+		rescan_claimed(&r);
+		rescan_ready(&r);
+		sum = rescan_summary(&r);
+		if (summary != NULL)
+			*summary = sum;
+		else
+			json_object_put(sum);
+		rc = 0;
 	}
 	free(f);
-	json_object_put(sd);
-	if (summary != NULL) {
-		*summary = json_object_new_object();
-		json_object_object_add(*summary, "batch_id",
-		    json_object_new_string(batch));
-		json_object_object_add(*summary, "closed",
-		    json_object_new_boolean(closed));
-		json_object_object_add(*summary, "steps",
-		    json_object_new_int64(nsteps));
-		json_object_object_add(*summary, "ready",
-		    json_object_new_int64(nready));
-		json_object_object_add(*summary, "backoff",
-		    json_object_new_int64(nwait));
-		json_object_object_add(*summary, "active",
-		    json_object_new_int64(nactive));
-		json_object_object_add(*summary, "expired",
-		    json_object_new_int64(nfaults));
-	}
-	free(ad);
-	json_object_put(info);
-	return 0;
+	free(r.ad);
+	json_object_put(r.info);
+	return rc;
 }
 
 /*

@@ -986,6 +986,171 @@ load_batch(struct ctx *c, char *msg, size_t msglen)
 	return 0;
 }
 
+/* The scoreboard's lists and tallies, filled step by step. */
+struct lists {
+	struct json_object *attn, *run, *blk, *fail, *res, *rdy;
+	long long usage[4], cnt[D_N], natt, stuck, orph;
+	double	 end;		/* the last end of any attempt, -1 */
+};
+
+static struct json_object *
+ids_item(struct step *s)
+{
+	struct json_object *it = json_object_new_object();
+
+	jset(it, "job_id", json_object_new_string(s->jb->id));
+	jset(it, "step_id", json_object_new_string(s->id));
+	return it;
+}
+
+/* A running step, and its attention when orphaned or stuck. */
+static void
+list_running(struct ctx *c, struct step *s, struct lists *l)
+{
+	struct json_object *it = running_item(c, s), *a = NULL;
+
+	if (s->kind != K_NONE) {
+		json_object_deep_copy(it, &a, NULL);
+		jset(a, "kind", json_object_new_string(kname[s->kind]));
+		jset(a, "reason", json_object_new_string(fault_reason(s->fault)));
+		json_object_array_add(l->attn, a);
+		if (s->kind == K_STUCK)
+			l->stuck++;
+		else
+			l->orph++;
+	}
+	json_object_array_add(l->run, it);
+}
+
+/* The step in the lists its derived status puts it in. */
+static void
+list_step(struct ctx *c, struct step *s, struct lists *l)
+{
+	struct json_object *it;
+	size_t k;
+
+	l->cnt[s->d]++;
+	l->natt += (long long)s->na;
+	for (k = 0; k < 4; k++)
+		l->usage[k] += s->usage[k];
+	for (k = 0; k < s->na; k++)
+		if (s->a[k].ended > l->end)
+			l->end = s->a[k].ended;
+	if (s->d == D_RUNNING)
+		list_running(c, s, l);
+	else if (s->d == D_BLOCKED) {
+		it = ids_item(s);
+		jset(it, "reasons", json_object_get(s->reasons));
+		if (s->rfr)
+			jset(it, "resume_from_resolved", json_object_get(s->rfr));
+		json_object_array_add(l->blk, it);
+	} else if (s->d == D_READY) {
+		it = ids_item(s);
+		jset(it, "attempts", json_object_new_int64((int64_t)s->na));
+		jset(it, "why", json_object_new_string(s->why_ready ?
+		    s->why_ready : "new"));
+		jset(it, "not_before", iso_or_null(s->not_before));
+		if (s->note != NULL)
+			jset(it, "invocation_note", phn_json_string(s->note));
+		json_object_array_add(l->rdy, it);
+	} else if (s->d == D_FAILED || s->d == D_NEEDS) {
+		json_object_array_add(l->fail, failure_item(c, s));
+		it = ids_item(s);
+		jset(it, "kind", json_object_new_string(kname[s->kind]));
+		jset(it, "run_id", s->focal >= 0 ? json_object_new_string(
+		    s->a[s->focal].run_id) : NULL);
+		jset(it, "failure_kind", fst(c, s) ? jcopy(fst(c, s),
+		    "failure_kind") : NULL);
+		json_object_array_add(l->attn, it);
+	}
+	if (s->rfr) {
+		it = ids_item(s);
+		jset(it, "derived_status", json_object_new_string(dname[s->d]));
+		jset(it, "resume_from_resolved", json_object_get(s->rfr));
+		json_object_array_add(l->res, it);
+	}
+}
+
+/* Attention items by kind, stable. */
+static void
+sort_attention(struct json_object *attn)
+{
+	size_t i, n = json_object_array_length(attn);
+
+	for (i = 0; i < n; i++)
+		jset(json_object_array_get_idx(attn, i), "_pos",
+		    json_object_new_int((int)i));
+	json_object_array_sort(attn, attn_cmp);
+	for (i = 0; i < n; i++)
+		json_object_object_del(json_object_array_get_idx(attn, i), "_pos");
+}
+
+/* Elapsed time and the estimate of the time left, into sb. */
+static void
+times(struct ctx *c, struct lists *l, int progress, struct json_object *sb)
+{
+	struct json_object *v = NULL;
+	double start = jtime(c->meta, "submitted_at"), end = l->end;
+	long long done, left;
+
+	if (progress || end < 0)
+		end = c->now;
+	jset(sb, "elapsed_seconds", start < 0 ? NULL :
+	    json_object_new_int64((int64_t)(end - start)));
+	if (!progress)
+		v = json_object_new_int64(0);
+	else if (start >= 0 && end > start) {
+		done = l->cnt[D_SUCCEEDED] + l->cnt[D_FAILED] +
+		    l->cnt[D_NEEDS] + l->cnt[D_CANCELED];
+		left = l->cnt[D_READY] + l->cnt[D_RUNNING] + l->cnt[D_BLOCKED];
+		if (done > 0)
+			v = json_object_new_int64((int64_t)((double)left *
+			    (end - start) / (double)done));
+	}
+	jset(sb, "remaining_seconds_estimate", v);
+}
+
+/* The batch scoreboard object from the lists. */
+static struct json_object *
+board(struct ctx *c, struct lists *l)
+{
+	struct json_object *sb = json_object_new_object(), *counts;
+	int progress = l->cnt[D_READY] + l->cnt[D_RUNNING] > 0, i;
+
+	counts = json_object_new_object();
+	for (i = 0; i < D_N; i++)
+		jset(counts, dname[i], json_object_new_int64(l->cnt[i]));
+	jset(sb, "batch_id", json_object_new_string(c->batch));
+	jset(sb, "submitted_at", jcopy(c->meta, "submitted_at"));
+	jset(sb, "computed_at", iso_or_null(c->now));
+	jset(sb, "batch_goal_summary", jcopy(c->meta, "batch_goal_summary"));
+	jset(sb, "jobs_total", json_object_new_int64((int64_t)c->nj));
+	jset(sb, "steps_total", json_object_new_int64((int64_t)c->ns));
+	jset(sb, "attempts_total", json_object_new_int64(l->natt));
+	jset(sb, "heartbeat_stale_after_seconds",
+	    json_object_new_int64((int64_t)c->lim.stale));
+	jset(sb, "stuck_after_seconds",
+	    json_object_new_int64((int64_t)c->lim.stuck));
+	jset(sb, "runner_shared_filesystem",
+	    json_object_new_boolean(c->lim.shared_fs));
+	jset(sb, "closed", json_object_new_boolean(c->closed != NULL));
+	jset(sb, "counts", counts);
+	jset(sb, "stuck_steps", json_object_new_int64(l->stuck));
+	jset(sb, "orphaned_steps", json_object_new_int64(l->orph));
+	jset(sb, "outcome", json_object_new_string(progress ? "in_progress" :
+	    l->cnt[D_SUCCEEDED] == (long long)c->ns ? "succeeded" : "failed"));
+	jset(sb, "usage", usage_obj(l->usage));
+	times(c, l, progress, sb);
+	sort_attention(l->attn);
+	jset(sb, "attention", l->attn);
+	jset(sb, "running", l->run);
+	jset(sb, "ready", l->rdy);
+	jset(sb, "blocked", l->blk);
+	jset(sb, "failures", l->fail);
+	jset(sb, "resume_steps", l->res);
+	return sb;
+}
+
 /*
  * Compute the scoreboard of one batch.  With steps non-NULL, one record
  * per step is appended to it.  NULL on error, with msg set.
@@ -996,12 +1161,9 @@ phn_score_batch(const struct phn_paths *p, struct json_object *cfg,
     size_t msglen)
 {
 	struct ctx c;
-	struct json_object *sb, *counts, *attn, *run, *blk, *fail, *res, *rdy, *v;
-	long long usage[4] = { 0 }, cnt[D_N] = { 0 }, natt = 0, stuck = 0,
-	    orph = 0;
-	double start, end = -1;
-	size_t i, k, n;
-	int progress;
+	struct lists l;
+	struct json_object *sb;
+	size_t i;
 
 	memset(&c, 0, sizeof(c));
 	c.p = p;
@@ -1014,141 +1176,22 @@ phn_score_batch(const struct phn_paths *p, struct json_object *cfg,
 		ctx_free(&c);
 		return NULL;
 	}
-	for (i = 0; i < c.ns; i++)
-		derive(&c, &c.steps[i]);
-
-	sb = json_object_new_object();
-	attn = json_object_new_array();
-	run = json_object_new_array();
-	blk = json_object_new_array();
-	fail = json_object_new_array();
-	res = json_object_new_array();
-	rdy = json_object_new_array();
+	memset(&l, 0, sizeof(l));
+	l.end = -1;
+	l.attn = json_object_new_array();
+	l.run = json_object_new_array();
+	l.blk = json_object_new_array();
+	l.fail = json_object_new_array();
+	l.res = json_object_new_array();
+	l.rdy = json_object_new_array();
 	for (i = 0; i < c.ns; i++) {
-		struct step *s = &c.steps[i];
-		struct json_object *it;
-
-		cnt[s->d]++;
-		natt += (long long)s->na;
-		for (k = 0; k < 4; k++)
-			usage[k] += s->usage[k];
-		for (k = 0; k < s->na; k++)
-			if (s->a[k].ended > end)
-				end = s->a[k].ended;
-		if (s->d == D_RUNNING) {
-			it = running_item(&c, s);
-			if (s->kind != K_NONE) {
-				struct json_object *a = NULL;
-				json_object_deep_copy(it, &a, NULL);
-				jset(a, "kind", json_object_new_string(
-				    kname[s->kind]));
-				jset(a, "reason", json_object_new_string(
-				    fault_reason(s->fault)));
-				json_object_array_add(attn, a);
-				if (s->kind == K_STUCK)
-					stuck++;
-				else
-					orph++;
-			}
-			json_object_array_add(run, it);
-		} else if (s->d == D_BLOCKED) {
-			it = json_object_new_object();
-			jset(it, "job_id", json_object_new_string(s->jb->id));
-			jset(it, "step_id", json_object_new_string(s->id));
-			jset(it, "reasons", json_object_get(s->reasons));
-			if (s->rfr)
-				jset(it, "resume_from_resolved",
-				    json_object_get(s->rfr));
-			json_object_array_add(blk, it);
-		} else if (s->d == D_READY) {
-			it = json_object_new_object();
-			jset(it, "job_id", json_object_new_string(s->jb->id));
-			jset(it, "step_id", json_object_new_string(s->id));
-			jset(it, "attempts", json_object_new_int64(
-			    (int64_t)s->na));
-			jset(it, "why", json_object_new_string(s->why_ready ?
-			    s->why_ready : "new"));
-			jset(it, "not_before", iso_or_null(s->not_before));
-			if (s->note != NULL)
-				jset(it, "invocation_note", phn_json_string(s->note));
-			json_object_array_add(rdy, it);
-		} else if (s->d == D_FAILED || s->d == D_NEEDS) {
-			json_object_array_add(fail, failure_item(&c, s));
-			it = json_object_new_object();
-			jset(it, "job_id", json_object_new_string(s->jb->id));
-			jset(it, "step_id", json_object_new_string(s->id));
-			jset(it, "kind", json_object_new_string(kname[s->kind]));
-			jset(it, "run_id", s->focal >= 0 ? json_object_new_string(
-			    s->a[s->focal].run_id) : NULL);
-			jset(it, "failure_kind", fst(&c, s) ? jcopy(fst(&c, s),
-			    "failure_kind") : NULL);
-			json_object_array_add(attn, it);
-		}
-		if (s->rfr) {
-			it = json_object_new_object();
-			jset(it, "job_id", json_object_new_string(s->jb->id));
-			jset(it, "step_id", json_object_new_string(s->id));
-			jset(it, "derived_status", json_object_new_string(
-			    dname[s->d]));
-			jset(it, "resume_from_resolved", json_object_get(s->rfr));
-			json_object_array_add(res, it);
-		}
+		derive(&c, &c.steps[i]);
+		list_step(&c, &c.steps[i], &l);
 		if (steps != NULL)
-			json_object_array_add(steps, step_record(&c, s));
+			json_object_array_add(steps, step_record(&c,
+			    &c.steps[i]));
 	}
-	n = json_object_array_length(attn);
-	for (i = 0; i < n; i++)
-		jset(json_object_array_get_idx(attn, i), "_pos",
-		    json_object_new_int((int)i));
-	json_object_array_sort(attn, attn_cmp);
-	for (i = 0; i < n; i++)
-		json_object_object_del(json_object_array_get_idx(attn, i), "_pos");
-
-	counts = json_object_new_object();
-	for (i = 0; i < D_N; i++)
-		jset(counts, dname[i], json_object_new_int64(cnt[i]));
-	progress = cnt[D_READY] + cnt[D_RUNNING] > 0;
-	jset(sb, "batch_id", json_object_new_string(batch));
-	jset(sb, "submitted_at", jcopy(c.meta, "submitted_at"));
-	jset(sb, "computed_at", iso_or_null(now));
-	jset(sb, "batch_goal_summary", jcopy(c.meta, "batch_goal_summary"));
-	jset(sb, "jobs_total", json_object_new_int64((int64_t)c.nj));
-	jset(sb, "steps_total", json_object_new_int64((int64_t)c.ns));
-	jset(sb, "attempts_total", json_object_new_int64(natt));
-	jset(sb, "heartbeat_stale_after_seconds",
-	    json_object_new_int64((int64_t)c.lim.stale));
-	jset(sb, "stuck_after_seconds", json_object_new_int64((int64_t)c.lim.stuck));
-	jset(sb, "runner_shared_filesystem", json_object_new_boolean(c.lim.shared_fs));
-	jset(sb, "closed", json_object_new_boolean(c.closed != NULL));
-	jset(sb, "counts", counts);
-	jset(sb, "stuck_steps", json_object_new_int64(stuck));
-	jset(sb, "orphaned_steps", json_object_new_int64(orph));
-	jset(sb, "outcome", json_object_new_string(progress ? "in_progress" :
-	    cnt[D_SUCCEEDED] == (long long)c.ns ? "succeeded" : "failed"));
-	jset(sb, "usage", usage_obj(usage));
-	start = jtime(c.meta, "submitted_at");
-	if (progress || end < 0)
-		end = now;
-	jset(sb, "elapsed_seconds", start < 0 ? NULL :
-	    json_object_new_int64((int64_t)(end - start)));
-	v = NULL;
-	if (!progress)
-		v = json_object_new_int64(0);
-	else if (start >= 0 && end > start) {
-		long long done = cnt[D_SUCCEEDED] + cnt[D_FAILED] + cnt[D_NEEDS] +
-		    cnt[D_CANCELED];
-		long long left = cnt[D_READY] + cnt[D_RUNNING] + cnt[D_BLOCKED];
-		if (done > 0)
-			v = json_object_new_int64((int64_t)((double)left *
-			    (end - start) / (double)done));
-	}
-	jset(sb, "remaining_seconds_estimate", v);
-	jset(sb, "attention", attn);
-	jset(sb, "running", run);
-	jset(sb, "ready", rdy);
-	jset(sb, "blocked", blk);
-	jset(sb, "failures", fail);
-	jset(sb, "resume_steps", res);
+	sb = board(&c, &l);
 	ctx_free(&c);
 	return sb;
 }
