@@ -270,7 +270,7 @@ strays() { # DIR
 	for d in /proc/[0-9]*; do
 		pid=${d#/proc/}
 		[ "$pid" != $$ ] || continue
-		if tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -qF "$1/"; then
+		if tr '\0' ' ' 2>/dev/null <"$d/cmdline" | grep -qF "$1/"; then
 			kill -KILL "$pid" 2>/dev/null || true
 		fi
 	done
