@@ -265,13 +265,15 @@ fi
 
 # Kill what a test run left behind: processes whose command line names
 # the mutant's scratch directory (nothing else can name it).
+# (Functions share the script's variables: each uses names of its own.)
 strays() { # DIR
 	[ -d /proc ] || return 0
-	for d in /proc/[0-9]*; do
-		pid=${d#/proc/}
-		[ "$pid" != $$ ] || continue
-		if tr '\0' ' ' 2>/dev/null <"$d/cmdline" | grep -qF "$1/"; then
-			kill -KILL "$pid" 2>/dev/null || true
+	for s_proc in /proc/[0-9]*; do
+		s_pid=${s_proc#/proc/}
+		[ "$s_pid" != $$ ] || continue
+		if tr '\0' ' ' 2>/dev/null <"$s_proc/cmdline" |
+		    grep -qF "$1/"; then
+			kill -KILL "$s_pid" 2>/dev/null || true
 		fi
 	done
 }
@@ -280,20 +282,20 @@ strays() { # DIR
 runbats() {
 	(cd "$1" && exec timeout -k 10 "$tmo" bats --tap "tests/$2.bats") \
 	    >"$3" 2>&1 &
-	pid=$!
-	st=0
-	wait "$pid" || st=$?
+	r_pid=$!
+	r_st=0
+	wait "$r_pid" || r_st=$?
 	# timeout leads its own process group: end what is left of it.
-	kill -KILL "-$pid" 2>/dev/null || true
+	kill -KILL "-$r_pid" 2>/dev/null || true
 	strays "$1"
-	return "$st"
+	return "$r_st"
 }
 
 # verdict OUT FILE STATUS: why a failing bats file failed.
 verdict() {
-	t=$(sed -n 's/^not ok \([0-9]*\) \(.*\)$/\1 \2/p' "$1" | head -n 1)
-	if [ -n "$t" ]; then
-		echo "$2#$t"
+	v_t=$(sed -n 's/^not ok \([0-9]*\) \(.*\)$/\1 \2/p' "$1" | head -n 1)
+	if [ -n "$v_t" ]; then
+		echo "$2#$v_t"
 	elif [ "$3" -eq 124 ] || [ "$3" -eq 137 ]; then
 		echo "$2 (timeout after ${tmo}s)"
 	else
@@ -354,7 +356,7 @@ one() {
 				fi
 			done
 		fi
-		[ "$keep" = 1 ] || rm -rf "$d"
+		[ "$keep" = 1 ] || rm -rf "$work/m.$1"
 	fi
 	t1=$(date +%s)
 	printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$v" "$why" "$((t1 - t0))" \
