@@ -81,7 +81,7 @@ cleanup() {
 	fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' HUP INT PIPE TERM
 
 # The helper: parse the list, check it, apply a mutant, copy the tree.
 cat >"$work/m.py" <<'PY'
@@ -251,9 +251,11 @@ unset T_FINISH T_CLAIM
 base=$work/base
 mkdir "$base"
 helper copy "$here" "$base"
+# shellcheck disable=SC2016 # $(TESTPROGS) is make's
 testprogs=$(printf 'phn-mutate-print:\n\t@echo $(TESTPROGS)\n' |
     make -s -C "$base" -f Makefile -f - phn-mutate-print)
 build() { # DIR LOG
+	# shellcheck disable=SC2086 # a list of targets
 	make -C "$1" -j2 all $testprogs >"$2" 2>&1
 }
 echo "building the unmutated tree in $base"
@@ -367,6 +369,7 @@ one() {
 
 # Workers take the next unclaimed mutant (mkdir is the atomic claim).
 worker() {
+	# shellcheck disable=SC2013 # ids are single words
 	for id in $(cut -f 1 "$work/check"); do
 		mkdir "$work/claim.$id" 2>/dev/null || continue
 		one "$id"
@@ -391,6 +394,7 @@ fi
 # The summary, in list order.
 echo
 echo "== summary"
+# shellcheck disable=SC2013 # ids are single words
 for id in $(cut -f 1 "$work/check"); do
 	if [ -f "$work/res.$id" ]; then
 		cat "$work/res.$id"
