@@ -126,6 +126,11 @@ check-sanitize: deps
 	$(MAKE) all SAN_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
 	ASAN_OPTIONS=detect_leaks=1 $(MAKE) test SAN_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
 
+# Mutation testing (bench/mutate.sh, bench/mutants.txt); slow, not part
+# of check.  MUTATE_FLAGS passes options, e.g. MUTATE_FLAGS="-k M01,M02".
+mutate:
+	sh bench/mutate.sh $(MUTATE_FLAGS)
+
 demo: deps
 	$(MAKE) all
 	sh examples/demo.sh
@@ -150,4 +155,4 @@ uninstall:
 clean:
 	rm -f $(CMDS) $(TESTPROGS) lib/*.o lib/libphn.a tests/*.o
 
-.PHONY: all deps check test check-sanitize demo install uninstall clean
+.PHONY: all deps check test check-sanitize mutate demo install uninstall clean
