@@ -207,11 +207,11 @@ batch(const char *b, struct json_object *base)
 		    "effective_defaults.retention_policy"));
 		overlay(pol, json_object_object_get(meta, "retention_policy"));
 		overlay(pol, json_object_object_get(job, "retention_policy"));
-		sd = phn_asprintf("%s/%s/%s/steps", P.runs, b,
-		    phn_jstr(job, "job_id"));
+		sd = phn_job_path(&P, b, phn_jstr(job, "job_id"), "steps");
 		if ((sv = phn_dir_list(sd, &ns)) != NULL) {
 			for (k = 0; k < ns; k++) {
-				ad = phn_asprintf("%s/%s/attempts", sd, sv[k]);
+				ad = phn_attempt_path(&P, b, phn_jstr(job,
+				    "job_id"), sv[k], NULL, NULL);
 				if ((av = phn_dir_list(ad, &na)) != NULL) {
 					for (m = 0; m < na; m++) {
 						f = phn_path_join(ad, av[m]);

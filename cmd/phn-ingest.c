@@ -78,12 +78,19 @@ sweep_tmp(void)
 	closedir(d);
 }
 
+/* The batch directory being built, runs/.ingest-XXXXXX, by its name. */
+static const char *
+tmpname(const char *tmp)
+{
+	return tmp + strlen(P.runs) + 1;
+}
+
 /* A step's write-once snapshot NAME (prompt.txt, output_schema.json). */
 static int
 snapshot(struct result *r, const char *tmp, const struct phn_lt_step *s,
     const char *name, const char *text)
 {
-	char *f = phn_asprintf("%s/%s/steps/%s/%s", tmp, s->job, s->step, name);
+	char *f = phn_step_path(&P, tmpname(tmp), s->job, s->step, name);
 	int rc = phn_write_new(f, text, strlen(text));
 
 	if (rc == -1)
@@ -110,7 +117,8 @@ build(struct result *r, const char *tmp, struct json_object *meta,
 	free(f);
 	for (i = 0; i < ctx->nsteps; i++) {
 		struct phn_lt_step *s = &ctx->steps[i];
-		dir = phn_asprintf("%s/%s/steps/%s/attempts", tmp, s->job, s->step);
+		dir = phn_attempt_path(&P, tmpname(tmp), s->job, s->step, NULL,
+		    NULL);
 		if (phn_mkdirs(dir, 0755) == -1) {
 			fail(r, PHN_EXIT_TEMP, "unable to create %s: %s", dir,
 			    strerror(errno));

@@ -473,7 +473,8 @@ namecmp(const void *x, const void *y)
 static void
 read_step(struct ctx *c, struct step *s)
 {
-	char *ad = phn_asprintf("%s/steps/%s/attempts", s->jb->id, s->id);
+	/* relative to the batch directory c->bfd */
+	char *ad = phn_attempt_rel(c->batch, s->jb->id, s->id, NULL);
 	char **v = NULL, *buf, *fbuf = NULL, *rel;
 	size_t n = 0, i, len = 0, flen = 0;
 	struct dirent *de;
@@ -482,7 +483,7 @@ read_step(struct ctx *c, struct step *s)
 
 	s->act = s->focal = s->lsucc = -1;
 	s->forced = -1;
-	dfd = openat(c->bfd, ad, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	dfd = openat(c->bfd, ad + strlen(c->batch) + 1, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	free(ad);
 	if (dfd == -1)
 		return;

@@ -329,7 +329,7 @@ current_rebuild(const struct phn_paths *p, const char *batch,
 		return cur;
 	}
 	for (i = 0; i < ns; i++) {
-		char *ad = phn_asprintf("%s/%s/attempts", sd, sv[i]);
+		char *ad = phn_attempt_path(p, batch, job, sv[i], NULL, NULL);
 		struct json_object *se = NULL, *by = NULL, *latest = NULL,
 		    *lsucc = NULL;
 
