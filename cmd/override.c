@@ -4,15 +4,20 @@
  * result; exit 0, 100 (usage, bad ids) or 111 (the store).
  */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "override.h"
 
 int
-override_main(struct phn_override_req *req, const char *usage,
+override_main(struct phn_override_req *req, const char *own_usage,
     const struct phn_option *own, int (*valid)(const struct phn_override_req *),
     int argc, char *argv[])
 {
 	struct phn_option options[8] = { PHN_STR('m', "reason", &req->reason) };
+	char *usage = phn_asprintf("usage: %s %s[-m reason] [-r root] "
+	    "[--runs-root dir]\n%*s[--runners-root dir] batch job step\n", PROG,
+	    own_usage, (int)strlen(PROG) + 8, "");
 	struct phn_opts opts = { .usage = usage, .nargs = 3 };
 	struct phn_paths P;
 	struct phn_errs e = { 0 };
@@ -34,6 +39,7 @@ override_main(struct phn_override_req *req, const char *usage,
 	phn_json_emit(stdout, out);
 	json_object_put(out);
 	phn_paths_free(&P);
+	free(usage);
 	phn_stdout_close();
 	return PHN_EXIT_OK;
 }

@@ -1,8 +1,8 @@
 /*
  * override.h - the command line shared by phn-force-retry, phn-mark-failed
- * and phn-requeue (cmd/override.c): each program names its request and
- * its own options (and what makes them a usage error, if anything);
- * this parses the rest (-m reason, the shared options,
+ * and phn-requeue (cmd/override.c): each program names its request, its
+ * own options with their usage words, and what makes them a usage error
+ * (if anything); this parses the rest (-m reason, the shared options,
  * BATCH JOB STEP), applies the override and prints its one JSON object.
  */
 #ifndef PHN_OVERRIDE_H

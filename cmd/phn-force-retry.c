@@ -9,16 +9,11 @@
  */
 #include "override.h"
 
-static const char usage[] =
-    "usage: phn-force-retry [-m reason] [-r root] [--runs-root dir] "
-    "[--runners-root dir]\n"
-    "                       batch job step\n";
-
 int
 main(int argc, char *argv[])
 {
 	struct phn_override_req req = { .action = "force-retry" };
 
 	PROG = "phn-force-retry";
-	return override_main(&req, usage, NULL, NULL, argc, argv);
+	return override_main(&req, "", NULL, NULL, argc, argv);
 }

@@ -11,16 +11,11 @@
  */
 #include "override.h"
 
-static const char usage[] =
-    "usage: phn-mark-failed [-m reason] [-r root] [--runs-root dir] "
-    "[--runners-root dir]\n"
-    "                       batch job step\n";
-
 int
 main(int argc, char *argv[])
 {
 	struct phn_override_req req = { .action = "mark-failed" };
 
 	PROG = "phn-mark-failed";
-	return override_main(&req, usage, NULL, NULL, argc, argv);
+	return override_main(&req, "", NULL, NULL, argc, argv);
 }

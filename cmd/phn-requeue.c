@@ -11,11 +11,6 @@
  */
 #include "override.h"
 
-static const char usage[] =
-    "usage: phn-requeue -d | -i runner-id [-m reason] [-r root] "
-    "[--runs-root dir]\n"
-    "                   [--runners-root dir] batch job step\n";
-
 /* Exactly one of -d and -i. */
 static int
 requeue_valid(const struct phn_override_req *r)
@@ -34,5 +29,5 @@ main(int argc, char *argv[])
 	};
 
 	PROG = "phn-requeue";
-	return override_main(&req, usage, options, requeue_valid, argc, argv);
+	return override_main(&req, "-d | -i runner-id ", options, requeue_valid, argc, argv);
 }

@@ -1230,8 +1230,13 @@ rescan_ready(struct rescanop *r)
 static struct json_object *
 rescan_summary(struct rescanop *r)
 {
+	static const char *key[] = { "steps", "ready", "backoff", "active",
+	    "expired" };
+	long long *n[] = { &r->nsteps, &r->nready, &r->nwait, &r->nactive,
+	    &r->nfaults };
 	struct json_object *o = json_object_new_object();
 	char iso[PHN_ISO_LEN], *f, *t;
+	size_t i;
 
 	phn_iso(r->now, iso);
 	json_object_object_add(o, "rebuilt_at", json_object_new_string(iso));
@@ -1244,11 +1249,8 @@ rescan_summary(struct rescanop *r)
 	o = json_object_new_object();
 	json_object_object_add(o, "batch_id", json_object_new_string(r->batch));
 	json_object_object_add(o, "closed", json_object_new_boolean(r->closed));
-	json_object_object_add(o, "steps", json_object_new_int64(r->nsteps));
-	json_object_object_add(o, "ready", json_object_new_int64(r->nready));
-	json_object_object_add(o, "backoff", json_object_new_int64(r->nwait));
-	json_object_object_add(o, "active", json_object_new_int64(r->nactive));
-	json_object_object_add(o, "expired", json_object_new_int64(r->nfaults));
+	for (i = 0; i < sizeof(key) / sizeof(*key); i++)
+		json_object_object_add(o, key[i], json_object_new_int64(*n[i]));
 	return o;
 }
 
