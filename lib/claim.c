@@ -921,123 +921,155 @@ unclaim(struct claimer *c, const char *dir)
 
 enum { T_CLAIMED, T_NEXT, T_STOP };
 
-/* Try one entry of batch b. */
-static int
-try_ent(struct claimer *c, struct batch *b, struct ent *e)
-{
+/*
+ * One try of an entry, as named steps that share one cleanup path
+ * (try_done): try_take renames the entry into _claimed/ if its time has
+ * come; try_claim runs phn_sched_claim on it; then try_hand hands a
+ * claimed attempt over on standard output, or try_settle does what the
+ * verdict says with the entry.
+ */
+struct tryop {
+	struct claimer *c;
+	struct batch *b;
+	struct ent *e;
 	struct phn_claim res;
-	struct json_object *doc;
-	struct job *j = e->j;
-	struct out *o;
-	struct stat sb;
-	char *r, *cl;
-	double nb, now = phn_now();
-	int v;
+	char	*cl;		/* the entry in _claimed/ */
+	double	 since;		/* when the entry became ready */
+	double	 now;
+};
 
-	r = phn_asprintf("%s/_ready/%s", b->dir, e->name);
+static int
+try_take(struct tryop *t)
+{
+	struct ent *e = t->e;
+	struct stat sb;
+	char *r = phn_asprintf("%s/_ready/%s", t->b->dir, e->name);
+	double nb = 0;
+	int ret = -1;
+
 	if (!e->known) {
 		nb = phn_sched_ready_time(r);
 		e->known = 1;
-		if (nb < 0) {
-			free(r);
-			ent_free(c, e);
-			return T_NEXT;
-		}
-		if (nb > now) {
-			free(r);
-			heap_add(c, e, nb, 0);
-			return T_NEXT;
-		}
 	}
-	if (stat(r, &sb) == -1) {
-		free(r);
-		ent_free(c, e);
-		return T_NEXT;
-	}
-	cl = phn_asprintf("%s/_claimed/%s@%s", b->dir, e->name, c->token);
-	if (rename(r, cl) == -1) {
-		if (errno != ENOENT)
-			phn_warn("warning: unable to rename %s:", r);
-		free(r);
-		free(cl);
-		ent_free(c, e);	/* another claimer took it */
-		return T_NEXT;
+	if (nb > t->now)
+		heap_add(t->c, e, nb, 0);
+	else if (nb < 0 || stat(r, &sb) == -1)
+		ent_free(t->c, e);
+	else {
+		t->since = (double)sb.st_mtim.tv_sec + sb.st_mtim.tv_nsec / 1e9;
+		t->cl = phn_asprintf("%s/_claimed/%s@%s", t->b->dir, e->name,
+		    t->c->token);
+		if (rename(r, t->cl) == 0)
+			ret = 0;
+		else {
+			if (errno != ENOENT)
+				phn_warn("warning: unable to rename %s:", r);
+			ent_free(t->c, e);	/* another claimer took it */
+		}
 	}
 	free(r);
-	if ((doc = phn_sched_job(c->s.p, b->id, j->id)) == NULL &&
+	return ret;
+}
+
+/* Re-check and create the attempt; returns phn_sched_claim's verdict. */
+static int
+try_claim(struct tryop *t)
+{
+	struct claimer *c = t->c;
+	struct batch *b = t->b;
+	struct json_object *doc;
+	int v;
+
+	if ((doc = phn_sched_job(c->s.p, b->id, t->e->j->id)) == NULL &&
 	    !b->rescanned) {
 		/* A damaged schedule index: rebuild it, once per process. */
 		char m[512];
 		b->rescanned = 1;
 		if (phn_sched_rescan(&c->s, b->id, 0, NULL, m, sizeof(m)) == -1)
 			phn_warn("warning: batch %s: %s", b->id, m);
-		doc = phn_sched_job(c->s.p, b->id, j->id);
+		doc = phn_sched_job(c->s.p, b->id, t->e->j->id);
 	}
 	if (doc == NULL) {
-		res.verdict = PHN_CLAIM_ERROR;
-		snprintf(res.why, sizeof(res.why), "unreadable _sched/jobs/%s.json; "
-		    "run phn-claim --rescan", j->id);
+		t->res.verdict = PHN_CLAIM_ERROR;
+		snprintf(t->res.why, sizeof(t->res.why), "unreadable "
+		    "_sched/jobs/%s.json; run phn-claim --rescan", t->e->j->id);
 		v = PHN_CLAIM_ERROR;
 	} else
-		v = phn_sched_claim(&c->s, b->id, b->info, doc, e->step, b->conc,
-		    (double)sb.st_mtim.tv_sec + sb.st_mtim.tv_nsec / 1e9, &res);
+		v = phn_sched_claim(&c->s, b->id, b->info, doc, t->e->step,
+		    b->conc, t->since, &t->res);
 	json_object_put(doc);
+	return v;
+}
+
+/* Hand the attempt over and keep it as outstanding; the job's turn is over. */
+static int
+try_hand(struct tryop *t)
+{
+	struct job *j = t->e->j;
+	struct claimer *c = t->c;
+	struct batch *b = t->b;
+	struct out *o;
+
+	unlink(t->cl);
+	if (fprintf(c->o->out, "%s%c", t->res.dir, c->o->nul ? '\0' :
+	    '\n') < 0 || fflush(c->o->out) == EOF) {
+		c->werr = errno ? errno : EIO;
+		unclaim(c, t->res.dir);
+		return T_STOP;
+	}
+	o = phn_malloc(sizeof(*o));
+	o->b = b;
+	o->entry = t->res.entry;
+	o->dir = t->res.dir;
+	t->res.entry = t->res.dir = NULL;
+	c->ov = phn_realloc(c->ov, (c->nov + 1) * sizeof(*c->ov));
+	c->ov[c->nov++] = o;
+	tab_put(&c->outs, o->entry, o);
+	b->claims++;
+	b->lastjob = j->id;
+	c->total++;
+	if (b->ring == j)
+		b->ring = j->rn;
+	ent_free(c, t->e);
+	if (j->head == NULL)
+		ring_del(b, j);
+	return T_CLAIMED;
+}
+
+/* Not claimed: drop the entry, or put it back, as verdict v says. */
+static int
+try_settle(struct tryop *t, int v)
+{
+	struct claimer *c = t->c;
+	struct batch *b = t->b;
+	struct ent *e = t->e;
+
 	switch (v) {
-	case PHN_CLAIM_OK:
-		unlink(cl);
-		if (fprintf(c->o->out, "%s%c", res.dir, c->o->nul ? '\0' :
-		    '\n') < 0 || fflush(c->o->out) == EOF) {
-			c->werr = errno ? errno : EIO;
-			unclaim(c, res.dir);
-			free(cl);
-			free(res.dir);
-			free(res.entry);
-			return T_STOP;
-		}
-		o = phn_malloc(sizeof(*o));
-		o->b = b;
-		o->entry = res.entry;
-		o->dir = res.dir;
-		c->ov = phn_realloc(c->ov, (c->nov + 1) * sizeof(*c->ov));
-		c->ov[c->nov++] = o;
-		tab_put(&c->outs, o->entry, o);
-		b->claims++;
-		b->lastjob = j->id;
-		c->total++;
-		/* The job's turn is over. */
-		if (b->ring == j)
-			b->ring = j->rn;
-		ent_free(c, e);
-		if (j->head == NULL)
-			ring_del(b, j);
-		free(cl);
-		return T_CLAIMED;
 	case PHN_CLAIM_DROP:
-		unlink(cl);
+		unlink(t->cl);
 		ent_free(c, e);
 		break;
 	case PHN_CLAIM_LATER:
 		if (phn_sched_ready_add(c->s.p, b->id, e->j->id, e->step,
-		    res.at) == 0)
+		    t->res.at) == 0)
 			e->self++;
-		unlink(cl);
-		heap_add(c, e, res.at, 0);
+		unlink(t->cl);
+		heap_add(c, e, t->res.at, 0);
 		break;
 	case PHN_CLAIM_NOTME:
-		put_back(b, e, cl);
-		heap_add(c, e, res.at, 1);
+		put_back(b, e, t->cl);
+		heap_add(c, e, t->res.at, 1);
 		break;
 	case PHN_CLAIM_BATCH_FULL:
-		put_back(b, e, cl);
+		put_back(b, e, t->cl);
 		b->full = 1;
 		break;
 	case PHN_CLAIM_RUNNER_FULL:
-		put_back(b, e, cl);
+		put_back(b, e, t->cl);
 		c->rfull = 1;
-		free(cl);
 		return T_STOP;
 	case PHN_CLAIM_WORKDIR_FULL:
-		put_back(b, e, cl);
+		put_back(b, e, t->cl);
 		if (e->j->wd != NULL) {
 			e->j->wd->full = 1;
 			ring_del(b, e->j);
@@ -1045,16 +1077,44 @@ try_ent(struct claimer *c, struct batch *b, struct ent *e)
 			e->j->pnext = e->j->wd->parked;
 			e->j->wd->parked = e->j;
 		} else
-			heap_add(c, e, now + POLL_SECONDS, 0);
+			heap_add(c, e, t->now + POLL_SECONDS, 0);
 		break;
 	default:
-		put_back(b, e, cl);
-		phn_warn("warning: %s/%s: %s", b->id, e->name, res.why);
-		heap_add(c, e, now + POLL_SECONDS, 0);
+		put_back(b, e, t->cl);
+		phn_warn("warning: %s/%s: %s", b->id, e->name, t->res.why);
+		heap_add(c, e, t->now + POLL_SECONDS, 0);
 		break;
 	}
-	free(cl);
 	return T_NEXT;
+}
+
+/* The one cleanup: what the try made and did not hand on. */
+static int
+try_done(struct tryop *t, int r)
+{
+	free(t->cl);
+	free(t->res.dir);
+	free(t->res.entry);
+	return r;
+}
+
+/* Try one entry of batch b. */
+static int
+try_ent(struct claimer *c, struct batch *b, struct ent *e)
+{
+	struct tryop t;
+	int v, r = T_NEXT;
+
+	memset(&t, 0, sizeof(t));
+	t.c = c;
+	t.b = b;
+	t.e = e;
+	t.now = phn_now();
+	if (try_take(&t) == 0) {
+		v = try_claim(&t);
+		r = v == PHN_CLAIM_OK ? try_hand(&t) : try_settle(&t, v);
+	}
+	return try_done(&t, r);
 }
 
 static int
@@ -1429,6 +1489,187 @@ wait_events(struct claimer *c, double now)
 }
 
 /*
+ * A claimer's run, as named steps that share one cleanup path
+ * (claimer_done): claimer_init sets up its token and watches;
+ * claimer_open finds the batches to serve and the cursor; claimer_loop
+ * claims, a turn at a time, until done; claimer_save remembers where the
+ * turns stopped, for the next claimer.
+ */
+static void
+claimer_init(struct claimer *c, const struct phn_paths *p,
+    const struct phn_config *cfg, const struct phn_claim_opts *o)
+{
+	char *f;
+	size_t i;
+
+	memset(c, 0, sizeof(*c));
+	c->o = o;
+	phn_sched_init(&c->s, p, cfg);
+	c->s.runner = o->runner;
+	snprintf(c->token, sizeof(c->token), "%.40s.%ld.%08x", phn_hostname(),
+	    (long)getpid(), phn_random32());
+	for (i = 0; c->token[i]; i++)
+		if (c->token[i] == '@' || c->token[i] == '/')
+			c->token[i] = '_';
+	c->ifd = o->follow ? watch_init() : -1;
+	if (o->follow) {
+		watch(c, p->runs, M_NEW, W_RUNS, NULL);
+		f = phn_path_join(p->runners, o->runner);
+		phn_mkdirs(f, 0755);
+		watch(c, f, M_ANY, W_RUNNER, NULL);
+		free(f);
+	}
+	if (c->s.runner_cap > 0) {
+		f = phn_runner_path(p, o->runner, "active");
+		phn_mkdirs(f, 0755);
+		watch(c, f, M_GONE, W_RACTIVE, NULL);
+		free(f);
+	}
+}
+
+/* The batches to serve, from the batch after the last claimer's last. */
+static void
+claimer_open(struct claimer *c)
+{
+	const struct phn_claim_opts *o = c->o;
+	struct batch *b;
+	char *f, *cur;
+	size_t i;
+
+	if (o->nbatches > 0) {
+		for (i = 0; i < o->nbatches; i++)
+			if ((b = batch_open(c, o->batches[i])) != NULL &&
+			    batch_find(c, b->id) == NULL)
+				batch_add(c, b);
+			else if (b != NULL)
+				batch_free(c, b);
+	} else
+		batches_scan(c);
+	f = phn_path_join(c->s.p->runs, "_system/claim_cursor");
+	if ((cur = cursor_read(f)) != NULL) {
+		for (c->cursor = 0; c->cursor < c->nb &&
+		    strcmp(c->bv[c->cursor]->id, cur) <= 0; c->cursor++)
+			;
+		if (c->nb > 0)
+			c->cursor %= c->nb;
+		free(cur);
+	}
+	free(f);
+	c->drained = phn_sched_drained(c->s.p, o->runner);
+	c->tick = phn_now();
+}
+
+/* One claim, from the batches in turn; 1 if it claimed one. */
+static int
+claimer_turn(struct claimer *c)
+{
+	size_t k;
+	int r;
+
+	for (k = 0; k < c->nb && !c->drained && !c->rfull && !at_cap(c);
+	    k++) {
+		r = serve(c, c->bv[(c->cursor + k) % c->nb]);
+		if (r == T_CLAIMED) {
+			c->cursor = (c->cursor + k + 1) % c->nb;
+			return 1;
+		}
+		if (r == T_STOP)
+			break;
+	}
+	return 0;
+}
+
+static void
+claimer_loop(struct claimer *c)
+{
+	const struct phn_claim_opts *o = c->o;
+	double now;
+	int claimed;
+
+	for (;;) {
+		now = phn_now();
+		events(c);
+		outs_compact(c, c->ifd == -1);
+		heap_due(c, now);
+		if (now - c->tick >= POLL_SECONDS)
+			poll_tick(c, now);
+		claimed = claimer_turn(c);
+		if (c->werr)
+			break;
+		if (claimed)
+			continue;
+		if (o->n > 0 && c->total >= o->n)
+			break;
+		if (!o->follow)
+			break;
+		if (!at_cap(c) && finished(c))
+			break;
+		wait_events(c, phn_now());
+	}
+}
+
+/* Remember where the turns stopped, for the next claimer. */
+static void
+claimer_save(struct claimer *c)
+{
+	char *f;
+	size_t i;
+
+	for (i = 0; i < c->nb; i++)
+		if (c->bv[i]->claims > 0 && c->bv[i]->lastjob != NULL) {
+			f = phn_path_join(c->bv[i]->dir, "_sched/cursor");
+			cursor_write(f, c->bv[i]->lastjob);
+			free(f);
+		}
+	if (c->total > 0 && c->nb > 0) {
+		f = phn_path_join(c->s.p->runs, "_system/claim_cursor");
+		cursor_write(f, c->bv[(c->cursor + c->nb - 1) % c->nb]->id);
+		free(f);
+	}
+}
+
+/* The one cleanup; returns phn_claim_run's result. */
+static int
+claimer_done(struct claimer *c)
+{
+	size_t i;
+	int r;
+
+	r = c->total > 0 || c->o->follow ? 0 : 1;
+	if (c->werr) {
+		errno = c->werr;
+		phn_warn("unable to write standard output:");
+		r = PHN_EXIT_TEMP;
+	}
+	for (i = 0; i < c->nb; i++)
+		batch_free(c, c->bv[i]);
+	free(c->bv);
+	for (i = 0; i < c->nwv; i++) {
+		free(c->wv[i]->path);
+		free(c->wv[i]->dir);
+		free(c->wv[i]);
+	}
+	free(c->wv);
+	tab_free(&c->wdirs);
+	for (i = 0; i < c->bad.cap; i++)
+		if (c->bad.k[i] && c->bad.k[i] != tomb)
+			free(c->bad.v[i]);
+	tab_free(&c->bad);
+	for (i = 0; i < c->nov; i++) {
+		free(c->ov[i]->entry);
+		free(c->ov[i]->dir);
+		free(c->ov[i]);
+	}
+	free(c->ov);
+	tab_free(&c->outs);
+	free(c->heap);
+	free(c->wm);
+	if (c->ifd != -1)
+		close(c->ifd);
+	return r;
+}
+
+/*
  * Claim runnable steps as c->o says (see phn-claim(1)).  Returns 0 if it
  * claimed anything (or, with follow, when it is done), 1 if nothing was
  * claimable.
@@ -1438,129 +1679,10 @@ phn_claim_run(const struct phn_paths *p, const struct phn_config *cfg,
     const struct phn_claim_opts *o)
 {
 	struct claimer c;
-	struct batch *b;
-	char *f, *cur;
-	size_t i, k;
-	double now;
-	int r, claimed;
 
-	memset(&c, 0, sizeof(c));
-	c.o = o;
-	phn_sched_init(&c.s, p, cfg);
-	c.s.runner = o->runner;
-	snprintf(c.token, sizeof(c.token), "%.40s.%ld.%08x", phn_hostname(),
-	    (long)getpid(), phn_random32());
-	for (i = 0; c.token[i]; i++)
-		if (c.token[i] == '@' || c.token[i] == '/')
-			c.token[i] = '_';
-	c.ifd = o->follow ? watch_init() : -1;
-	if (o->follow) {
-		watch(&c, p->runs, M_NEW, W_RUNS, NULL);
-		f = phn_path_join(p->runners, o->runner);
-		phn_mkdirs(f, 0755);
-		watch(&c, f, M_ANY, W_RUNNER, NULL);
-		free(f);
-	}
-	if (c.s.runner_cap > 0) {
-		f = phn_runner_path(p, o->runner, "active");
-		phn_mkdirs(f, 0755);
-		watch(&c, f, M_GONE, W_RACTIVE, NULL);
-		free(f);
-	}
-	if (o->nbatches > 0) {
-		for (i = 0; i < o->nbatches; i++)
-			if ((b = batch_open(&c, o->batches[i])) != NULL &&
-			    batch_find(&c, b->id) == NULL)
-				batch_add(&c, b);
-			else if (b != NULL)
-				batch_free(&c, b);
-	} else
-		batches_scan(&c);
-	f = phn_path_join(p->runs, "_system/claim_cursor");
-	if ((cur = cursor_read(f)) != NULL) {
-		for (c.cursor = 0; c.cursor < c.nb &&
-		    strcmp(c.bv[c.cursor]->id, cur) <= 0; c.cursor++)
-			;
-		if (c.nb > 0)
-			c.cursor %= c.nb;
-		free(cur);
-	}
-	free(f);
-	c.drained = phn_sched_drained(p, o->runner);
-	c.tick = phn_now();
-	for (;;) {
-		now = phn_now();
-		events(&c);
-		outs_compact(&c, c.ifd == -1);
-		heap_due(&c, now);
-		if (now - c.tick >= POLL_SECONDS)
-			poll_tick(&c, now);
-		claimed = 0;
-		for (k = 0; k < c.nb && !c.drained && !c.rfull && !at_cap(&c);
-		    k++) {
-			b = c.bv[(c.cursor + k) % c.nb];
-			if ((r = serve(&c, b)) == T_CLAIMED) {
-				c.cursor = (c.cursor + k + 1) % c.nb;
-				claimed = 1;
-				break;
-			}
-			if (r == T_STOP)
-				break;
-		}
-		if (c.werr)
-			break;
-		if (claimed)
-			continue;
-		if (o->n > 0 && c.total >= o->n)
-			break;
-		if (!o->follow)
-			break;
-		if (!at_cap(&c) && finished(&c))
-			break;
-		wait_events(&c, phn_now());
-	}
-	/* Remember where the turns stopped, for the next claimer. */
-	for (i = 0; i < c.nb; i++)
-		if (c.bv[i]->claims > 0 && c.bv[i]->lastjob != NULL) {
-			f = phn_path_join(c.bv[i]->dir, "_sched/cursor");
-			cursor_write(f, c.bv[i]->lastjob);
-			free(f);
-		}
-	if (c.total > 0 && c.nb > 0) {
-		f = phn_path_join(p->runs, "_system/claim_cursor");
-		cursor_write(f, c.bv[(c.cursor + c.nb - 1) % c.nb]->id);
-		free(f);
-	}
-	r = c.total > 0 || o->follow ? 0 : 1;
-	if (c.werr) {
-		errno = c.werr;
-		phn_warn("unable to write standard output:");
-		r = PHN_EXIT_TEMP;
-	}
-	for (i = 0; i < c.nb; i++)
-		batch_free(&c, c.bv[i]);
-	free(c.bv);
-	for (i = 0; i < c.nwv; i++) {
-		free(c.wv[i]->path);
-		free(c.wv[i]->dir);
-		free(c.wv[i]);
-	}
-	free(c.wv);
-	tab_free(&c.wdirs);
-	for (i = 0; i < c.bad.cap; i++)
-		if (c.bad.k[i] && c.bad.k[i] != tomb)
-			free(c.bad.v[i]);
-	tab_free(&c.bad);
-	for (i = 0; i < c.nov; i++) {
-		free(c.ov[i]->entry);
-		free(c.ov[i]->dir);
-		free(c.ov[i]);
-	}
-	free(c.ov);
-	tab_free(&c.outs);
-	free(c.heap);
-	free(c.wm);
-	if (c.ifd != -1)
-		close(c.ifd);
-	return r;
+	claimer_init(&c, p, cfg, o);
+	claimer_open(&c);
+	claimer_loop(&c);
+	claimer_save(&c);
+	return claimer_done(&c);
 }

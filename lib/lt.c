@@ -553,37 +553,40 @@ pack_text(struct json_object *packs, const char *id)
 	return is_str(t) ? json_object_get_string(t) : NULL;
 }
 
-static void
-v_step(struct phn_lt_ctx *c, struct json_object *st, const char *sp,
-    struct jobinfo *j, struct json_object *packs, const char *dflt_pack,
-    const char *job_pack, struct phn_lt_step *ls)
+/* The step's pack: its own pack_id, else pack (the job's or the default). */
+static const char *
+v_step_pack(struct phn_lt_ctx *c, struct json_object *st, const char *sp,
+    struct json_object *packs, const char *pack)
 {
-	static const char *affinity[] = { "none", "pin_resume_source",
-	    "prefer_resume_source", NULL };
-	struct json_object *v, *pr = NULL, *pf = NULL;
-	const char *pack = dflt_pack, *base = NULL;
-	char *kp, *refbuf = NULL, *file;
+	struct json_object *v;
+	char *kp;
+
+	if ((v = phn_json_get(st, "pack_id")) == NULL)
+		return pack;
+	kp = phn_asprintf("%s.pack_id", sp);
+	if (!is_str(v))
+		E("%s: must be a string", kp);
+	else if (!json_object_object_get_ex(packs, json_object_get_string(v),
+	    NULL))
+		E("%s: pack \"%s\" is not in packs", kp,
+		    json_object_get_string(v));
+	else
+		pack = json_object_get_string(v);
+	free(kp);
+	return pack;
+}
+
+/* The step's own prompt: inline, or read from prompt_ref into *buf. */
+static const char *
+v_step_prompt(struct phn_lt_ctx *c, struct json_object *st, const char *sp,
+    const struct jobinfo *j, char **buf)
+{
+	struct json_object *pr = NULL, *pf = NULL;
+	const char *base = NULL;
+	char *kp, *file;
 	size_t len;
 
-	json_object_object_foreach(st, k, val) {
-		(void)val;
-		if (!in(k, step_keys))
-			unknown_key(c, sp, k);
-	}
-	if (job_pack)
-		pack = job_pack;
-	if ((v = phn_json_get(st, "pack_id")) != NULL) {
-		kp = phn_asprintf("%s.pack_id", sp);
-		if (!is_str(v))
-			E("%s: must be a string", kp);
-		else if (!json_object_object_get_ex(packs, json_object_get_string(v),
-		    NULL))
-			E("%s: pack \"%s\" is not in packs", kp,
-			    json_object_get_string(v));
-		else
-			pack = json_object_get_string(v);
-		free(kp);
-	}
+	*buf = NULL;
 	json_object_object_get_ex(st, "prompt", &pr);
 	json_object_object_get_ex(st, "prompt_ref", &pf);
 	if (pr != NULL && pf != NULL)
@@ -607,17 +610,26 @@ v_step(struct phn_lt_ctx *c, struct json_object *st, const char *sp,
 			    kp);
 		else if (j->workdir && (file = find_ref(c, j->workdir,
 		    json_object_get_string(pf), kp)) != NULL) {
-			base = refbuf = read_ref(c, file, kp, &len);
+			base = *buf = read_ref(c, file, kp, &len);
 			free(file);
 		}
 		free(kp);
 	}
+	return base;
+}
+
+/* The composed prompt: the pack's text, the prompt, append_prompt. */
+static void
+v_step_compose(struct phn_lt_ctx *c, struct json_object *st, const char *sp,
+    const char *pt, const char *base, struct phn_lt_step *ls)
+{
+	struct json_object *v;
+
 	if ((v = phn_json_get(st, "append_prompt")) != NULL &&
 	    !is_str(v))
 		E("%s.append_prompt: must be a string or null (is %s)", sp,
 		    phn_json_type(v));
 	if (base != NULL) {
-		const char *pt = pack_text(packs, pack);
 		char *tp = pt ? trim(pt) : NULL, *s;
 		const char *ap = is_str(v) ? json_object_get_string(v) : NULL;
 
@@ -629,29 +641,97 @@ v_step(struct phn_lt_ctx *c, struct json_object *st, const char *sp,
 			E("%s: the composed prompt is larger than 1 MiB", sp);
 		free(tp);
 	}
-	free(refbuf);
-	if ((v = phn_json_get(st, "output_schema_ref")) != NULL) {
-		kp = phn_asprintf("%s.output_schema_ref", sp);
-		if (!is_str(v) || json_object_get_string_len(v) == 0)
-			E("%s: must be a non-empty file path without \\u0000",
-			    kp);
-		else if (j->workdir && (file = find_ref(c, j->workdir,
-		    json_object_get_string(v), kp)) != NULL) {
-			char msg[512];
-			struct json_object *sch = phn_json_load(file, msg,
-			    sizeof(msg));
-			if (sch == NULL)
-				E("%s: %s", kp, msg);
-			else if (!json_object_is_type(sch, json_type_object))
-				E("%s: %s: a JSON Schema must be an object", kp,
-				    file);
-			else
-				ls->schema = phn_json_pretty(sch);
-			json_object_put(sch);
-			free(file);
-		}
-		free(kp);
+}
+
+/* output_schema_ref: a JSON object, kept pretty-printed in ls->schema. */
+static void
+v_step_schema(struct phn_lt_ctx *c, struct json_object *st, const char *sp,
+    const struct jobinfo *j, struct phn_lt_step *ls)
+{
+	struct json_object *v;
+	char *kp, *file;
+
+	if ((v = phn_json_get(st, "output_schema_ref")) == NULL)
+		return;
+	kp = phn_asprintf("%s.output_schema_ref", sp);
+	if (!is_str(v) || json_object_get_string_len(v) == 0)
+		E("%s: must be a non-empty file path without \\u0000",
+		    kp);
+	else if (j->workdir && (file = find_ref(c, j->workdir,
+	    json_object_get_string(v), kp)) != NULL) {
+		char msg[512];
+		struct json_object *sch = phn_json_load(file, msg,
+		    sizeof(msg));
+		if (sch == NULL)
+			E("%s: %s", kp, msg);
+		else if (!json_object_is_type(sch, json_type_object))
+			E("%s: %s: a JSON Schema must be an object", kp,
+			    file);
+		else
+			ls->schema = phn_json_pretty(sch);
+		json_object_put(sch);
+		free(file);
 	}
+	free(kp);
+}
+
+static void
+v_step_artifacts(struct phn_lt_ctx *c, struct json_object *st, const char *sp)
+{
+	struct json_object *v;
+	size_t i, n;
+
+	if ((v = phn_json_get(st, "artifacts_expected")) == NULL)
+		return;
+	if (!json_object_is_type(v, json_type_array)) {
+		E("%s.artifacts_expected: must be an array (is %s)", sp,
+		    phn_json_type(v));
+		return;
+	}
+	n = json_object_array_length(v);
+	for (i = 0; i < n; i++) {
+		struct json_object *a = json_object_array_get_idx(v, i);
+		struct json_object *nm = a;
+
+		if (json_object_is_type(a, json_type_object))
+			json_object_object_get_ex(a, "name", &nm);
+		if (!is_str(nm) || json_object_get_string_len(nm) == 0)
+			E("%s.artifacts_expected[%zu]: must be "
+			    "{\"name\": FILE} or a file name", sp, i);
+		else if (json_object_get_string(nm)[0] == '/' ||
+		    strstr(json_object_get_string(nm), ".."))
+			E("%s.artifacts_expected[%zu]: must be a "
+			    "relative path inside the attempt "
+			    "directory", sp, i);
+	}
+}
+
+/*
+ * One step's fields, in this order: keys, pack, prompt (composed into
+ * ls->prompt), output schema (ls->schema), timeout, retry policy,
+ * runner affinity, expected artifacts.
+ */
+static void
+v_step(struct phn_lt_ctx *c, struct json_object *st, const char *sp,
+    struct jobinfo *j, struct json_object *packs, const char *dflt_pack,
+    const char *job_pack, struct phn_lt_step *ls)
+{
+	static const char *affinity[] = { "none", "pin_resume_source",
+	    "prefer_resume_source", NULL };
+	struct json_object *v;
+	const char *pack, *base;
+	char *kp, *refbuf;
+
+	json_object_object_foreach(st, k, val) {
+		(void)val;
+		if (!in(k, step_keys))
+			unknown_key(c, sp, k);
+	}
+	pack = v_step_pack(c, st, sp, packs, job_pack ? job_pack : dflt_pack);
+	base = v_step_prompt(c, st, sp, j, &refbuf);
+	v_step_compose(c, st, sp, pack_text(packs, pack), base, ls);
+	free(refbuf);
+	v_step_schema(c, st, sp, j, ls);
 	if (json_object_object_get_ex(st, "timeout_seconds", &v)) {
 		kp = phn_asprintf("%s.timeout_seconds", sp);
 		want_num(c, v, kp, 0, 1, 1);
@@ -667,29 +747,7 @@ v_step(struct phn_lt_ctx *c, struct json_object *st, const char *sp,
 		want_enum(c, v, kp, affinity);
 		free(kp);
 	}
-	if ((v = phn_json_get(st, "artifacts_expected")) != NULL) {
-		size_t i, n;
-		if (!json_object_is_type(v, json_type_array))
-			E("%s.artifacts_expected: must be an array (is %s)", sp,
-			    phn_json_type(v));
-		else {
-			n = json_object_array_length(v);
-			for (i = 0; i < n; i++) {
-				struct json_object *a = json_object_array_get_idx(v,
-				    i), *nm = a;
-				if (json_object_is_type(a, json_type_object))
-					json_object_object_get_ex(a, "name", &nm);
-				if (!is_str(nm) || json_object_get_string_len(nm) == 0)
-					E("%s.artifacts_expected[%zu]: must be "
-					    "{\"name\": FILE} or a file name", sp, i);
-				else if (json_object_get_string(nm)[0] == '/' ||
-				    strstr(json_object_get_string(nm), ".."))
-					E("%s.artifacts_expected[%zu]: must be a "
-					    "relative path inside the attempt "
-					    "directory", sp, i);
-			}
-		}
-	}
+	v_step_artifacts(c, st, sp);
 }
 
 /* Second pass: depends_on and resume_from, now that every id is known. */
@@ -981,229 +1039,329 @@ v_packs(struct phn_lt_ctx *c, struct json_object *lt, struct json_object **packs
 	}
 }
 
-struct json_object *
-phn_lt_validate(struct json_object *raw, struct phn_lt_ctx *c)
-{
-	struct json_object *lt = NULL, *jobs, *v, *packs, *ov;
-	struct jobinfo *ji = NULL;
-	struct graph g = { NULL, 0, 0, NULL };
-	struct json_object *jobids;
-	const char *dflt_pack, *wr = NULL;
-	char *wrabs = NULL, **paths = NULL;
-	size_t nj = 0, i, k, ns, npaths = 0;
+/*
+ * One validation, as named steps that share one cleanup path (val_done):
+ * val_init copies the table and reads the limits; val_top checks its top
+ * level (sections, overrides, packs, working_root) and the jobs array;
+ * v_job checks each job and its steps and makes the graph's nodes (pass
+ * 1); val_graph adds the dependency edges and looks for cycles (pass 2),
+ * then composes the effective defaults.
+ */
+struct valop {
+	struct phn_lt_ctx *c;
+	struct json_object *lt, *jobs, *packs, *ov;
+	struct json_object *jobids;	/* job id -> its index in jobs */
+	const char *dflt_pack;
+	char	*wrabs;			/* working_root, absolute */
+	struct jobinfo *ji;
+	size_t	 nj;
+	struct graph g;
+	char	**paths;		/* the steps' JSON paths */
+	size_t	 npaths;
 	long long maxj, maxs;
+};
 
+static int
+val_init(struct valop *r, struct json_object *raw, struct phn_lt_ctx *c)
+{
+	memset(r, 0, sizeof(*r));
+	r->c = c;
 	if (!json_object_is_type(raw, json_type_object)) {
 		E("(root): a Launch Table must be a JSON object (is %s)",
 		    phn_json_type(raw));
-		return NULL;
+		return -1;
 	}
-	json_object_deep_copy(raw, &lt, NULL);
-	maxj = c->cfg ? phn_config_int(c->cfg, "limits.max_jobs_per_batch",
+	json_object_deep_copy(raw, &r->lt, NULL);
+	r->maxj = c->cfg ? phn_config_int(c->cfg, "limits.max_jobs_per_batch",
 	    10000) : 10000;
-	maxs = c->cfg ? phn_config_int(c->cfg, "limits.max_steps_per_job",
+	r->maxs = c->cfg ? phn_config_int(c->cfg, "limits.max_steps_per_job",
 	    100) : 100;
-	v_top(c, lt);
-	ov = v_overrides(c, lt);
-	v_packs(c, lt, &packs, &dflt_pack);
-	if ((v = phn_json_get(lt, "working_root")) != NULL) {
+	return 0;
+}
+
+static void
+val_top(struct valop *r)
+{
+	struct phn_lt_ctx *c = r->c;
+	struct json_object *v;
+	const char *wr = NULL;
+
+	v_top(c, r->lt);
+	r->ov = v_overrides(c, r->lt);
+	v_packs(c, r->lt, &r->packs, &r->dflt_pack);
+	if ((v = phn_json_get(r->lt, "working_root")) != NULL) {
 		if (!is_str(v))
 			E("working_root: must be a string (is %s)", phn_json_type(v));
 		else
 			wr = json_object_get_string(v);
 	}
-	wrabs = wr && *wr ? phn_path_abs(c->base, wr) : phn_strdup(c->base);
+	r->wrabs = wr && *wr ? phn_path_abs(c->base, wr) : phn_strdup(c->base);
 
-	if (!json_object_object_get_ex(lt, "jobs", &jobs) ||
-	    !json_object_is_type(jobs, json_type_array) ||
-	    json_object_array_length(jobs) == 0) {
+	if (!json_object_object_get_ex(r->lt, "jobs", &r->jobs) ||
+	    !json_object_is_type(r->jobs, json_type_array) ||
+	    json_object_array_length(r->jobs) == 0) {
 		E("jobs: required: a non-empty array of jobs");
-		jobs = NULL;
-	} else if ((long long)json_object_array_length(jobs) > maxj) {
+		r->jobs = NULL;
+	} else if ((long long)json_object_array_length(r->jobs) > r->maxj) {
 		E("jobs: %zu jobs exceed limits.max_jobs_per_batch (%lld)",
-		    json_object_array_length(jobs), maxj);
-		jobs = NULL;
+		    json_object_array_length(r->jobs), r->maxj);
+		r->jobs = NULL;
 	}
-	nj = jobs ? json_object_array_length(jobs) : 0;
-	ji = calloc(nj + 1, sizeof(*ji));
-	g.index = json_object_new_object();
-	jobids = json_object_new_object();
-	if (ji == NULL)
+	r->nj = r->jobs ? json_object_array_length(r->jobs) : 0;
+	r->ji = calloc(r->nj + 1, sizeof(*r->ji));
+	r->g.index = json_object_new_object();
+	r->jobids = json_object_new_object();
+	if (r->ji == NULL)
 		phn_die(PHN_EXIT_TEMP, "out of memory");
+}
 
-	/* Pass 1: ids, fields, prompts; build the step graph's nodes. */
-	for (i = 0; i < nj; i++) {
-		struct json_object *job = json_object_array_get_idx(jobs, i), *steps;
-		struct json_object *stepids;
-		char *jp = phn_asprintf("jobs[%zu]", i);
-		const char *job_pack = NULL;
+/* jobs[i].job_id: valid (or generated) and unique, else ji[i].ok is 0. */
+static void
+v_job_id(struct valop *r, size_t i, struct json_object *job)
+{
+	struct phn_lt_ctx *c = r->c;
+	struct jobinfo *j = &r->ji[i];
+	struct json_object *v;
 
-		ji[i].path = jp;
-		if (!json_object_is_type(job, json_type_object)) {
-			E("%s: must be an object (is %s)", jp, phn_json_type(job));
-			continue;
-		}
-		json_object_object_foreach(job, jk, jv) {
-			(void)jv;
-			if (!in(jk, job_keys))
-				unknown_key(c, jp, jk);
-		}
-		if (json_object_object_get_ex(job, "job_id", &v)) {
-			const char *why = phn_id_problem(v);
-			if (why)
-				E("%s.job_id: %s", jp, why);
-		} else {
-			char gen[32];
-			snprintf(gen, sizeof(gen), "job_%04zu", i + 1);
-			json_object_object_add(job, "job_id",
-			    json_object_new_string(gen));
-		}
-		/*
-		 * A job with a bad or duplicate id is still checked field by
-		 * field, so every problem shows at once; it only stays out of
-		 * the dependency graph.
-		 */
-		v = json_object_object_get(job, "job_id");
-		ji[i].ok = phn_id_problem(v) == NULL;
-		ji[i].id = ji[i].ok ? json_object_get_string(v) : "?";
-		if (ji[i].ok && json_object_object_get_ex(jobids, ji[i].id, &v)) {
-			E("%s.job_id: \"%s\" is used by jobs[%d] too; job ids must "
-			    "be unique", jp, ji[i].id, json_object_get_int(v));
-			ji[i].ok = 0;
-		} else if (ji[i].ok)
-			json_object_object_add(jobids, ji[i].id,
-			    json_object_new_int((int)i));
-		if (!json_object_object_get_ex(job, "working_directory", &v))
-			E("%s.working_directory: required: a directory path", jp);
-		else if (!is_str(v))
-			E("%s.working_directory: must be a directory path (is %s)",
-			    jp, phn_json_type(v));
-		else {
-			ji[i].workdir = phn_path_abs(wrabs, json_object_get_string(v));
-			if (access(ji[i].workdir, F_OK) == -1)
-				W("%s.working_directory: %s does not exist yet", jp,
-				    ji[i].workdir);
-			json_object_object_add(job, "job_workdir",
-			    json_object_new_string(ji[i].workdir));
-		}
-		if ((v = phn_json_get(job, "pack_id")) != NULL) {
-			if (!is_str(v) || !json_object_object_get_ex(packs,
-			    json_object_get_string(v), NULL))
-				E("%s.pack_id: not a pack in packs", jp);
-			else
-				job_pack = json_object_get_string(v);
-		}
-		if (json_object_object_get_ex(job, "workspace_policy", &v)) {
-			char *kp = phn_asprintf("%s.workspace_policy", jp);
-			v_section(c, "workspace_policy", v, kp, 1);
-			free(kp);
-		}
-		if (json_object_object_get_ex(job, "retention_policy", &v)) {
-			char *kp = phn_asprintf("%s.retention_policy", jp);
-			v_section(c, "retention_policy", v, kp, 1);
-			free(kp);
-		}
-		if (!json_object_object_get_ex(job, "steps", &steps) ||
-		    !json_object_is_type(steps, json_type_array) ||
-		    json_object_array_length(steps) == 0) {
-			E("%s.steps: required: a non-empty array of steps", jp);
-			continue;
-		}
-		ns = json_object_array_length(steps);
-		if ((long long)ns > maxs) {
-			E("%s.steps: %zu steps exceed limits.max_steps_per_job "
-			    "(%lld)", jp, ns, maxs);
-			continue;
-		}
-		stepids = json_object_new_object();
-		for (k = 0; k < ns; k++) {
-			struct json_object *st = json_object_array_get_idx(steps, k);
-			char *sp = phn_asprintf("%s.steps[%zu]", jp, k);
-			const char *sid = NULL;
-			struct phn_lt_step scratch = { NULL, NULL, NULL, NULL, NULL };
-			int reg = ji[i].ok;
-
-			paths = phn_realloc(paths, (npaths + 1) * sizeof(*paths));
-			paths[npaths++] = sp;
-			if (!json_object_is_type(st, json_type_object)) {
-				E("%s: must be an object (is %s)", sp,
-				    phn_json_type(st));
-				continue;
-			}
-			if (json_object_object_get_ex(st, "step_id", &v)) {
-				const char *why = phn_id_problem(v);
-				if (why) {
-					E("%s.step_id: %s", sp, why);
-					reg = 0;
-				}
-			} else {
-				char gen[32];
-				snprintf(gen, sizeof(gen), "step%zu", k + 1);
-				json_object_object_add(st, "step_id",
-				    json_object_new_string(gen));
-			}
-			if (phn_id_problem(json_object_object_get(st,
-			    "step_id")) == NULL) {
-				sid = json_object_get_string(
-				    json_object_object_get(st, "step_id"));
-				if (json_object_object_get_ex(stepids, sid, &v)) {
-					E("%s.step_id: \"%s\" is used by steps[%d] "
-					    "too; step ids must be unique in a job",
-					    sp, sid, json_object_get_int(v));
-					reg = 0;
-				} else
-					json_object_object_add(stepids, sid,
-					    json_object_new_int((int)k));
-			}
-			if (!reg) {
-				v_step(c, st, sp, &ji[i], packs, dflt_pack,
-				    job_pack, &scratch);
-				free(scratch.prompt);
-				free(scratch.schema);
-				continue;
-			}
-			node_add(&g, ji[i].id, sid, sp);
-			c->steps = phn_realloc(c->steps, (c->nsteps + 1) *
-			    sizeof(*c->steps));
-			c->steps[c->nsteps].job = ji[i].id;
-			c->steps[c->nsteps].step = sid;
-			c->steps[c->nsteps].prompt = NULL;
-			c->steps[c->nsteps].schema = NULL;
-			c->steps[c->nsteps].obj = st;
-			c->nsteps++;
-			v_step(c, st, sp, &ji[i], packs, dflt_pack, job_pack,
-			    &c->steps[c->nsteps - 1]);
-		}
-		json_object_put(stepids);
+	if (json_object_object_get_ex(job, "job_id", &v)) {
+		const char *why = phn_id_problem(v);
+		if (why)
+			E("%s.job_id: %s", j->path, why);
+	} else {
+		char gen[32];
+		snprintf(gen, sizeof(gen), "job_%04zu", i + 1);
+		json_object_object_add(job, "job_id",
+		    json_object_new_string(gen));
 	}
+	/*
+	 * A job with a bad or duplicate id is still checked field by
+	 * field, so every problem shows at once; it only stays out of
+	 * the dependency graph.
+	 */
+	v = json_object_object_get(job, "job_id");
+	j->ok = phn_id_problem(v) == NULL;
+	j->id = j->ok ? json_object_get_string(v) : "?";
+	if (j->ok && json_object_object_get_ex(r->jobids, j->id, &v)) {
+		E("%s.job_id: \"%s\" is used by jobs[%d] too; job ids must "
+		    "be unique", j->path, j->id, json_object_get_int(v));
+		j->ok = 0;
+	} else if (j->ok)
+		json_object_object_add(r->jobids, j->id,
+		    json_object_new_int((int)i));
+}
 
-	/* Pass 2: dependency edges (node i is c->steps[i]); then cycles. */
+/* The job's other fields; returns its pack_id, if valid. */
+static const char *
+v_job_fields(struct valop *r, struct jobinfo *j, struct json_object *job)
+{
+	struct phn_lt_ctx *c = r->c;
+	struct json_object *v;
+	const char *jp = j->path, *job_pack = NULL;
+
+	if (!json_object_object_get_ex(job, "working_directory", &v))
+		E("%s.working_directory: required: a directory path", jp);
+	else if (!is_str(v))
+		E("%s.working_directory: must be a directory path (is %s)",
+		    jp, phn_json_type(v));
+	else {
+		j->workdir = phn_path_abs(r->wrabs, json_object_get_string(v));
+		if (access(j->workdir, F_OK) == -1)
+			W("%s.working_directory: %s does not exist yet", jp,
+			    j->workdir);
+		json_object_object_add(job, "job_workdir",
+		    json_object_new_string(j->workdir));
+	}
+	if ((v = phn_json_get(job, "pack_id")) != NULL) {
+		if (!is_str(v) || !json_object_object_get_ex(r->packs,
+		    json_object_get_string(v), NULL))
+			E("%s.pack_id: not a pack in packs", jp);
+		else
+			job_pack = json_object_get_string(v);
+	}
+	if (json_object_object_get_ex(job, "workspace_policy", &v)) {
+		char *kp = phn_asprintf("%s.workspace_policy", jp);
+		v_section(c, "workspace_policy", v, kp, 1);
+		free(kp);
+	}
+	if (json_object_object_get_ex(job, "retention_policy", &v)) {
+		char *kp = phn_asprintf("%s.retention_policy", jp);
+		v_section(c, "retention_policy", v, kp, 1);
+		free(kp);
+	}
+	return job_pack;
+}
+
+/*
+ * steps[k].step_id: valid (or generated) and unique in the job (stepids);
+ * *sid is the id if valid.  Returns 0, or -1 if the step must stay out
+ * of the graph.
+ */
+static int
+v_step_id(struct valop *r, struct json_object *st, const char *sp, size_t k,
+    struct json_object *stepids, const char **sid)
+{
+	struct phn_lt_ctx *c = r->c;
+	struct json_object *v;
+	int ret = 0;
+
+	*sid = NULL;
+	if (json_object_object_get_ex(st, "step_id", &v)) {
+		const char *why = phn_id_problem(v);
+		if (why) {
+			E("%s.step_id: %s", sp, why);
+			ret = -1;
+		}
+	} else {
+		char gen[32];
+		snprintf(gen, sizeof(gen), "step%zu", k + 1);
+		json_object_object_add(st, "step_id",
+		    json_object_new_string(gen));
+	}
+	if (phn_id_problem(json_object_object_get(st, "step_id")) == NULL) {
+		*sid = json_object_get_string(
+		    json_object_object_get(st, "step_id"));
+		if (json_object_object_get_ex(stepids, *sid, &v)) {
+			E("%s.step_id: \"%s\" is used by steps[%d] "
+			    "too; step ids must be unique in a job",
+			    sp, *sid, json_object_get_int(v));
+			ret = -1;
+		} else
+			json_object_object_add(stepids, *sid,
+			    json_object_new_int((int)k));
+	}
+	return ret;
+}
+
+/*
+ * jobs[i].steps[k]: a step with a valid id in a job with a valid id
+ * becomes a node of the graph and an entry of c->steps; any other is
+ * checked all the same, into a scratch entry.
+ */
+static void
+v_job_step(struct valop *r, struct jobinfo *j, size_t k,
+    struct json_object *st, struct json_object *stepids, const char *job_pack)
+{
+	struct phn_lt_ctx *c = r->c;
+	char *sp = phn_asprintf("%s.steps[%zu]", j->path, k);
+	const char *sid;
+	struct phn_lt_step scratch = { NULL, NULL, NULL, NULL, NULL };
+
+	r->paths = phn_realloc(r->paths, (r->npaths + 1) * sizeof(*r->paths));
+	r->paths[r->npaths++] = sp;
+	if (!json_object_is_type(st, json_type_object)) {
+		E("%s: must be an object (is %s)", sp, phn_json_type(st));
+		return;
+	}
+	if (v_step_id(r, st, sp, k, stepids, &sid) == -1 || !j->ok) {
+		v_step(c, st, sp, j, r->packs, r->dflt_pack, job_pack,
+		    &scratch);
+		free(scratch.prompt);
+		free(scratch.schema);
+		return;
+	}
+	node_add(&r->g, j->id, sid, sp);
+	c->steps = phn_realloc(c->steps, (c->nsteps + 1) * sizeof(*c->steps));
+	c->steps[c->nsteps].job = j->id;
+	c->steps[c->nsteps].step = sid;
+	c->steps[c->nsteps].prompt = NULL;
+	c->steps[c->nsteps].schema = NULL;
+	c->steps[c->nsteps].obj = st;
+	c->nsteps++;
+	v_step(c, st, sp, j, r->packs, r->dflt_pack, job_pack,
+	    &c->steps[c->nsteps - 1]);
+}
+
+/* jobs[i] and its steps (pass 1: ids, fields, prompts; the graph's nodes). */
+static void
+v_job(struct valop *r, size_t i)
+{
+	struct phn_lt_ctx *c = r->c;
+	struct json_object *job = json_object_array_get_idx(r->jobs, i);
+	struct json_object *steps, *stepids;
+	struct jobinfo *j = &r->ji[i];
+	const char *job_pack;
+	size_t k, ns;
+
+	j->path = phn_asprintf("jobs[%zu]", i);
+	if (!json_object_is_type(job, json_type_object)) {
+		E("%s: must be an object (is %s)", j->path, phn_json_type(job));
+		return;
+	}
+	json_object_object_foreach(job, jk, jv) {
+		(void)jv;
+		if (!in(jk, job_keys))
+			unknown_key(c, j->path, jk);
+	}
+	v_job_id(r, i, job);
+	job_pack = v_job_fields(r, j, job);
+	if (!json_object_object_get_ex(job, "steps", &steps) ||
+	    !json_object_is_type(steps, json_type_array) ||
+	    json_object_array_length(steps) == 0) {
+		E("%s.steps: required: a non-empty array of steps", j->path);
+		return;
+	}
+	ns = json_object_array_length(steps);
+	if ((long long)ns > r->maxs) {
+		E("%s.steps: %zu steps exceed limits.max_steps_per_job "
+		    "(%lld)", j->path, ns, r->maxs);
+		return;
+	}
+	stepids = json_object_new_object();
+	for (k = 0; k < ns; k++)
+		v_job_step(r, j, k, json_object_array_get_idx(steps, k),
+		    stepids, job_pack);
+	json_object_put(stepids);
+}
+
+/* Pass 2: dependency edges (node i is c->steps[i]); then cycles. */
+static void
+val_graph(struct valop *r)
+{
+	struct phn_lt_ctx *c = r->c;
+	size_t i;
+
 	for (i = 0; i < c->nsteps; i++)
-		v_edges(c, &g, i, c->steps[i].obj, g.v[i].path, c->steps[i].job);
-	cycles(c, &g);
-	effective(c, lt, ov, lt);
+		v_edges(c, &r->g, i, c->steps[i].obj, r->g.v[i].path,
+		    c->steps[i].job);
+	cycles(c, &r->g);
+	effective(c, r->lt, r->ov, r->lt);
+}
 
-	for (i = 0; i < g.n; i++) {
-		free(g.v[i].key);
-		free(g.v[i].edges);
+/* The one cleanup: returns the table, or NULL if there were errors. */
+static struct json_object *
+val_done(struct valop *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->g.n; i++) {
+		free(r->g.v[i].key);
+		free(r->g.v[i].edges);
 	}
-	free(g.v);
-	json_object_put(g.index);
-	json_object_put(jobids);
-	for (i = 0; i < nj; i++) {
-		free(ji[i].workdir);
-		free(ji[i].path);
+	free(r->g.v);
+	json_object_put(r->g.index);
+	json_object_put(r->jobids);
+	for (i = 0; i < r->nj; i++) {
+		free(r->ji[i].workdir);
+		free(r->ji[i].path);
 	}
-	free(ji);
-	for (i = 0; i < npaths; i++)
-		free(paths[i]);
-	free(paths);
-	free(wrabs);
-	if (c->errs.n > 0) {
-		json_object_put(lt);
+	free(r->ji);
+	for (i = 0; i < r->npaths; i++)
+		free(r->paths[i]);
+	free(r->paths);
+	free(r->wrabs);
+	if (r->c->errs.n > 0) {
+		json_object_put(r->lt);
 		return NULL;
 	}
-	/* Record each snapshot's digest in the table itself. */
+	return r->lt;
+}
+
+/* Record each snapshot's digest in the table itself. */
+static void
+val_digests(struct phn_lt_ctx *c)
+{
+	size_t i;
+
 	for (i = 0; i < c->nsteps; i++) {
 		char hex[PHN_SHA256_HEX];
 
@@ -1217,6 +1375,23 @@ phn_lt_validate(struct json_object *raw, struct phn_lt_ctx *c)
 			    "output_schema_sha256", json_object_new_string(hex));
 		}
 	}
+}
+
+struct json_object *
+phn_lt_validate(struct json_object *raw, struct phn_lt_ctx *c)
+{
+	struct valop r;
+	struct json_object *lt;
+	size_t i;
+
+	if (val_init(&r, raw, c) == -1)
+		return NULL;
+	val_top(&r);
+	for (i = 0; i < r.nj; i++)
+		v_job(&r, i);
+	val_graph(&r);
+	if ((lt = val_done(&r)) != NULL)
+		val_digests(c);
 	return lt;
 }
 
