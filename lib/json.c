@@ -328,7 +328,11 @@ phn_json_string(const char *s)
 struct json_object *
 phn_json_path_get(struct json_object *o, const char *path)
 {
-	char *p = phn_strdup(path), *s, *save = NULL;
+	char *p, *s, *save = NULL;
+
+	if (strchr(path, '.') == NULL)
+		return json_object_object_get_ex(o, path, &o) ? o : NULL;
+	p = phn_strdup(path);
 
 	for (s = strtok_r(p, ".", &save); s && o; s = strtok_r(NULL, ".", &save))
 		if (!json_object_object_get_ex(o, s, &o))

@@ -15,26 +15,33 @@
  * hold '@'): _ready/JOB@STEP, _active/JOB@STEP@ATTEMPT,
  * runners/R/active/BATCH@JOB@STEP@ATTEMPT.
  */
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "phn.h"
 
-/* "BASE/A/B/..." of the non-NULL parts, in order. */
+/* "BASE/A/B/C" of the non-NULL parts, in order: one allocation. */
 static char *
 join(const char *base, const char *a, const char *b, const char *c)
 {
-	const char *v[3] = { a, b, c };
-	char *r = phn_strdup(base), *t;
+	const char *v[4] = { base, a, b, c };
+	size_t len[4], n = 0;
+	char *r, *p;
 	int i;
 
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 4; i++)
+		n += v[i] ? (len[i] = strlen(v[i])) + 1 : 0;
+	p = r = phn_malloc(n + 1);
+	for (i = 0; i < 4; i++) {
 		if (v[i] == NULL)
 			continue;
-		t = phn_asprintf("%s/%s", r, v[i]);
-		free(r);
-		r = t;
+		if (p != r)
+			*p++ = '/';
+		memcpy(p, v[i], len[i]);
+		p += len[i];
 	}
+	*p = '\0';
 	return r;
 }
 
@@ -61,16 +68,38 @@ phn_job_path(const struct phn_paths *p, const char *batch, const char *job,
 	return join(p->runs, batch, job, file);
 }
 
+/* The concatenation of the strings up to a NULL: one allocation. */
+static char *
+cat(const char *s, ...)
+{
+	va_list ap;
+	const char *t;
+	size_t n = 0;
+	char *r, *p;
+
+	va_start(ap, s);
+	for (t = s; t != NULL; t = va_arg(ap, const char *))
+		n += strlen(t);
+	va_end(ap);
+	p = r = phn_malloc(n + 1);
+	va_start(ap, s);
+	for (t = s; t != NULL; t = va_arg(ap, const char *)) {
+		n = strlen(t);
+		memcpy(p, t, n);
+		p += n;
+	}
+	va_end(ap);
+	*p = '\0';
+	return r;
+}
+
 /* RUNS/BATCH/JOB/steps/STEP[/FILE] */
 char *
 phn_step_path(const struct phn_paths *p, const char *batch, const char *job,
     const char *step, const char *file)
 {
-	char *j = join(p->runs, batch, job, "steps"), *r = join(j, step, file,
-	    NULL);
-
-	free(j);
-	return r;
+	return cat(p->runs, "/", batch, "/", job, "/steps/", step,
+	    file ? "/" : "", file ? file : "", (char *)NULL);
 }
 
 /* BATCH/JOB/steps/STEP/attempts[/NAME], relative to the runs root. */
@@ -78,11 +107,8 @@ char *
 phn_attempt_rel(const char *batch, const char *job, const char *step,
     const char *name)
 {
-	char *j = phn_asprintf("%s/%s/steps/%s/attempts", batch, job, step);
-	char *r = join(j, name, NULL, NULL);
-
-	free(j);
-	return r;
+	return cat(batch, "/", job, "/steps/", step, "/attempts",
+	    name ? "/" : "", name ? name : "", (char *)NULL);
 }
 
 /* RUNS/BATCH/JOB/steps/STEP/attempts[/NAME[/FILE]] */
@@ -90,11 +116,11 @@ char *
 phn_attempt_path(const struct phn_paths *p, const char *batch,
     const char *job, const char *step, const char *name, const char *file)
 {
-	char *rel = phn_attempt_rel(batch, job, step, name);
-	char *r = join(p->runs, rel, name ? file : NULL, NULL);
-
-	free(rel);
-	return r;
+	if (name == NULL)
+		file = NULL;
+	return cat(p->runs, "/", batch, "/", job, "/steps/", step, "/attempts",
+	    name ? "/" : "", name ? name : "", file ? "/" : "", file ? file : "",
+	    (char *)NULL);
 }
 
 /* RUNNERS/RUNNER[/FILE] */

@@ -124,7 +124,16 @@ num(struct json_object *o, const char *path, double dflt)
 char *
 phn_ref_norm(const char *job, const char *s)
 {
-	return strchr(s, '/') ? phn_strdup(s) : phn_asprintf("%s/%s", job, s);
+	size_t jl = strlen(job), sl = strlen(s);
+	char *r;
+
+	if (strchr(s, '/') != NULL)
+		return phn_strdup(s);
+	r = phn_malloc(jl + sl + 2);
+	memcpy(r, job, jl);
+	r[jl] = '/';
+	memcpy(r + jl + 1, s, sl + 1);
+	return r;
 }
 
 /* Split "JOB/STEP"; 0 if both parts are valid ids. */
@@ -209,9 +218,10 @@ phn_policy_stepdef(const char *job, struct json_object *st,
 	    json_type_object) ? json_object_get(v) : json_object_new_object());
 	if (phn_jstr(st, "runner_affinity"))
 		put(o, "affinity", phn_jstr(st, "runner_affinity"));
-	t = num(st, "timeout_seconds", 0);
+	t = phn_json_num(st, "timeout_seconds", 0);
 	if (t <= 0)
-		t = num(ed, "timeouts.step_timeout_seconds", 0);
+		t = phn_json_num(phn_json_get(ed, "timeouts"),
+		    "step_timeout_seconds", 0);
 	json_object_object_add(o, "timeout_seconds", t <= 0 ? NULL :
 	    t == floor(t) && t < 1e15 ? json_object_new_int64((int64_t)t) :
 	    json_object_new_double(t));

@@ -915,8 +915,16 @@ load_batch(struct ctx *c, char *msg, size_t msglen)
 	size_t i, k, nj, ns = 0;
 	char *f;
 
-	if ((c->meta = phn_batch_meta(c->p, c->batch, msg, msglen)) == NULL)
+	/* Written by phn-ingest after the strict parse: no pre-scan again. */
+	f = phn_batch_path(c->p, c->batch, "batch_meta.json");
+	errno = 0;
+	if ((c->meta = load(c, f)) == NULL) {
+		snprintf(msg, msglen, "%s: %s", f, errno ? strerror(errno) :
+		    "not a JSON object");
+		free(f);
 		return -1;
+	}
+	free(f);
 	if (!json_object_is_type(c->meta, json_type_object) ||
 	    !json_object_object_get_ex(c->meta, "jobs", &jobs) ||
 	    !json_object_is_type(jobs, json_type_array)) {

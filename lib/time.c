@@ -63,14 +63,34 @@ phn_stamp(double t, char out[PHN_STAMP_LEN])
 int
 phn_iso_parse(const char *s, double *out)
 {
-	struct tm tm;
+	int v[6], i, off = 0;
+	static const int at[6] = { 0, 5, 8, 11, 14, 17 }, len[6] = { 4, 2, 2,
+	    2, 2, 2 };
+	static const char sep[6] = { '-', '-', 'T', ':', ':', 0 };
 	const char *p;
 	double frac = 0, scale = 0.1;
-	int off = 0;
+	long long y, era, yoe, doy, days;
+	int m;
 
-	memset(&tm, 0, sizeof(tm));
-	if (s == NULL || (p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)) == NULL)
+	/* YYYY-MM-DDTHH:MM:SS, by hand: strptime and timegm cost more than
+	 * the rest of a scoreboard's reading of a state.json. */
+	if (s == NULL || strlen(s) < 19)
 		return -1;
+	for (i = 0; i < 6; i++) {
+		const char *q = s + at[i];
+		int k;
+		for (v[i] = 0, k = 0; k < len[i]; k++) {
+			if (!isdigit((unsigned char)q[k]))
+				return -1;
+			v[i] = v[i] * 10 + (q[k] - '0');
+		}
+		if (sep[i] && q[len[i]] != sep[i] && !(i == 2 && q[2] == 't'))
+			return -1;
+	}
+	if (v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31 || v[3] > 23 ||
+	    v[4] > 59 || v[5] > 60)
+		return -1;
+	p = s + 19;
 	if (*p == '.') {
 		p++;
 		if (!isdigit((unsigned char)*p))
@@ -82,16 +102,24 @@ phn_iso_parse(const char *s, double *out)
 	}
 	if (*p == 'Z' || *p == 'z')
 		p++;
-	else if (*p == '+' || *p == '-') {
-		int h, m;
-		if (sscanf(p + 1, "%2d:%2d", &h, &m) != 2)
-			return -1;
-		off = (h * 60 + m) * 60 * (*p == '-' ? -1 : 1);
+	else if ((*p == '+' || *p == '-') && isdigit((unsigned char)p[1]) &&
+	    isdigit((unsigned char)p[2]) && p[3] == ':' &&
+	    isdigit((unsigned char)p[4]) && isdigit((unsigned char)p[5])) {
+		off = (((p[1] - '0') * 10 + p[2] - '0') * 60 +
+		    (p[4] - '0') * 10 + p[5] - '0') * 60 * (*p == '-' ? -1 : 1);
 		p += 6;
 	} else
 		return -1;
 	if (*p != '\0')
 		return -1;
-	*out = (double)timegm(&tm) - off + frac;
+	/* days since the epoch of a proleptic Gregorian date (H. Hinnant) */
+	m = v[1];
+	y = v[0] - (m <= 2);
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + v[2] - 1;
+	days = era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+	*out = (double)(days * 86400 + v[3] * 3600 + v[4] * 60 + v[5]) - off +
+	    frac;
 	return 0;
 }
