@@ -115,6 +115,18 @@ OUTSIDE="outside the job's working directory, the table's directory and limits.r
 	[ -z "$(ls runs/_queue/incoming)" ]
 }
 
+@test "--queue: a device in incoming/ (by a symlink) is rejected, never read" {
+	phn-init >/dev/null
+	ln -s /dev/zero runs/_queue/incoming/a.json
+	cp lt.json runs/_queue/incoming/b.json
+	run -1 --separate-stderr ingest --queue
+	assert_output --regexp '^batch_'
+	[ -L runs/_queue/rejected/a.json ]
+	grep -qx 'phn-ingest: _queue/incoming/a.json: is a character device, not a regular file' \
+	    runs/_queue/rejected/a.json.error.txt
+	[ -f runs/_queue/processed/b.json ]
+}
+
 @test "--queue: a FIFO prompt_ref rejects its table, the next one is ingested" {
 	phn-init >/dev/null
 	mkdir wd
