@@ -85,14 +85,21 @@ tmpname(const char *tmp)
 	return tmp + strlen(P.runs) + 1;
 }
 
-/* A step's write-once snapshot NAME (prompt.txt, output_schema.json). */
+/*
+ * A step's write-once snapshot NAME (prompt.txt, output_schema.json),
+ * with at most the permissions mode (its source file's).
+ */
 static int
 snapshot(struct result *r, const char *tmp, const struct phn_lt_step *s,
-    const char *name, const char *text)
+    const char *name, const char *text, mode_t mode)
 {
 	char *f = phn_step_path(&P, tmpname(tmp), s->job, s->step, name);
+	struct stat st;
 	int rc = phn_write_new(f, text, strlen(text));
 
+	if (rc == 0 && (stat(f, &st) == -1 ||
+	    chmod(f, st.st_mode & mode & 0777) == -1))
+		rc = -1;
 	if (rc == -1)
 		fail(r, PHN_EXIT_TEMP, "unable to write %s: %s", f,
 		    strerror(errno));
@@ -126,9 +133,10 @@ build(struct result *r, const char *tmp, struct json_object *meta,
 			return -1;
 		}
 		free(dir);
-		if (snapshot(r, tmp, s, "prompt.txt", s->prompt) == -1 ||
-		    (s->schema != NULL && snapshot(r, tmp, s,
-		    "output_schema.json", s->schema) == -1))
+		if (snapshot(r, tmp, s, "prompt.txt", s->prompt,
+		    s->prompt_mode) == -1 || (s->schema != NULL &&
+		    snapshot(r, tmp, s, "output_schema.json", s->schema,
+		    s->schema_mode) == -1))
 			return -1;
 	}
 	return 0;
@@ -205,14 +213,22 @@ commit(struct result *r, struct json_object *meta, struct phn_lt_ctx *ctx,
 	    json_object_new_string(C.version));
 
 	tmp = phn_path_join(P.runs, ".ingest-XXXXXX");
-	/* mkdtemp makes it 0700; a batch is as readable as the store. */
-	if (mkdtemp(tmp) == NULL || chmod(tmp, 0755) == -1) {
+	if (mkdtemp(tmp) == NULL) {
 		fail(r, PHN_EXIT_TEMP, "unable to create a directory in %s: %s",
 		    P.runs, strerror(errno));
 		goto out;
 	}
 	if (build(r, tmp, meta, ctx) == -1)
 		goto out;
+	/*
+	 * mkdtemp made it 0700, so no snapshot was readable before its mode
+	 * was narrowed; a batch is as readable as the store.
+	 */
+	if (chmod(tmp, 0755) == -1) {
+		fail(r, PHN_EXIT_TEMP, "unable to chmod %s: %s", tmp,
+		    strerror(errno));
+		goto out;
+	}
 	if (phn_syncfs(tmp) == -1) {
 		fail(r, PHN_EXIT_TEMP, "unable to sync %s: %s", tmp,
 		    strerror(errno));
@@ -356,7 +372,8 @@ static int
 one(const char *file)
 {
 	struct result r;
-	char *buf, *base, *abs, *c;
+	struct phn_lt_file lf;
+	char *buf, *base, *abs, *c, msg[256];
 	size_t len;
 	const char *name = strcmp(file, "-") == 0 ? "stdin" : file;
 	int code;
@@ -370,11 +387,16 @@ one(const char *file)
 		base = phn_strdup(P.root);
 		abs = phn_strdup("-");
 	} else {
-		if (phn_read_file(file, &buf, &len, PHN_LT_MAX_BYTES) == -1)
+		/* A regular file only: a FIFO there must not block. */
+		if (phn_lt_read(file, PHN_LT_MAX_BYTES, &lf, msg,
+		    sizeof(msg)) == -1)
 			phn_die(errno == EFBIG || errno == ENOENT ||
-			    errno == EISDIR || errno == EACCES ? PHN_EXIT_PERM :
-			    PHN_EXIT_TEMP, "%s: %s", file, errno == EFBIG ?
-			    "larger than 64 MiB" : strerror(errno));
+			    errno == EISDIR || errno == EACCES ||
+			    errno == EINVAL ? PHN_EXIT_PERM : PHN_EXIT_TEMP,
+			    "%s: %s", file, msg);
+		buf = lf.buf;
+		len = lf.len;
+		free(lf.real);
 		if ((c = getcwd(NULL, 0)) == NULL)
 			phn_die(PHN_EXIT_TEMP, "unable to get the current "
 			    "directory:");
@@ -427,8 +449,9 @@ queue_one(const char *q, const char *name)
 	char *inc = phn_asprintf("%s/incoming/%s", q, name);
 	char *cl = phn_asprintf("%s/claimed/%s", q, name);
 	char *disp = phn_asprintf("_queue/incoming/%s", name), *buf = NULL;
-	char *dir, *to, *f;
-	size_t len, i;
+	char *dir, *to, *f, msg[256];
+	struct phn_lt_file lf;
+	size_t i;
 	int code;
 
 	memset(&r, 0, sizeof(r));
@@ -438,11 +461,14 @@ queue_one(const char *q, const char *name)
 			phn_warn("unable to claim %s:", inc);
 		goto out;
 	}
-	if (phn_read_file(cl, &buf, &len, PHN_LT_MAX_BYTES) == -1)
-		fail(&r, PHN_EXIT_PERM, "%s: %s", disp, errno == EFBIG ?
-		    "larger than 64 MiB" : strerror(errno));
-	else
-		ingest(&r, buf, len, disp, P.root, disp);
+	/* A FIFO or a device is rejected, never opened: it cannot block. */
+	if (phn_lt_read(cl, PHN_LT_MAX_BYTES, &lf, msg, sizeof(msg)) == -1)
+		fail(&r, PHN_EXIT_PERM, "%s: %s", disp, msg);
+	else {
+		buf = lf.buf;
+		free(lf.real);
+		ingest(&r, buf, lf.len, disp, P.root, disp);
+	}
 	code = r.code;
 	print_msgs(&r);
 	if (code == PHN_EXIT_TEMP) {

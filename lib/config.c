@@ -13,6 +13,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -56,7 +57,8 @@ static const char default_config[] =
 "  \"per_workdir_concurrency\": {},"
 "  \"max_isolated_git_root_du_bytes\": null,"
 "  \"max_isolated_git_root_tracked_bytes\": null,"
-"  \"min_goal_summary_words\": 151, \"max_harness_retries\": 3"
+"  \"min_goal_summary_words\": 151, \"max_harness_retries\": 3,"
+"  \"ref_roots\": []"
 " }"
 "}";
 
@@ -170,9 +172,42 @@ check_int(struct json_object *doc, const char *path, long long min,
 	free(parent);
 	if (v == NULL && nullok)
 		return;
-	if (!phn_json_is_int(v) || json_object_get_int64(v) < min)
+	if (phn_json_is_num(v) && !phn_json_is_int(v) &&
+	    isfinite(json_object_get_double(v)) &&
+	    json_object_get_double(v) == floor(json_object_get_double(v)))
+		phn_errs_add(e, "%s: out of range: beyond 2^53 (is %s)", path,
+		    json_object_to_json_string(v));
+	else if (!phn_json_is_int(v) || json_object_get_int64(v) < min)
 		phn_errs_add(e, "%s: must be an integer >= %lld%s (is %s)", path,
 		    min, nullok ? " or null" : "", json_object_to_json_string(v));
+}
+
+/* limits.ref_roots: absolute directories prompt_ref files may lie under. */
+static void
+check_ref_roots(struct json_object *doc, struct phn_errs *e)
+{
+	struct json_object *v = phn_json_path_get(doc, "limits.ref_roots"), *x;
+	size_t i, n;
+
+	if (v == NULL)
+		return;
+	if (!json_object_is_type(v, json_type_array)) {
+		phn_errs_add(e, "limits.ref_roots: must be an array of absolute "
+		    "directory paths (is %s)", phn_json_type(v));
+		return;
+	}
+	n = json_object_array_length(v);
+	for (i = 0; i < n; i++) {
+		x = json_object_array_get_idx(v, i);
+		if (!json_object_is_type(x, json_type_string) ||
+		    strlen(json_object_get_string(x)) !=
+		    (size_t)json_object_get_string_len(x) ||
+		    json_object_get_string(x)[0] != '/')
+			phn_errs_add(e, "limits.ref_roots[%zu]: must be an "
+			    "absolute directory path (is %s)", i,
+			    json_object_to_json_string_ext(x,
+			    JSON_C_TO_STRING_NOSLASHESCAPE));
+	}
 }
 
 static int
@@ -228,6 +263,7 @@ check(struct json_object *doc, struct phn_errs *e)
 				    "must be an integer >= 1", k);
 		}
 	}
+	check_ref_roots(doc, e);
 	secrets(doc, "", e);
 	return e->n > before ? -1 : 0;
 }

@@ -246,17 +246,25 @@ phn_json_type(struct json_object *o)
 	return "a value";
 }
 
+/*
+ * The one rule for an integer: an int, or an integral double, within
+ * +-PHN_JSON_INT_MAX (2^53, what any JSON reader keeps exactly).  json-c
+ * reads larger literals as int64 (or clamps them), so both are bounded.
+ */
 int
 phn_json_is_int(struct json_object *o)
 {
 	double d;
+	int64_t i;
 
-	if (json_object_is_type(o, json_type_int))
-		return 1;
+	if (json_object_is_type(o, json_type_int)) {
+		i = json_object_get_int64(o);
+		return i >= -PHN_JSON_INT_MAX && i <= PHN_JSON_INT_MAX;
+	}
 	if (!json_object_is_type(o, json_type_double))
 		return 0;
 	d = json_object_get_double(o);
-	return isfinite(d) && d == floor(d) && fabs(d) < 9e15;
+	return isfinite(d) && d == floor(d) && fabs(d) <= PHN_JSON_INT_MAX;
 }
 
 int

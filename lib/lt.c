@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <regex.h>
 #include <stdlib.h>
@@ -96,11 +98,29 @@ want_bool(struct phn_lt_ctx *c, struct json_object *v, const char *path)
 		E("%s: must be true or false (is %s)", path, phn_json_type(v));
 }
 
+/* A number beyond 2^53, which phn_json_is_int never takes for an integer. */
+static int
+too_big(struct json_object *v)
+{
+	int64_t i;
+
+	if (json_object_is_type(v, json_type_int)) {
+		i = json_object_get_int64(v);
+		return i > PHN_JSON_INT_MAX || i < -PHN_JSON_INT_MAX;
+	}
+	return json_object_is_type(v, json_type_double) &&
+	    isfinite(json_object_get_double(v)) &&
+	    fabs(json_object_get_double(v)) > PHN_JSON_INT_MAX;
+}
+
 static void
 want_int(struct phn_lt_ctx *c, struct json_object *v, const char *path,
     long long min)
 {
-	if (!phn_json_is_int(v) || json_object_get_int64(v) < min)
+	if (too_big(v))
+		E("%s: out of range: beyond 2^53 (is %s)", path,
+		    json_object_to_json_string(v));
+	else if (!phn_json_is_int(v) || json_object_get_int64(v) < min)
 		E("%s: must be an integer >= %lld (is %s)", path, min,
 		    v ? json_object_to_json_string(v) : "null");
 }
@@ -121,6 +141,9 @@ want_num(struct phn_lt_ctx *c, struct json_object *v, const char *path,
 	d = json_object_get_double(v);
 	if (!isfinite(d))
 		E("%s: must be a finite number", path);
+	else if (too_big(v))
+		E("%s: out of range: beyond 2^53 (is %s)", path,
+		    json_object_to_json_string(v));
 	else if (strict ? d <= min : d < min)
 		E("%s: must be %s %g (is %s)", path, strict ? ">" : ">=", min,
 		    json_object_to_json_string(v));
@@ -468,6 +491,25 @@ cycles(struct phn_lt_ctx *c, struct graph *g)
 	free(pos);
 }
 
+/*
+ * Where a prompt_ref or output_schema_ref may lie, symlinks resolved:
+ * the table's directory and the limits.ref_roots (the job's working
+ * directory is its jobinfo's realwd).
+ */
+struct refroots {
+	char	**v;
+	size_t	 n;
+};
+
+struct jobinfo {
+	const char *id;
+	char	*workdir;
+	char	*realwd;	/* workdir, symlinks resolved, if it exists */
+	const struct refroots *roots;
+	char	*path;
+	int	 ok;
+};
+
 /* Find a referenced file: the job's workdir first, then the table's dir. */
 static char *
 find_ref(struct phn_lt_ctx *c, const char *workdir, const char *ref,
@@ -492,22 +534,139 @@ find_ref(struct phn_lt_ctx *c, const char *workdir, const char *ref,
 	return NULL;
 }
 
-static char *
-read_ref(struct phn_lt_ctx *c, const char *file, const char *path, size_t *len)
+/* What a file of mode m is, for messages. */
+static const char *
+file_kind(mode_t m)
 {
-	char *buf;
+	return S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket" :
+	    S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device" :
+	    S_ISDIR(m) ? "a directory" : S_ISREG(m) ? "a regular file" :
+	    "a special file";
+}
 
-	if (phn_read_file(file, &buf, len, PHN_PROMPT_MAX_BYTES) == -1) {
-		E("%s: %s: %s", path, file, errno == EFBIG ?
-		    "larger than 1 MiB" : strerror(errno));
+/*
+ * Read a Launch Table input (the table, a prompt_ref, an
+ * output_schema_ref) of at most max bytes.  Only a regular file is read:
+ * anything else (a FIFO, a device, a socket) is refused after a stat and
+ * never opened for reading, so it cannot block; a regular file is opened
+ * non-blocking, checked again and read through that descriptor, so one
+ * swapped in meanwhile cannot block either.  Fills f (the caller frees
+ * f->buf and f->real); returns 0, or -1 with errno (EINVAL: not a
+ * regular file) and the reason, without the path, in msg.
+ */
+int
+phn_lt_read(const char *path, size_t max, struct phn_lt_file *f, char *msg,
+    size_t msglen)
+{
+	struct stat st;
+	char fdp[64], rl[PATH_MAX];
+	ssize_t n;
+	int fd = -1, e;
+
+	memset(f, 0, sizeof(*f));
+	if (stat(path, &st) == -1)
+		goto fail;
+	if (S_ISREG(st.st_mode) && ((fd = open(path, O_RDONLY | O_NONBLOCK |
+	    O_NOCTTY | O_CLOEXEC)) == -1 || fstat(fd, &st) == -1))
+		goto fail;
+	if (S_ISDIR(st.st_mode)) {
+		errno = EISDIR;
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(msg, msglen, "is %s, not a regular file",
+		    file_kind(st.st_mode));
+		if (fd != -1)
+			close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	/* /dev/fd/N is the file just checked, whatever path names now. */
+	snprintf(fdp, sizeof(fdp), "/dev/fd/%d", fd);
+	if (phn_read_file(fdp, &f->buf, &f->len, max) == -1)
+		goto fail;
+	snprintf(fdp, sizeof(fdp), "/proc/self/fd/%d", fd);
+	if ((n = readlink(fdp, rl, sizeof(rl) - 1)) > 0 && rl[0] == '/') {
+		rl[n] = '\0';
+		f->real = phn_strdup(rl);
+	} else if ((f->real = realpath(path, NULL)) == NULL)
+		goto fail;
+	f->mode = st.st_mode & 07777;
+	close(fd);
+	return 0;
+fail:
+	e = errno;
+	if (fd != -1)
+		close(fd);
+	free(f->buf);
+	f->buf = NULL;
+	if (e == EFBIG)
+		snprintf(msg, msglen, "larger than %zu MiB", max >> 20);
+	else
+		snprintf(msg, msglen, "%s", strerror(e));
+	errno = e;
+	return -1;
+}
+
+/* Is file (absolute, no symlinks) under the directory root (the same)? */
+static int
+under(const char *root, const char *file)
+{
+	size_t n = strlen(root);
+
+	return strncmp(file, root, n) == 0 && (file[n] == '/' ||
+	    (n == 1 && file[1] != '\0'));
+}
+
+static void
+roots_add(struct refroots *rr, const char *dir)
+{
+	char *r = realpath(dir, NULL);
+
+	if (r == NULL)
+		return;
+	rr->v = phn_realloc(rr->v, (rr->n + 1) * sizeof(*rr->v));
+	rr->v[rr->n++] = r;
+}
+
+/*
+ * Read the file a prompt_ref or output_schema_ref names (path: its JSON
+ * path): a regular file (see phn_lt_read) that lies, symlinks resolved,
+ * under the job's working directory, the table's directory or a
+ * limits.ref_roots directory.  Returns the path it was found at, with f
+ * filled, or NULL with the error added.
+ */
+static char *
+read_ref(struct phn_lt_ctx *c, const struct jobinfo *j, const char *ref,
+    const char *path, size_t max, struct phn_lt_file *f)
+{
+	char *file, msg[256];
+	size_t i;
+	int ok;
+
+	if ((file = find_ref(c, j->workdir, ref, path)) == NULL)
+		return NULL;
+	if (phn_lt_read(file, max, f, msg, sizeof(msg)) == -1) {
+		E("%s: %s: %s", path, file, msg);
+		free(file);
 		return NULL;
 	}
-	if (!phn_utf8_valid(buf, *len) || strlen(buf) != *len) {
-		E("%s: %s: not UTF-8 text", path, file);
-		free(buf);
-		return NULL;
-	}
-	return buf;
+	ok = j->realwd != NULL && under(j->realwd, f->real);
+	for (i = 0; !ok && i < j->roots->n; i++)
+		ok = under(j->roots->v[i], f->real);
+	if (ok)
+		return file;
+	if (strcmp(file, f->real) == 0)
+		E("%s: %s lies outside the job's working directory, the "
+		    "table's directory and limits.ref_roots", path, file);
+	else
+		E("%s: %s resolves to %s, outside the job's working directory, "
+		    "the table's directory and limits.ref_roots", path, file,
+		    f->real);
+	free(f->buf);
+	free(f->real);
+	free(file);
+	return NULL;
 }
 
 static char *
@@ -523,13 +682,6 @@ trim(const char *s)
 		e--;
 	return phn_asprintf("%.*s", (int)(e - s), s);
 }
-
-struct jobinfo {
-	const char *id;
-	char	*workdir;
-	char	*path;
-	int	 ok;
-};
 
 static const char *step_keys[] = { "step_id", "prompt", "prompt_ref",
     "append_prompt", "pack_id", "depends_on", "resume_from", "retry_policy",
@@ -576,17 +728,21 @@ v_step_pack(struct phn_lt_ctx *c, struct json_object *st, const char *sp,
 	return pack;
 }
 
-/* The step's own prompt: inline, or read from prompt_ref into *buf. */
+/*
+ * The step's own prompt: inline, or read from prompt_ref into *buf;
+ * *mode: the permissions its snapshot may have.
+ */
 static const char *
 v_step_prompt(struct phn_lt_ctx *c, struct json_object *st, const char *sp,
-    const struct jobinfo *j, char **buf)
+    const struct jobinfo *j, char **buf, mode_t *mode)
 {
 	struct json_object *pr = NULL, *pf = NULL;
 	const char *base = NULL;
 	char *kp, *file;
-	size_t len;
+	struct phn_lt_file f;
 
 	*buf = NULL;
+	*mode = 0644;
 	json_object_object_get_ex(st, "prompt", &pr);
 	json_object_object_get_ex(st, "prompt_ref", &pf);
 	if (pr != NULL && pf != NULL)
@@ -608,9 +764,18 @@ v_step_prompt(struct phn_lt_ctx *c, struct json_object *st, const char *sp,
 		if (!is_str(pf) || json_object_get_string_len(pf) == 0)
 			E("%s: must be a non-empty file path without \\u0000",
 			    kp);
-		else if (j->workdir && (file = find_ref(c, j->workdir,
-		    json_object_get_string(pf), kp)) != NULL) {
-			base = *buf = read_ref(c, file, kp, &len);
+		else if (j->workdir && (file = read_ref(c, j,
+		    json_object_get_string(pf), kp, PHN_PROMPT_MAX_BYTES,
+		    &f)) != NULL) {
+			if (!phn_utf8_valid(f.buf, f.len) ||
+			    strlen(f.buf) != f.len) {
+				E("%s: %s: not UTF-8 text", kp, file);
+				free(f.buf);
+			} else {
+				base = *buf = f.buf;
+				*mode = f.mode & 0644;
+			}
+			free(f.real);
 			free(file);
 		}
 		free(kp);
@@ -650,26 +815,32 @@ v_step_schema(struct phn_lt_ctx *c, struct json_object *st, const char *sp,
 {
 	struct json_object *v;
 	char *kp, *file;
+	struct phn_lt_file f;
 
+	ls->schema_mode = 0644;
 	if ((v = phn_json_get(st, "output_schema_ref")) == NULL)
 		return;
 	kp = phn_asprintf("%s.output_schema_ref", sp);
 	if (!is_str(v) || json_object_get_string_len(v) == 0)
 		E("%s: must be a non-empty file path without \\u0000",
 		    kp);
-	else if (j->workdir && (file = find_ref(c, j->workdir,
-	    json_object_get_string(v), kp)) != NULL) {
+	else if (j->workdir && (file = read_ref(c, j,
+	    json_object_get_string(v), kp, PHN_JSON_MAXSZ, &f)) != NULL) {
 		char msg[512];
-		struct json_object *sch = phn_json_load(file, msg,
-		    sizeof(msg));
+		struct json_object *sch = phn_json_parse(f.buf, f.len, file,
+		    msg, sizeof(msg));
 		if (sch == NULL)
 			E("%s: %s", kp, msg);
 		else if (!json_object_is_type(sch, json_type_object))
 			E("%s: %s: a JSON Schema must be an object", kp,
 			    file);
-		else
+		else {
 			ls->schema = phn_json_pretty(sch);
+			ls->schema_mode = f.mode & 0644;
+		}
 		json_object_put(sch);
+		free(f.buf);
+		free(f.real);
 		free(file);
 	}
 	free(kp);
@@ -728,7 +899,7 @@ v_step(struct phn_lt_ctx *c, struct json_object *st, const char *sp,
 			unknown_key(c, sp, k);
 	}
 	pack = v_step_pack(c, st, sp, packs, job_pack ? job_pack : dflt_pack);
-	base = v_step_prompt(c, st, sp, j, &refbuf);
+	base = v_step_prompt(c, st, sp, j, &refbuf, &ls->prompt_mode);
 	v_step_compose(c, st, sp, pack_text(packs, pack), base, ls);
 	free(refbuf);
 	v_step_schema(c, st, sp, j, ls);
@@ -1059,6 +1230,7 @@ struct valop {
 	char	**paths;		/* the steps' JSON paths */
 	size_t	 npaths;
 	long long maxj, maxs;
+	struct refroots roots;
 };
 
 static int
@@ -1079,6 +1251,22 @@ val_init(struct valop *r, struct json_object *raw, struct phn_lt_ctx *c)
 	return 0;
 }
 
+/* The table's directory and limits.ref_roots (checked by config.c). */
+static void
+val_roots(struct valop *r)
+{
+	struct json_object *v = r->c->cfg ? phn_json_path_get(r->c->cfg->doc,
+	    "limits.ref_roots") : NULL;
+	size_t i, n = json_object_is_type(v, json_type_array) ?
+	    json_object_array_length(v) : 0;
+
+	roots_add(&r->roots, r->c->base);
+	for (i = 0; i < n; i++)
+		if (is_str(json_object_array_get_idx(v, i)))
+			roots_add(&r->roots, json_object_get_string(
+			    json_object_array_get_idx(v, i)));
+}
+
 static void
 val_top(struct valop *r)
 {
@@ -1096,6 +1284,7 @@ val_top(struct valop *r)
 			wr = json_object_get_string(v);
 	}
 	r->wrabs = wr && *wr ? phn_path_abs(c->base, wr) : phn_strdup(c->base);
+	val_roots(r);
 
 	if (!json_object_object_get_ex(r->lt, "jobs", &r->jobs) ||
 	    !json_object_is_type(r->jobs, json_type_array) ||
@@ -1157,17 +1346,26 @@ v_job_fields(struct valop *r, struct jobinfo *j, struct json_object *job)
 	struct phn_lt_ctx *c = r->c;
 	struct json_object *v;
 	const char *jp = j->path, *job_pack = NULL;
+	struct stat st;
 
 	if (!json_object_object_get_ex(job, "working_directory", &v))
 		E("%s.working_directory: required: a directory path", jp);
 	else if (!is_str(v))
 		E("%s.working_directory: must be a directory path (is %s)",
 		    jp, phn_json_type(v));
+	else if (json_object_get_string_len(v) == 0)
+		E("%s.working_directory: must not be empty", jp);
 	else {
 		j->workdir = phn_path_abs(r->wrabs, json_object_get_string(v));
-		if (access(j->workdir, F_OK) == -1)
+		/* stat, never open: a FIFO there cannot block. */
+		if (stat(j->workdir, &st) == -1)
 			W("%s.working_directory: %s does not exist yet", jp,
 			    j->workdir);
+		else if (!S_ISDIR(st.st_mode))
+			E("%s.working_directory: %s is %s, not a directory", jp,
+			    j->workdir, file_kind(st.st_mode));
+		else
+			j->realwd = realpath(j->workdir, NULL);
 		json_object_object_add(job, "job_workdir",
 		    json_object_new_string(j->workdir));
 	}
@@ -1244,7 +1442,7 @@ v_job_step(struct valop *r, struct jobinfo *j, size_t k,
 	struct phn_lt_ctx *c = r->c;
 	char *sp = phn_asprintf("%s.steps[%zu]", j->path, k);
 	const char *sid;
-	struct phn_lt_step scratch = { NULL, NULL, NULL, NULL, NULL };
+	struct phn_lt_step scratch = { NULL, NULL, NULL, NULL, NULL, 0, 0 };
 
 	r->paths = phn_realloc(r->paths, (r->npaths + 1) * sizeof(*r->paths));
 	r->paths[r->npaths++] = sp;
@@ -1283,6 +1481,7 @@ v_job(struct valop *r, size_t i)
 	size_t k, ns;
 
 	j->path = phn_asprintf("jobs[%zu]", i);
+	j->roots = &r->roots;
 	if (!json_object_is_type(job, json_type_object)) {
 		E("%s: must be an object (is %s)", j->path, phn_json_type(job));
 		return;
@@ -1342,9 +1541,13 @@ val_done(struct valop *r)
 	json_object_put(r->jobids);
 	for (i = 0; i < r->nj; i++) {
 		free(r->ji[i].workdir);
+		free(r->ji[i].realwd);
 		free(r->ji[i].path);
 	}
 	free(r->ji);
+	for (i = 0; i < r->roots.n; i++)
+		free(r->roots.v[i]);
+	free(r->roots.v);
 	for (i = 0; i < r->npaths; i++)
 		free(r->paths[i]);
 	free(r->paths);

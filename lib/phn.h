@@ -90,6 +90,7 @@ struct phn_buf {
 };
 void	phn_buf_put(struct phn_buf *, const char *, size_t);
 #define PHN_JSON_MAXSZ	((size_t)PHN_LT_MAX_BYTES)
+#define PHN_JSON_INT_MAX	9007199254740992LL	/* 2^53: integers beyond are out of range */
 struct json_object *phn_json_parse(const char *, size_t, const char *,
 	    char *, size_t);
 struct json_object *phn_json_load(const char *, char *, size_t);
@@ -239,6 +240,8 @@ struct phn_lt_step {
 	char	*prompt;	/* composed prompt */
 	char	*schema;	/* output schema document text, or NULL */
 	struct json_object *obj; /* the step in the normalized table */
+	mode_t	 prompt_mode;	/* the snapshots' permissions: at most these */
+	mode_t	 schema_mode;	/* (the source file's & 0644) */
 };
 struct phn_lt_ctx {
 	const char *name;	/* file name for messages */
@@ -250,6 +253,14 @@ struct phn_lt_ctx {
 	size_t	 nsteps;
 };
 void	phn_lt_ctx_free(struct phn_lt_ctx *);
+/* A Launch Table input file, read by phn_lt_read (regular files only). */
+struct phn_lt_file {
+	char	*buf;		/* its bytes, NUL-terminated */
+	size_t	 len;
+	mode_t	 mode;		/* its permission bits */
+	char	*real;		/* the file read, symlinks resolved */
+};
+int	phn_lt_read(const char *, size_t, struct phn_lt_file *, char *, size_t);
 struct json_object *phn_lt_validate(struct json_object *, struct phn_lt_ctx *);
 
 
