@@ -309,16 +309,21 @@ copy_workspace(const struct phn_paths *p, const char *real, const char *ws,
 	return r;
 }
 
+/* Whether p is a directory with something in it (dotfiles count). */
 static int
 nonempty_dir(const char *p)
 {
-	size_t n;
-	char **v = phn_dir_list(p, &n);
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
 
-	if (v == NULL)
+	if ((d = opendir(p)) == NULL)
 		return 0;
-	phn_dir_list_free(v, n);
-	return n > 0;
+	while (n == 0 && (de = readdir(d)) != NULL)
+		n = strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0;
+	closedir(d);
+	return n;
 }
 
 /*

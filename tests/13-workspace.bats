@@ -81,6 +81,20 @@ submit() {
 	[ "$(cat "$ws/a.txt")" = one ]
 }
 
+@test "copy fallback: a copy holding only dotfiles is reused too" {
+	echo h >w/.hidden
+	batch '[{"step_id": "s1", "prompt": "hi"},
+	    {"step_id": "s2", "prompt": "hi", "depends_on": ["s1"]}]' "$COPY"
+	claim s1
+	run phn-spawn "$A"
+	assert_success
+	echo changed >w/.hidden
+	claim s2
+	run phn-spawn "$A"
+	assert_success
+	[ "$(cat "runs/$B/j/_workspace/.hidden")" = h ]
+}
+
 @test "copy fallback: copy_exclude_names and the caches are left out at any depth" {
 	mkdir -p w/sub/node_modules w/__pycache__ w/sub/.venv w/keep
 	echo a >w/a.txt
