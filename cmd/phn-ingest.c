@@ -24,6 +24,7 @@
 
 static int cflag;	/* --check: validate only */
 static int nflag;	/* --new: a new batch even for a known table */
+static int preflight;	/* the isolated jobs' checks (not --skip-preflight) */
 static int cfg_pending = 1;	/* the config's version is not recorded yet */
 
 static struct phn_paths P;
@@ -40,8 +41,8 @@ struct result {
 };
 
 static const char usage[] =
-    "usage: phn-ingest [-CN] [-r root] [--runs-root dir] [--runners-root dir] "
-    "file | -\n"
+    "usage: phn-ingest [-CN] [--skip-preflight] [-r root] [--runs-root dir]\n"
+    "                  [--runners-root dir] file | -\n"
     "       phn-ingest -Q [-N] [-r root] [--runs-root dir] "
     "[--runners-root dir]\n";
 
@@ -277,6 +278,24 @@ out:
 	return r->code ? -1 : 0;
 }
 
+/* The submit-time checks of the isolated jobs (workspace.c). */
+static int
+check_isolated(struct result *r, struct json_object *meta, const char *name)
+{
+	struct phn_errs e = { 0 };
+	size_t i;
+	int rc = phn_preflight(&P, &C, meta, &e);
+
+	for (i = 0; i < e.n; i++)
+		fail(r, e.temp ? PHN_EXIT_TEMP : PHN_EXIT_PERM, "%s: %s", name,
+		    e.v[i]);
+	if (rc == -1)
+		phn_errs_add(&r->msgs, "%s: %s: preflight failed; "
+		    "--skip-preflight skips these checks", PROG, name);
+	phn_errs_free(&e);
+	return rc;
+}
+
 /*
  * Validate and ingest one table's bytes.  name is how messages name the
  * file; base is where its relative paths resolve.
@@ -306,6 +325,10 @@ ingest(struct result *r, const char *buf, size_t len, const char *name,
 		    ctx.warns.v[i]);
 	for (i = 0; i < ctx.errs.n; i++)
 		fail(r, PHN_EXIT_PERM, "%s: %s", name, ctx.errs.v[i]);
+	if (meta != NULL && preflight && check_isolated(r, meta, name) == -1) {
+		json_object_put(meta);
+		meta = NULL;
+	}
 	if (meta == NULL || cflag) {
 		phn_lt_ctx_free(&ctx);
 		json_object_put(meta);
@@ -576,11 +599,12 @@ queue(void)
 int
 main(int argc, char *argv[])
 {
-	int qflag = 0, code;
+	int qflag = 0, sflag = 0, code;
 	const struct phn_option options[] = {
 		PHN_FLAG('C', "check", &cflag),
 		PHN_FLAG('N', "new", &nflag),
 		PHN_FLAG('Q', "queue", &qflag),
+		PHN_FLAG(0, "skip-preflight", &sflag),
 		PHN_END
 	};
 	struct phn_opts opts = { .usage = usage, .nargs = PHN_ARGS_ANY };
@@ -592,6 +616,8 @@ main(int argc, char *argv[])
 	if (qflag ? argc != 0 || cflag : argc != 1)
 		phn_usage(&opts, PHN_EXIT_PERM);
 	phn_opts_paths(&opts, &P);
+	/* A queued table was submitted already: no preflight. */
+	preflight = !sflag && !qflag;
 	/*
 	 * Validate against the config (the defaults when there is none yet)
 	 * and record its version only when a valid table is committed, so

@@ -333,6 +333,12 @@ int	phn_proc_run(const struct phn_proc *, struct phn_buf *,
 int	phn_git(const char *, char *const [], struct phn_buf *,
 	    struct phn_buf *);
 
+/* workspace.c: a job's workspace policy; submit-time checks (preflight) */
+struct json_object *phn_workspace_key(struct json_object *,
+	    struct json_object *, const char *);
+int	phn_preflight(const struct phn_paths *, const struct phn_config *,
+	    struct json_object *, struct phn_errs *);
+
 /* sched.c: the schedule and ready indexes (the claimer's side is sched.h) */
 int	phn_sched_attempt_ended(const struct phn_paths *,
 	    const struct phn_attempt *);

@@ -66,6 +66,7 @@ char	*phn_codex_find(int *, char **);
 const char *phn_codex_web_search(struct phn_run *);
 void	phn_codex_argv(struct phn_run *, const char *);
 char	*phn_workspace_isolated(const struct phn_paths *, const char *,
-	    const char *, const char *, struct phn_errs *);
+	    const char *, const char *, struct json_object *,
+	    struct json_object *, struct phn_errs *);
 
 #endif

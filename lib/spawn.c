@@ -313,11 +313,17 @@ load_policy(struct phn_run *r)
 		r->grace = 0;
 }
 
+/*
+ * The directory codex works in: the job's working directory, or its
+ * isolated workspace (workspace.c).  A dry run does not need it to
+ * exist (it is how a table is rehearsed on another machine): then
+ * nothing is made and a warning says so.
+ */
 static int
 load_workdir(struct phn_run *r)
 {
+	struct json_object *bws = eff(r, "workspace_policy"), *v;
 	const char *wd, *mode;
-	struct json_object *v;
 	struct stat st;
 	char *ws;
 	int has;
@@ -329,21 +335,24 @@ load_workdir(struct phn_run *r)
 		return fail(r, 1, "no working directory: neither meta.json "
 		    "workdir nor batch_meta.json job_workdir");
 	r->workdir = phn_path_abs(r->p->runs, wd);
+	if (r->nocodex && stat(r->workdir, &st) == -1) {
+		phn_warn("%s: warning: dry run: working directory %s: %s (a "
+		    "real run fails)", r->a.dir, r->workdir, strerror(errno));
+		return 0;
+	}
 	mode = phn_jstr(r->meta, "workspace_mode");
-	if (mode == NULL && (v = phn_json_get(r->job, "workspace_policy")) != NULL)
-		mode = phn_jstr(v, "mode");
-	if (mode == NULL)
-		mode = json_object_get_string(eff(r, "workspace_policy.mode"));
+	if (mode == NULL && (v = phn_workspace_key(r->job, bws, "mode")) != NULL)
+		mode = json_object_get_string(v);
 	ws = phn_path_join(r->a.jobdir, "_workspace");
 	if (mode && strcmp(mode, "isolated") == 0 &&
 	    strncmp(r->workdir, ws, strlen(ws)) != 0) {
 		char *w = phn_workspace_isolated(r->p, r->a.batch, r->a.job,
-		    r->workdir, &r->errs);
+		    r->workdir, r->job, bws, &r->errs);
 		if (w == NULL) {
 			free(ws);
 			r->status = "failed";
 			r->kind = "spawn_error";
-			r->code = 1;
+			r->code = r->errs.temp ? PHN_EXIT_TEMP : 1;
 			return -1;
 		}
 		free(r->workdir);

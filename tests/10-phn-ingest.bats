@@ -418,7 +418,8 @@ IDMSG='must be 1-128 characters of [A-Za-z0-9._-] starting with a letter or digi
 	assert_stderr_line "$E jobs[0].workspace_policy.mode: \"x\" is not one of shared | isolated"
 	reject '.jobs[0].steps[0].runner_affinity = "any"'
 	assert_stderr_line "$E jobs[0].steps[0].runner_affinity: \"any\" is not one of none | pin_resume_source | prefer_resume_source"
-	accept '.workspace_policy.mode = "isolated" |
+	accept '.workspace_policy = {mode: "isolated",
+	    allow_isolated_copy_fallback: true} |
 	    .jobs[0].steps[0].runner_affinity = "prefer_resume_source"'
 }
 

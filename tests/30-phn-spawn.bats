@@ -680,20 +680,6 @@ git_repo() { # DIR: a git repo with one commit
 	[ "$(git -C w worktree list | wc -l)" -eq 2 ]
 }
 
-@test "isolated workspace: not a git repository, or no commit -> clear spawn_error" {
-	batch '[{"step_id": "s", "prompt": "hi"}]' '.workspace_policy = {mode: "isolated"}'
-	claim s
-	run phn-spawn "$A"
-	assert_failure 1
-	assert_outcome failed spawn_error
-	st '.errors[0]' | grep -q 'not inside a git repository'
-	git -C w init -q
-	claim s
-	run phn-spawn "$A"
-	assert_failure 1
-	st '.errors[0]' | grep -q 'has no commit'
-}
-
 @test "git capture: head, status, diff and files touched" {
 	echo one >w/a.txt
 	git_repo w
