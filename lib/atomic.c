@@ -25,6 +25,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -337,4 +338,111 @@ phn_syncfs(const char *path)
 	r = syncfs(fd);
 	close(fd);
 	return r;
+}
+
+static int
+copy_fail(struct phn_copy *c, const char *what, const char *path)
+{
+	int e = errno;
+
+	if (c->failed == NULL) {
+		c->what = what;
+		c->failed = phn_strdup(path);
+	}
+	errno = e;
+	return -1;
+}
+
+static int
+copy_leaf(struct phn_copy *c, const char *s, const char *t,
+    const struct stat *st)
+{
+	char lnk[PATH_MAX], buf[65536];
+	ssize_t n;
+	int in, out, r = 0;
+
+	if (S_ISLNK(st->st_mode)) {
+		if ((n = readlink(s, lnk, sizeof(lnk) - 1)) == -1)
+			return copy_fail(c, "read the symlink", s);
+		lnk[n] = '\0';
+		if (symlink(lnk, t) == -1 && errno != EEXIST)
+			return copy_fail(c, "create the symlink", t);
+		return 0;
+	}
+	if (!S_ISREG(st->st_mode))
+		return 0;	/* FIFOs, devices, sockets: never */
+	if ((in = open(s, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+		return copy_fail(c, "read", s);
+	if ((out = open(t, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    st->st_mode & 07777)) == -1) {
+		close(in);
+		return copy_fail(c, "create", t);
+	}
+	while (r == 0 && (n = read(in, buf, sizeof(buf))) != 0)
+		if (n == -1 ? errno != EINTR : phn_write_all(out, buf,
+		    (size_t)n) == -1)
+			r = copy_fail(c, "write", t);
+	close(in);
+	if (close(out) == -1 && r == 0)
+		r = copy_fail(c, "write", t);
+	return r;
+}
+
+static int
+copy_dir(struct phn_copy *c, const char *from, const char *to, mode_t mode,
+    int top)
+{
+	struct dirent *de;
+	struct stat st;
+	char *s, *t;
+	size_t i;
+	DIR *d;
+	int r = 0, skip;
+
+	if (mkdir(to, 0700) == -1 && errno != EEXIST)
+		return copy_fail(c, "create", to);
+	if ((d = opendir(from)) == NULL)
+		return copy_fail(c, "open", from);
+	while (r == 0 && (de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		for (i = 0, skip = 0; top && c->skip_top && c->skip_top[i]; i++)
+			skip |= strcmp(de->d_name, c->skip_top[i]) == 0;
+		if (skip || (c->skip != NULL && c->skip(c->ctx, de->d_name)))
+			continue;
+		s = phn_path_join(from, de->d_name);
+		t = phn_path_join(to, de->d_name);
+		if (lstat(s, &st) == -1)
+			r = copy_fail(c, "stat", s);
+		else if (!S_ISDIR(st.st_mode))
+			r = copy_leaf(c, s, t, &st);
+		else if (!c->skip_dir || st.st_dev != c->dir_dev ||
+		    st.st_ino != c->dir_ino)
+			r = copy_dir(c, s, t, st.st_mode, 0);
+		free(s);
+		free(t);
+	}
+	closedir(d);
+	if (r == 0 && chmod(to, mode & 07777) == -1)
+		r = copy_fail(c, "chmod", to);
+	return r;
+}
+
+/*
+ * Copy the tree from into to (created, or merged into when it exists):
+ * directories and regular files with their modes, symlinks as symlinks;
+ * FIFOs, devices and sockets are left out, and so is what c says to
+ * leave out.  0, or -1 with errno and c->what and c->failed (the path;
+ * the caller frees it) saying what failed.
+ */
+int
+phn_copy_tree(const char *from, const char *to, struct phn_copy *c)
+{
+	struct stat st;
+
+	c->failed = NULL;
+	c->what = NULL;
+	if (lstat(from, &st) == -1)
+		return copy_fail(c, "stat", from);
+	return copy_dir(c, from, to, st.st_mode, 1);
 }

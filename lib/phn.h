@@ -73,6 +73,19 @@ int	phn_rmtree(const char *);
 int	phn_write_new(const char *, const void *, size_t);
 int	phn_syncfs(const char *);
 
+/* The one tree copier (atomic.c): what to leave out, and what failed. */
+struct phn_copy {
+	const char *const *skip_top;	/* names left out at the top */
+	int	(*skip)(void *, const char *);	/* names left out anywhere */
+	void	*ctx;
+	int	 skip_dir;		/* leave out the directory dir_dev/ino */
+	dev_t	 dir_dev;
+	ino_t	 dir_ino;
+	const char *what;		/* on failure: the verb */
+	char	*failed;		/* on failure: the path (to free) */
+};
+int	phn_copy_tree(const char *, const char *, struct phn_copy *);
+
 /* lock.c */
 int	phn_lock_open(const char *, int);
 int	phn_lock_wait(const char *, double);

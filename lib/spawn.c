@@ -489,6 +489,7 @@ static int
 load_home(struct phn_run *r)
 {
 	static const char *const skip[] = { "auth.json", "config.toml", NULL };
+	struct phn_copy cp = { .skip_top = skip };
 	const char *ch = getenv("CODEX_HOME"), *home = getenv("HOME");
 	const char *cfg = getenv("PHN_CODEX_CONFIG");
 	char *src, *auth = NULL, *conf = NULL, *h, *c;
@@ -504,9 +505,12 @@ load_home(struct phn_run *r)
 		if (access(h, F_OK) == -1)
 			rc = fail(r, 1, "resume source %s: its codex_home is "
 			    "gone: %s", r->resume_src, strerror(errno));
-		else if (phn_copy_tree(h, r->home, skip) == -1)
-			rc = fail(r, PHN_EXIT_TEMP, "unable to copy %s to %s: %s",
-			    h, r->home, strerror(errno));
+		else if (phn_copy_tree(h, r->home, &cp) == -1) {
+			rc = fail(r, PHN_EXIT_TEMP, "unable to copy %s to %s: "
+			    "unable to %s %s: %s", h, r->home, cp.what, cp.failed,
+			    strerror(errno));
+			free(cp.failed);
+		}
 		free(h);
 		if (rc == -1)
 			return rc;

@@ -163,113 +163,25 @@ static const char *const cache_names[] = { ".DS_Store", "__pycache__",
     ".pytest_cache", ".mypy_cache", ".ruff_cache", ".ipynb_checkpoints",
     ".venv", ".direnv", "node_modules", NULL };
 
-struct copy {
-	struct json_object *ex;		/* copy_exclude_names */
-	struct stat runs;		/* the store: never copied */
-	struct phn_errs *e;
-};
-
+/* A name copy_exclude_names (ctx) or the cache names leave out. */
 static int
-excluded(const struct copy *c, const char *name)
+excluded(void *ctx, const char *name)
 {
+	struct json_object *ex = ctx;
 	size_t i, n;
 
 	for (i = 0; cache_names[i]; i++)
 		if (strcmp(name, cache_names[i]) == 0)
 			return 1;
-	n = json_object_is_type(c->ex, json_type_array) ?
-	    json_object_array_length(c->ex) : 0;
+	n = json_object_is_type(ex, json_type_array) ?
+	    json_object_array_length(ex) : 0;
 	for (i = 0; i < n; i++) {
 		const char *x = json_object_get_string(
-		    json_object_array_get_idx(c->ex, i));
+		    json_object_array_get_idx(ex, i));
 		if (x != NULL && strcmp(name, x) == 0)
 			return 1;
 	}
 	return 0;
-}
-
-/* A failed system call while copying: what it was doing to path. */
-static int
-cfail(const struct copy *c, const char *what, const char *path)
-{
-	return phn_errs_fail(c->e, 1, "isolated workspace: unable to %s %s:",
-	    what, path);
-}
-
-static int
-copy_file(const struct copy *c, const char *s, const char *t, mode_t mode)
-{
-	char buf[65536];
-	ssize_t n;
-	int in, out, r = 0;
-
-	if ((in = open(s, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
-		return cfail(c, "read", s);
-	if ((out = open(t, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-	    mode & 07777)) == -1) {
-		close(in);
-		return cfail(c, "create", t);
-	}
-	while (r == 0 && (n = read(in, buf, sizeof(buf))) != 0)
-		if (n == -1 ? errno != EINTR : phn_write_all(out, buf,
-		    (size_t)n) == -1)
-			r = cfail(c, "write", t);
-	close(in);
-	if (close(out) == -1 && r == 0)
-		r = cfail(c, "write", t);
-	return r;
-}
-
-/*
- * Copy the directory from to the new directory to: directories,
- * regular files (with their modes) and symlinks (as symlinks); other
- * files are left out, and so are excluded names and the store itself.
- */
-static int
-copy_tree(const struct copy *c, const char *from, const char *to, mode_t mode)
-{
-	struct dirent *de;
-	struct stat st;
-	char *s, *t, lnk[PATH_MAX];
-	ssize_t n;
-	DIR *d;
-	int r = 0;
-
-	if (mkdir(to, 0700) == -1)
-		return cfail(c, "create", to);
-	if ((d = opendir(from)) == NULL)
-		return cfail(c, "open", from);
-	while (r == 0 && (de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0 || excluded(c, de->d_name))
-			continue;
-		s = phn_path_join(from, de->d_name);
-		t = phn_path_join(to, de->d_name);
-		if (lstat(s, &st) == -1)
-			r = cfail(c, "stat", s);
-		else if (S_ISDIR(st.st_mode)) {
-			if (st.st_dev != c->runs.st_dev ||
-			    st.st_ino != c->runs.st_ino)
-				r = copy_tree(c, s, t, st.st_mode);
-		} else if (S_ISREG(st.st_mode))
-			r = copy_file(c, s, t, st.st_mode);
-		else if (S_ISLNK(st.st_mode)) {
-			if ((n = readlink(s, lnk, sizeof(lnk) - 1)) == -1)
-				r = cfail(c, "read the symlink", s);
-			else {
-				lnk[n] = '\0';
-				if (symlink(lnk, t) == -1)
-					r = cfail(c, "create the symlink",
-					    t);
-			}
-		}
-		free(s);
-		free(t);
-	}
-	closedir(d);
-	if (r == 0 && chmod(to, mode & 07777) == -1)
-		r = cfail(c, "chmod", to);
-	return r;
 }
 
 /*
@@ -281,20 +193,23 @@ copy_workspace(const struct phn_paths *p, const char *real, const char *ws,
     struct json_object *ex, struct phn_errs *e)
 {
 	char *tmp = phn_asprintf("%s.tmp", ws), *dir = phn_path_dirname(ws);
-	struct copy c = { ex, { 0 }, e };
+	/* the store itself is never copied into a job's workspace */
+	struct phn_copy c = { .skip = excluded, .ctx = ex, .skip_dir = 1 };
 	struct stat st;
 	int r = -1;
 
-	if (stat(p->runs, &c.runs) == -1)
+	if (stat(p->runs, &st) == -1)
 		phn_errs_fail(e, 1, "isolated workspace: unable to stat %s:",
 		    p->runs);
-	else if (stat(real, &st) == -1)
-		phn_errs_fail(e, 1, "isolated workspace: unable to stat %s:",
-		    real);
-	else if (access(tmp, F_OK) == 0 && phn_rmtree(tmp) == -1)
+	else if ((c.dir_dev = st.st_dev, c.dir_ino = st.st_ino,
+	    access(tmp, F_OK) == 0) && phn_rmtree(tmp) == -1)
 		phn_errs_fail(e, 1, "isolated workspace: unable to remove %s:",
 		    tmp);
-	else if (copy_tree(&c, real, tmp, st.st_mode) == 0) {
+	else if (phn_copy_tree(real, tmp, &c) == -1) {
+		phn_errs_fail(e, 1, "isolated workspace: unable to %s %s:",
+		    c.what, c.failed);
+		free(c.failed);
+	} else {
 		if (phn_syncfs(tmp) == -1 || rename(tmp, ws) == -1 ||
 		    phn_fsync_dir(dir) == -1)
 			phn_errs_fail(e, 1, "isolated workspace: unable to put "
