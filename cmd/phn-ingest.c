@@ -557,7 +557,8 @@ main(int argc, char *argv[])
 		PHN_FLAG('Q', "queue", &qflag),
 		PHN_END
 	};
-	struct phn_opts opts = { .usage = usage, .nargs = PHN_ARGS_ANY };
+	struct phn_opts opts = { .usage = usage, .nargs = PHN_ARGS_ANY,
+	    .mkstore = 1 };
 	struct phn_errs e = { 0 };
 
 	PROG = "phn-ingest";
