@@ -36,16 +36,18 @@
 /*
  * The store is written through real directories only.  phn_store_confine
  * names the runs root of this process (phn_opts_paths does it); from then
- * on phn_mkdirs, phn_atomic_open, phn_write_new and phn_lock_open refuse
- * a path below
- * that root unless every directory between the root and the file is a
- * real directory, not a symbolic link: each is opened with
- * O_DIRECTORY|O_NOFOLLOW from the one before (openat), so a link planted
- * where a batch, job, step, attempts or attempt directory belongs fails
- * with ELOOP and nothing is written through it.  The root itself may be
- * a link (a store moved to a bigger disk).  phn_write_new creates its
- * file in the descriptor so opened; the others go on by path, so a link
- * swapped in after the check is not caught there.
+ * on phn_mkdirs, phn_atomic_open, phn_write_new and lock.c's
+ * phn_lock_open refuse a path below that root unless every directory
+ * between the root and the file is a real directory, not a symbolic
+ * link: each is opened with O_DIRECTORY|O_NOFOLLOW from the one before
+ * (openat), so a link planted where a batch, job, step, attempts or
+ * attempt directory belongs fails with ELOOP and nothing is written
+ * through it.  The root itself may be a link (a store moved to a bigger
+ * disk).  phn_write_new creates its file (O_NOFOLLOW) in the descriptor
+ * so opened; the others go on by path, so a link swapped in between the
+ * check and the write is not caught there.  layout.c's phn_store_dir is
+ * the same check with a message naming the link, for the programs that
+ * create attempts (claim, spawn) to say which one.
  */
 static char *confine;
 

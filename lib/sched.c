@@ -1466,14 +1466,18 @@ claim_fail(struct claimop *c, int v, double at, const char *fmt, ...)
 static int
 claim_lock(struct claimop *c)
 {
-	char *lp = phn_step_path(c->s->p, c->batch, c->job, c->step,
-	    "step.lock");
+	char *dir = phn_step_path(c->s->p, c->batch, c->job, c->step, NULL);
+	char *lp = phn_path_join(dir, "step.lock"), m[PATH_MAX + 128];
 	int r = 0;
 
-	if ((c->sfd = phn_lock_wait(lp, 30)) == -1)
+	/* Not through a symbolic link in the store (layout.c). */
+	if (phn_store_dir(c->s->p, dir, 0, m, sizeof(m)) == -1)
+		r = claim_fail(c, PHN_CLAIM_ERROR, 0, "%s", m);
+	else if ((c->sfd = phn_lock_wait(lp, 30)) == -1)
 		r = claim_fail(c, PHN_CLAIM_ERROR, 0, "unable to lock %s: %s",
 		    lp, strerror(errno));
 	free(lp);
+	free(dir);
 	return r;
 }
 
