@@ -407,7 +407,7 @@ main(int argc, char *argv[])
 		PHN_STR('P', "port-file", &portfile),
 		PHN_END
 	};
-	struct phn_opts opts = { .usage = usage };
+	struct phn_opts opts = { .usage = usage, .mkstore = 1 };
 	struct sockaddr_in sa;
 	struct MHD_Daemon *d;
 	const union MHD_DaemonInfo *info;

@@ -607,7 +607,8 @@ main(int argc, char *argv[])
 		PHN_FLAG(0, "skip-preflight", &sflag),
 		PHN_END
 	};
-	struct phn_opts opts = { .usage = usage, .nargs = PHN_ARGS_ANY };
+	struct phn_opts opts = { .usage = usage, .nargs = PHN_ARGS_ANY,
+	    .mkstore = 1 };
 	struct phn_errs e = { 0 };
 
 	PROG = "phn-ingest";

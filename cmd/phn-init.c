@@ -30,7 +30,7 @@ main(int argc, char *argv[])
 {
 	static const char *dirs[] = { "_system", "_queue/incoming",
 	    "_queue/processed", "_queue/rejected", NULL };
-	struct phn_opts opts = { .usage = usage };
+	struct phn_opts opts = { .usage = usage, .mkstore = 1 };
 	struct phn_paths p;
 	struct phn_config cfg;
 	struct phn_errs e = { 0 };

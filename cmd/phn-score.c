@@ -167,6 +167,9 @@ step_detail(struct json_object *s)
 	    (x = phn_jstr(s, "not_before")) != NULL) {
 		free(d);
 		d = phn_asprintf("retry not before %s", x);
+	} else if ((x = phn_jstr(s, "state_error")) != NULL) {
+		free(d);
+		d = phn_strdup(x);
 	} else if ((x = phn_jstr(s, "failure_kind")) != NULL) {
 		v = json_object_object_get(s, "exit_code");
 		free(d);

@@ -67,6 +67,7 @@ main(int argc, char *argv[])
 	    .nargs = 1 };
 	struct phn_paths paths;
 	struct phn_run r;
+	char msg[8192];
 
 	PROG = "phn-spawn";
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -76,7 +77,13 @@ main(int argc, char *argv[])
 	phn_opts_paths(&opts, &paths);
 	phn_run_init(&r, &paths);
 	r.nocodex = Dflag;
-	if ((code = phn_run_start(&r, argv[0])) == PHN_EXIT_OK)
+	/* Not through a symbolic link in the store (layout.c). */
+	if (phn_store_attempt_dir(&paths, argv[0], msg, sizeof(msg)) == -1) {
+		phn_warn("%s", msg);
+		code = PHN_EXIT_TEMP;
+	} else
+		code = phn_run_start(&r, argv[0]);
+	if (code == PHN_EXIT_OK)
 		code = run(&r, opts.json);
 	else if (opts.json)
 		refused(argv[0], code);

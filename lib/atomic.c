@@ -34,8 +34,135 @@
 
 #include "phn.h"
 
+/*
+ * The store is written through real directories only.  phn_store_confine
+ * names the runs root of this process (phn_opts_paths does it); from then
+ * on phn_mkdirs, phn_atomic_open, phn_write_new and lock.c's
+ * phn_lock_open refuse a path below that root unless every directory
+ * between the root and the file is a real directory, not a symbolic
+ * link: each is opened with O_DIRECTORY|O_NOFOLLOW from the one before
+ * (openat), so a link planted where a batch, job, step, attempts or
+ * attempt directory belongs fails with ELOOP and nothing is written
+ * through it.  The root itself may be a link (a store moved to a bigger
+ * disk).  phn_write_new creates its file (O_NOFOLLOW) in the descriptor
+ * so opened; the others go on by path, so a link swapped in between the
+ * check and the write is not caught there.  layout.c's phn_store_dir is
+ * the same check with a message naming the link, for the programs that
+ * create attempts (claim, spawn) to say which one.
+ */
+static char *confine;
+
+void
+phn_store_confine(const char *runs)
+{
+	free(confine);
+	confine = runs ? phn_strdup(runs) : NULL;
+}
+
+/* The part of dir below top ("" for top itself), or NULL if none. */
+static const char *
+below(const char *top, const char *dir)
+{
+	size_t n = strlen(top);
+
+	while (n > 1 && top[n - 1] == '/')
+		n--;
+	if (strncmp(dir, top, n) != 0 || (dir[n] != '/' && dir[n] != '\0'))
+		return NULL;
+	while (dir[n] == '/')
+		n++;
+	return dir + n;
+}
+
+/* Is path's directory, dir, below the confined root? */
+static int
+in_store(const char *dir)
+{
+	return confine != NULL && below(confine, dir) != NULL;
+}
+
+/*
+ * Open directory dir, which lies below top, through real directories
+ * only (see above); with mode != 0 the missing ones are made.  Returns
+ * its descriptor, or -1 with errno (ELOOP: a symbolic link, ENOTDIR:
+ * not a directory, EXDEV: dir is not below top) and, when badp is not
+ * NULL, *badp the path that failed (to free).
+ */
 int
-phn_mkdirs(const char *path, int mode)
+phn_dir_open(const char *top, const char *dir, int mode, char **badp)
+{
+	const char *rel = below(top, dir);
+	char *cp, *s, *save = NULL;
+	struct stat st;
+	int fd, nfd, e;
+
+	if (badp)
+		*badp = NULL;
+	if (rel == NULL) {
+		if (badp)
+			*badp = phn_strdup(dir);
+		errno = EXDEV;
+		return -1;
+	}
+	if ((fd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		if (badp)
+			*badp = phn_strdup(top);
+		return -1;
+	}
+	cp = phn_strdup(rel);
+	for (s = strtok_r(cp, "/", &save); s; s = strtok_r(NULL, "/", &save)) {
+		if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
+			nfd = -1;
+			errno = EXDEV;
+		} else if ((nfd = openat(fd, s, O_RDONLY | O_DIRECTORY |
+		    O_NOFOLLOW | O_CLOEXEC)) == -1 && errno == ENOENT &&
+		    mode != 0 && (mkdirat(fd, s, (mode_t)mode) == 0 ||
+		    errno == EEXIST))
+			nfd = openat(fd, s, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+			    O_CLOEXEC);
+		if (nfd == -1) {
+			e = errno;
+			/* Linux says ENOTDIR for a link with O_DIRECTORY. */
+			if (fstatat(fd, s, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISLNK(st.st_mode))
+				e = ELOOP;
+			if (badp)
+				*badp = phn_asprintf("%.*s", (int)(rel - dir +
+				    (s - cp) + strlen(s)), dir);
+			close(fd);
+			free(cp);
+			errno = e;
+			return -1;
+		}
+		close(fd);
+		fd = nfd;
+	}
+	free(cp);
+	return fd;
+}
+
+/* phn_dir_open, closed again: 0 or -1. */
+static int
+dir_check(const char *top, const char *dir, int mode)
+{
+	int fd = phn_dir_open(top, dir, mode, NULL);
+
+	if (fd == -1)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+/* 0 if dir is outside the confined store or reached through real
+ * directories only; else -1 with errno (for writers elsewhere: lock.c). */
+int
+phn_store_confined(const char *dir)
+{
+	return in_store(dir) ? dir_check(confine, dir, 0) : 0;
+}
+
+static int
+mkdirs_plain(const char *path, int mode)
 {
 	char *p = phn_strdup(path), *s;
 	struct stat st;
@@ -63,6 +190,17 @@ phn_mkdirs(const char *path, int mode)
 		return -1;
 	}
 	return 0;
+}
+
+/* mkdir -p; below the confined root, through real directories only. */
+int
+phn_mkdirs(const char *path, int mode)
+{
+	if (!in_store(path))
+		return mkdirs_plain(path, mode);
+	if (mkdirs_plain(confine, mode) == -1)
+		return -1;
+	return dir_check(confine, path, mode);
 }
 
 int
@@ -113,7 +251,11 @@ phn_atomic_open(const char *path, int flags, char **tmpp)
 
 	base = base ? base + 1 : path;
 	tmp = phn_asprintf("%s/.%s.XXXXXX", dir, base);
-	fd = mkostemp(tmp, O_CLOEXEC);
+	if (in_store(dir) && ((flags & PHN_MKDIR) ? phn_mkdirs(dir, 0755) :
+	    dir_check(confine, dir, 0)) == -1)
+		fd = -1;
+	else
+		fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd == -1 && errno == ENOENT && (flags & PHN_MKDIR) &&
 	    phn_mkdirs(dir, 0755) == 0) {
 		memcpy(tmp + strlen(tmp) - 6, "XXXXXX", 6);
@@ -314,9 +456,22 @@ phn_rmtree(const char *path)
 int
 phn_write_new(const char *path, const void *buf, size_t len)
 {
-	int fd;
+	char *dir = phn_path_dirname(path);
+	const char *base = strrchr(path, '/');
+	int fd, dfd = AT_FDCWD, e;
 
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) == -1)
+	if (in_store(dir) && (dfd = phn_dir_open(confine, dir, 0, NULL)) == -1) {
+		free(dir);
+		return -1;
+	}
+	fd = openat(dfd, dfd == AT_FDCWD ? path : base + 1, O_WRONLY | O_CREAT |
+	    O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	e = errno;
+	if (dfd != AT_FDCWD)
+		close(dfd);
+	free(dir);
+	errno = e;
+	if (fd == -1)
 		return -1;
 	if (phn_write_all(fd, buf, len) == -1) {
 		int e = errno;

@@ -229,6 +229,7 @@ struct claimer {
 	double	 tick, outchecked;
 	long long total;
 	int	 werr;		/* writing standard output failed */
+	int	 cerr;		/* a claim failed on a system call */
 	char	 token[96];
 };
 
@@ -1081,6 +1082,7 @@ try_settle(struct tryop *t, int v)
 		break;
 	default:
 		put_back(b, e, t->cl);
+		c->cerr = 1;
 		phn_warn("warning: %s/%s: %s", b->id, e->name, t->res.why);
 		heap_add(c, e, t->now + POLL_SECONDS, 0);
 		break;
@@ -1635,7 +1637,8 @@ claimer_done(struct claimer *c)
 	size_t i;
 	int r;
 
-	r = c->total > 0 || c->o->follow ? 0 : 1;
+	/* Nothing claimed because a claim failed: 111, not "nothing". */
+	r = c->total > 0 ? 0 : c->cerr ? PHN_EXIT_TEMP : c->o->follow ? 0 : 1;
 	if (c->werr) {
 		errno = c->werr;
 		phn_warn("unable to write standard output:");

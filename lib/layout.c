@@ -15,9 +15,12 @@
  * hold '@'): _ready/JOB@STEP, _active/JOB@STEP@ATTEMPT,
  * runners/R/active/BATCH@JOB@STEP@ATTEMPT.
  */
+#include <errno.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "phn.h"
 
@@ -212,5 +215,56 @@ phn_slot_entry(const char *dir, const char *batch, const char *job,
 	char *r = join(dir, e, NULL, NULL);
 
 	free(e);
+	return r;
+}
+
+/*
+ * Check that store directory dir (below the runs root) is reached through
+ * real directories only, none a symbolic link (atomic.c, phn_dir_open);
+ * with mode != 0 the missing ones are made.  0, or -1 with errno and a
+ * message naming the path that failed in msg.
+ */
+int
+phn_store_dir(const struct phn_paths *p, const char *dir, int mode,
+    char *msg, size_t msglen)
+{
+	char *bad;
+	int fd, e;
+
+	if ((fd = phn_dir_open(p->runs, dir, mode, &bad)) != -1) {
+		close(fd);
+		return 0;
+	}
+	e = errno;
+	if (e == ELOOP)
+		snprintf(msg, msglen, "%s: a symbolic link where the store has "
+		    "a directory; refusing to write through it", bad);
+	else if (e == EXDEV)
+		snprintf(msg, msglen, "%s: not below the runs root %s", bad,
+		    p->runs);
+	else
+		snprintf(msg, msglen, "unable to %s %s: %s", mode ? "create" :
+		    "open", bad, strerror(e));
+	free(bad);
+	errno = e;
+	return -1;
+}
+
+/*
+ * phn_store_dir for the attempt directory path names (as
+ * phn_attempt_parse finds it), before anything is written into it: 0
+ * also when path names no attempt (the caller says so).
+ */
+int
+phn_store_attempt_dir(const struct phn_paths *p, const char *path,
+    char *msg, size_t msglen)
+{
+	struct phn_attempt a;
+	int r;
+
+	if (phn_attempt_parse(p, path, &a) == -1)
+		return 0;
+	r = phn_store_dir(p, a.dir, 0, msg, msglen);
+	phn_attempt_free(&a);
 	return r;
 }

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,9 +27,14 @@
 int
 phn_lock_open(const char *path, int how)
 {
+	char *dir = phn_path_dirname(path);
 	int fd, e;
 
-	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) == -1)
+	/* Never through a symbolic link in the store (atomic.c). */
+	e = phn_store_confined(dir);
+	free(dir);
+	if (e == -1 || (fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW |
+	    O_CLOEXEC, 0644)) == -1)
 		return -1;
 	while (flock(fd, how) == -1) {
 		if (errno == EINTR)

@@ -18,6 +18,8 @@
  * command line, as phn_die() does: no library function that does work
  * exits.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -213,12 +215,29 @@ phn_opts_attempt(const struct phn_opts *o)
 	    o->step != NULL || o->run != NULL;
 }
 
-/* The store's directories: the options, else $PHN_ROOT, else ".". */
+/*
+ * The store's directories: the options, else $PHN_ROOT, else ".".  The
+ * runs root must exist (a directory) unless the program may create the
+ * store (o->mkstore: phn-init, and phn-ingest and phn-api, which
+ * initialise a missing one): run elsewhere, a program says so and exits
+ * 100 instead of making a store of its own there.  Writes are then
+ * confined to the runs root (phn_store_confine).
+ */
 void
 phn_opts_paths(const struct phn_opts *o, struct phn_paths *p)
 {
+	struct stat st;
+	int r = 0;
+
 	if (phn_paths_init(p, o->root, o->runs, o->runners) == -1)
 		phn_die(PHN_EXIT_TEMP, "unable to get the current directory:");
+	if (!o->mkstore && (r = stat(p->runs, &st)) == -1 && errno != ENOENT &&
+	    errno != ENOTDIR)
+		phn_die(PHN_EXIT_TEMP, "unable to read %s:", p->runs);
+	if (!o->mkstore && (r == -1 || !S_ISDIR(st.st_mode)))
+		phn_die(PHN_EXIT_PERM, "no runs store at %s (run phn init, or "
+		    "give --root)", p->runs);
+	phn_store_confine(p->runs);
 }
 
 /* The usage: on stdout for --help (code 0), else on stderr. */

@@ -60,6 +60,9 @@ void	phn_errs_free(struct phn_errs *);
 #define PHN_DURABLE	1	/* fsync the file and its directory */
 #define PHN_ONCE	2	/* write-once: EEXIST if the file exists */
 #define PHN_MKDIR	4	/* create the directory if it is missing */
+void	phn_store_confine(const char *);
+int	phn_dir_open(const char *, const char *, int, char **);
+int	phn_store_confined(const char *);
 int	phn_mkdirs(const char *, int);
 int	phn_fsync_dir(const char *);
 int	phn_write_all(int, const void *, size_t);
@@ -183,6 +186,10 @@ char	*phn_active_entry(const struct phn_paths *, const char *,
 	    const char *, const char *, const char *);
 char	*phn_slot_entry(const char *, const char *, const char *,
 	    const char *, const char *);
+int	phn_store_dir(const struct phn_paths *, const char *, int, char *,
+	    size_t);
+int	phn_store_attempt_dir(const struct phn_paths *, const char *, char *,
+	    size_t);
 /*
  * opt.c: the command line.  A program's options are a table of struct
  * phn_option, ended by PHN_END; phn_opts_parse() adds the shared ones
@@ -224,6 +231,7 @@ struct phn_opts {
 	int	 json;
 	const char *batch;
 	const char *adir, *job, *step, *run;	/* PHN_TAKE_ATTEMPT */
+	int	 mkstore;	/* may create the store; else it must exist */
 };
 void	phn_opts_parse(struct phn_opts *, int *, char **[],
 	    const struct phn_option *);

@@ -35,6 +35,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -1466,14 +1467,18 @@ claim_fail(struct claimop *c, int v, double at, const char *fmt, ...)
 static int
 claim_lock(struct claimop *c)
 {
-	char *lp = phn_step_path(c->s->p, c->batch, c->job, c->step,
-	    "step.lock");
+	char *dir = phn_step_path(c->s->p, c->batch, c->job, c->step, NULL);
+	char *lp = phn_path_join(dir, "step.lock"), m[PATH_MAX + 128];
 	int r = 0;
 
-	if ((c->sfd = phn_lock_wait(lp, 30)) == -1)
+	/* Not through a symbolic link in the store (layout.c). */
+	if (phn_store_dir(c->s->p, dir, 0, m, sizeof(m)) == -1)
+		r = claim_fail(c, PHN_CLAIM_ERROR, 0, "%s", m);
+	else if ((c->sfd = phn_lock_wait(lp, 30)) == -1)
 		r = claim_fail(c, PHN_CLAIM_ERROR, 0, "unable to lock %s: %s",
 		    lp, strerror(errno));
 	free(lp);
+	free(dir);
 	return r;
 }
 
@@ -1563,8 +1568,8 @@ claim_reserve(struct claimop *c, long long conc)
 static int
 claim_mkdir(struct claimop *c)
 {
-	char stamp[PHN_STAMP_LEN], *lp;
-	int tries;
+	char stamp[PHN_STAMP_LEN], *lp, msg[PATH_MAX + 128];
+	int tries, r = 0;
 
 	for (tries = 0; tries < 5; tries++) {
 		c->now = phn_now();
@@ -1584,15 +1589,18 @@ claim_mkdir(struct claimop *c)
 		c->dir = phn_attempt_path(c->s->p, c->batch, c->job, c->step,
 		    c->name, NULL);
 		lp = phn_path_dirname(c->dir);
-		phn_mkdirs(lp, 0755);
+		r = phn_store_dir(c->s->p, lp, 0755, msg, sizeof(msg));
 		free(lp);
-		if (mkdir(c->dir, 0755) == 0)
+		if (r == 0 && mkdir(c->dir, 0755) == 0)
 			return 0;
-		if (errno != EEXIST)
+		if (r == -1 || errno != EEXIST)
 			break;
 	}
-	claim_fail(c, PHN_CLAIM_ERROR, 0, "unable to create %s: %s", c->dir,
-	    strerror(errno));
+	if (r == -1)
+		claim_fail(c, PHN_CLAIM_ERROR, 0, "%s", msg);
+	else
+		claim_fail(c, PHN_CLAIM_ERROR, 0, "unable to create %s: %s",
+		    c->dir, strerror(errno));
 	free(c->dir);
 	c->dir = NULL;
 	return -1;

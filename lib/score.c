@@ -375,15 +375,18 @@ from_state(struct step *s, struct json_object *st, struct phn_asum *a)
 				s->usage[i] += json_object_get_int64(v);
 }
 
-/* A stand-in state for a missing or broken state.json. */
+/*
+ * A stand-in state for a missing or broken state.json; why names the
+ * file and says what is wrong with it (broken only).
+ */
 static struct json_object *
-fake_state(struct ctx *c, int dfd, const char *name, int missing)
+fake_state(struct ctx *c, int dfd, const char *name, const char *why)
 {
 	struct json_object *st = json_object_new_object();
 	char iso[PHN_ISO_LEN];
 	struct stat sb;
 
-	if (missing) {
+	if (why == NULL) {
 		/* Being created, or its claimer died: queued since the dir. */
 		jset(st, "status", json_object_new_string("queued"));
 		phn_iso(fstatat(dfd, name, &sb, 0) == 0 ? (double)sb.st_mtime :
@@ -396,26 +399,51 @@ fake_state(struct ctx *c, int dfd, const char *name, int missing)
 		jset(st, "status", json_object_new_string("needs_attention"));
 		jset(st, "errors", json_object_new_array());
 		json_object_array_add(json_object_object_get(st, "errors"),
-		    json_object_new_string("state.json unreadable or invalid"));
+		    json_object_new_string(why));
 		jset(st, "state_corrupt", json_object_new_boolean(1));
+		jset(st, "state_error", json_object_new_string(why));
 	}
 	return st;
 }
 
+/* A broken state.json's message, for rel (relative to the runs root). */
+static char *
+state_why(const char *rel, const char *what)
+{
+	return phn_asprintf("%s/state.json: %s", rel, what);
+}
+
+/*
+ * An attempt's state.json text, parsed; NULL if it is not a state, and
+ * then *why (when why is not NULL) says what is wrong with it (to free).
+ */
 static struct json_object *
-parse(struct ctx *c, const char *buf, size_t len)
+parse(struct ctx *c, const char *buf, size_t len, char **why)
 {
 	struct json_object *o;
+	enum json_tokener_error e;
+	const char *w = NULL;
+	char t[160];
 
 	json_tokener_reset(c->tok);
 	o = json_tokener_parse_ex(c->tok, buf, (int)len);
-	if (o != NULL && (json_tokener_get_error(c->tok) != json_tokener_success
-	    || !json_object_is_type(o, json_type_object) ||
-	    phn_ast_of(phn_jstr(o, "status")) < 0)) {
-		json_object_put(o);
-		o = NULL;
-	}
-	return o;
+	e = json_tokener_get_error(c->tok);
+	if (o == NULL || e != json_tokener_success) {
+		snprintf(t, sizeof(t), "not valid JSON (%s)", len == 0 ?
+		    "empty file" : e == json_tokener_continue ? "truncated" :
+		    json_tokener_error_desc(e));
+		w = t;
+	} else if (!json_object_is_type(o, json_type_object))
+		w = "not a JSON object";
+	else if (phn_ast_of(phn_jstr(o, "status")) < 0)
+		w = "no valid status (queued, running, succeeded, failed, "
+		    "needs_attention or canceled)";
+	if (w == NULL)
+		return o;
+	json_object_put(o);
+	if (why != NULL)
+		*why = phn_strdup(w);
+	return NULL;
 }
 
 /* Read a file relative to a directory fd; -1 with errno. */
@@ -475,7 +503,7 @@ read_step(struct ctx *c, struct step *s)
 {
 	/* relative to the batch directory c->bfd */
 	char *ad = phn_attempt_rel(c->batch, s->jb->id, s->id, NULL);
-	char **v = NULL, *buf, *fbuf = NULL, *rel;
+	char **v = NULL, *buf, *fbuf = NULL, *rel, *why, *ar, *w;
 	size_t n = 0, i, len = 0, flen = 0;
 	struct dirent *de;
 	DIR *d;
@@ -510,15 +538,24 @@ read_step(struct ctx *c, struct step *s)
 
 		phn_asum_init(a, v[i]);
 		rel = phn_asprintf("%s/state.json", v[i]);
+		why = NULL;
 		if (read_at(dfd, rel, &buf, &len) == -1) {
-			st = fake_state(c, dfd, v[i], errno == ENOENT);
+			if (errno != ENOENT)
+				why = phn_asprintf("unable to read: %s",
+				    strerror(errno));
 			buf = NULL;
-			from_state(s, st, a);
-		} else if (scan_state(buf, len, a, s->usage) == -1) {
-			if ((st = parse(c, buf, len)) == NULL)
-				st = fake_state(c, dfd, v[i], 0);
-			from_state(s, st, a);
+		} else if (scan_state(buf, len, a, s->usage) == -1)
+			st = parse(c, buf, len, &why);
+		if (st == NULL && (buf == NULL || why != NULL)) {
+			ar = attempt_rel(c, s, (long)s->na);
+			w = why ? state_why(ar, why) : NULL;
+			st = fake_state(c, dfd, v[i], w);
+			free(w);
+			free(ar);
 		}
+		if (st != NULL)
+			from_state(s, st, a);
+		free(why);
 		free(rel);
 		focal = a->st == PHN_AST_QUEUED || a->st == PHN_AST_RUNNING || s->act < 0;
 		if (a->st == PHN_AST_QUEUED || a->st == PHN_AST_RUNNING)
@@ -552,9 +589,17 @@ read_step(struct ctx *c, struct step *s)
 static struct json_object *
 fst(struct ctx *c, struct step *s)
 {
+	char *why = NULL, *rel, *w;
+
 	if (s->fst == NULL && s->fbuf != NULL) {
-		if ((s->fst = parse(c, s->fbuf, s->flen)) == NULL)
-			s->fst = fake_state(c, -1, NULL, 0);
+		if ((s->fst = parse(c, s->fbuf, s->flen, &why)) == NULL) {
+			rel = attempt_rel(c, s, s->focal);
+			w = state_why(rel, why);
+			s->fst = fake_state(c, -1, NULL, w);
+			free(w);
+			free(rel);
+			free(why);
+		}
 		free(s->fbuf);
 		s->fbuf = NULL;
 	}
@@ -733,6 +778,14 @@ final_fields(struct ctx *c, struct step *s, struct json_object *o)
 	json_object_put(fin);
 }
 
+/* What is wrong with a broken state.json (fake_state), or NULL. */
+static const char *
+state_error(struct json_object *st)
+{
+	return phn_json_bool(st, "state_corrupt", 0) ? phn_jstr(st,
+	    "state_error") : NULL;
+}
+
 /* The focal attempt's run, directory and outcome, into o. */
 static void
 focal_fields(struct ctx *c, struct step *s, struct json_object *o)
@@ -746,6 +799,8 @@ focal_fields(struct ctx *c, struct step *s, struct json_object *o)
 	jset(o, "state_status", st ? jcopy(st, "status") : NULL);
 	jset(o, "exit_code", st ? jcopy(st, "exit_code") : NULL);
 	jset(o, "failure_kind", st ? jcopy(st, "failure_kind") : NULL);
+	if (state_error(st) != NULL)
+		jset(o, "state_error", json_object_new_string(state_error(st)));
 	free(rel);
 }
 
@@ -804,7 +859,8 @@ step_record(struct ctx *c, struct step *s)
 	jset(o, "status", json_object_new_string(dname[s->d]));
 	jset(o, "attention", phn_json_string(kname[s->kind]));
 	jset(o, "attention_reason", s->kind == K_ORPHANED || s->kind ==
-	    K_STUCK ? phn_json_string(fault_reason(s->fault)) : NULL);
+	    K_STUCK ? phn_json_string(fault_reason(s->fault)) :
+	    phn_json_string(state_error(st)));
 	jset(o, "reasons", s->reasons ? json_object_get(s->reasons) :
 	    json_object_new_array());
 	jset(o, "attempts", json_object_new_int64((int64_t)s->na));
@@ -1070,6 +1126,9 @@ list_step(struct ctx *c, struct step *s, struct lists *l)
 		    s->a[s->focal].run_id) : NULL);
 		jset(it, "failure_kind", fst(c, s) ? jcopy(fst(c, s),
 		    "failure_kind") : NULL);
+		if (state_error(fst(c, s)) != NULL)
+			jset(it, "reason", json_object_new_string(
+			    state_error(fst(c, s))));
 		json_object_array_add(l->attn, it);
 	}
 	if (s->rfr) {

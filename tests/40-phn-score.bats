@@ -39,13 +39,19 @@ step_field() {	# STEP FIELD: from phn-score --steps; phn-score's status
 	return $rc
 }
 
-@test "no store yet: empty system scoreboard, exit 0, nothing created" {
+@test "no store yet: says so, exit 100, nothing created" {
 	rm -rf runs
+	run -100 --separate-stderr phn-score --json
+	[ -z "$output" ]
+	assert_stderr_line "phn-score: no runs store at $T/runs (run phn init, or give --root)"
+	[ ! -e runs ]
+}
+
+@test "an empty store: empty system scoreboard, exit 0" {
 	run -0 phn-score --json
 	assert_output '{"system":[]}'
 	run -0 phn-score
 	assert_line --index 0 --partial 'BATCH'
-	[ ! -e runs ]
 }
 
 @test "fresh batch: ready and blocked (with the dependency), exit 3" {
