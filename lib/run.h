@@ -62,7 +62,6 @@ int	phn_signals_init(void);
 int	phn_signal_canceled(void);
 char	*phn_shquote(char *const []);
 int	phn_copy_tree(const char *, const char *, const char *const *);
-char	*phn_codex_find(int *, char **);
 const char *phn_codex_web_search(struct phn_run *);
 void	phn_codex_argv(struct phn_run *, const char *);
 char	*phn_workspace_isolated(const struct phn_paths *, const char *,
