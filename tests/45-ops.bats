@@ -48,8 +48,10 @@ record() {	# KEY_PID KEY_START PID [START]
 # its phn-spawn sp, codex's process group pg (alive).
 hanging_codex() {
 	need_codex
+	# (skip_git_repo_check: else codex quits at once, not a git repo)
 	mk_batch '[{"job_id": "j", "working_directory": ".", "steps": [
-	    {"step_id": "h", "prompt": "MOCK:hang Wait for the answer."}]}]'
+	    {"step_id": "h", "prompt": "MOCK:hang Wait for the answer."}]}]' \
+	    '.execution_policy = {skip_git_repo_check: true}'
 	a=$(phn-claim -b "$B")
 	bg_hold phn-spawn "$a"
 	sp=$BG_PID
