@@ -4,7 +4,7 @@
  *
  * phn-heartbeat ATTEMPT [TEXT]: a heartbeat (and current_item = TEXT) in
  * the attempt's state.json, for wrapper scripts outside the agent's
- * sandbox.  --stale: every attempt whose spawner is gone (spawn.lock free
+ * sandbox; ATTEMPT may lie in any store (found from its path).  --stale: every attempt whose spawner is gone (spawn.lock free
  * on this host, or a heartbeat older than heartbeat_stale_after_seconds)
  * or whose claim lease expired, one path per line; exit 1 if any.
  * --reap: end each of them (kill its codex process group if it is still
@@ -37,15 +37,23 @@ static const char usage[] =
     "       phn-heartbeat -k [-0J] [-b batch] [-r root] [--runs-root dir]\n"
     "                     [--runners-root dir]\n";
 
+/* A beat for the attempt dir, in whichever store it lies (phn_attempt_locate). */
 static int
 beat(const char *dir, const char *text)
 {
 	struct phn_attempt a;
+	struct phn_paths Q;
+	struct phn_errs e = { 0 };
 	struct json_object *st, *f;
-	char iso[PHN_ISO_LEN];
+	char iso[PHN_ISO_LEN], *d;
 	int r;
 
-	if (phn_attempt_parse(&P, dir, &a) == -1)
+	if ((d = phn_attempt_locate(&P, dir, &Q, &e)) == NULL)
+		phn_errs_die(&e);
+	r = phn_attempt_parse(Q.runs ? &Q : &P, d, &a);
+	free(d);
+	phn_paths_free(&Q);
+	if (r == -1)
 		phn_die(PHN_EXIT_PERM, "%s: not an attempt directory", dir);
 	if ((st = phn_state_read(a.dir)) == NULL)
 		phn_die(errno == ENOENT ? PHN_EXIT_PERM : PHN_EXIT_TEMP,
@@ -285,6 +293,8 @@ main(int argc, char *argv[])
 	if ((lflag || kflag) ? argc != 0 : (argc < 1 || argc > 2 ||
 	    opts.batch || zflag || Jflag))
 		phn_usage(&opts, PHN_EXIT_PERM);
+	/* A beat names its attempt, whose store may be found from its path. */
+	opts.mkstore = !lflag && !kflag;
 	phn_opts_paths(&opts, &P);
 	if (lflag || kflag)
 		code = scan(opts.batch);

@@ -3,8 +3,8 @@
  *
  * Creates ROOT/runs (with _system/ and _queue/) and ROOT/runners, writes
  * the default runs/_system/harness_config.json unless one exists (an
- * existing config is validated and kept; --force replaces it), snapshots
- * its version, and copies the installed run_report.schema.json into
+ * existing config is validated and kept, its harness_config_version
+ * brought up to date; --force replaces it), snapshots its version, and copies the installed run_report.schema.json into
  * runs/_system/.  Prints one JSON object describing the store.
  */
 #include <errno.h>
@@ -52,7 +52,8 @@ main(int argc, char *argv[])
 	}
 	mkdir_or_die(p.runners);
 	if ((created = phn_config_write(&p, fflag, &e)) == -1 ||
-	    phn_config_read(&p, PHN_CONFIG_SNAPSHOT, &cfg, &e) == -1)
+	    phn_config_read(&p, PHN_CONFIG_SNAPSHOT | PHN_CONFIG_STAMP, &cfg,
+	    &e) == -1)
 		phn_errs_die(&e);
 	dst = phn_path_join(p.runs, "_system/run_report.schema.json");
 	if ((schema = phn_datadir_file("run_report.schema.json")) == NULL)

@@ -1,8 +1,8 @@
 /*
  * codex.c - the Codex CLI from phn-spawn's side: finding the binary, the
- * exact argv of SPEC 6.1 for `codex exec` and `codex exec resume`, the
- * --strict-config probe for a web search key, and copying a tree to seed
- * a CODEX_HOME.
+ * exact argv of SPEC 6.1 for `codex exec` and `codex exec resume`, its
+ * version (`codex --version`, cached per binary), the --strict-config
+ * probe for a web search key, and copying a tree to seed a CODEX_HOME.
  *
  * exec:   codex exec -C WORKDIR --color never --output-schema SCHEMA
  *         [-m MODEL] [-c model_reasoning_effort="E"] [-s SANDBOX]
@@ -150,6 +150,93 @@ phn_codex_find(int *code, char **why)
 		return NULL;
 	}
 	return f;
+}
+
+/*
+ * The version of the codex binary at path (absolute): the last word of
+ * the first line `codex --version` prints ("codex-cli 0.171.0" gives
+ * 0.171.0, the form codex records as cli_version), or NULL when it fails.
+ * Asked once per binary, identified by path, size and mtime, in the
+ * cache runs/_system/codex_versions.json (replaced atomically; losing it
+ * costs one run more), so 1000 attempts do not run it 1000 times.  A
+ * failure is cached too (as null); a timeout or a signal is not.
+ * scratch: a directory made for the run, its CODEX_HOME and cwd (even
+ * --version writes there), and removed after.
+ */
+char *
+phn_codex_version(const struct phn_paths *p, const char *path,
+    const char *scratch)
+{
+	char *cf = phn_system_path(p, "codex_versions.json"), *mt, *res = NULL;
+	char msg[256], iso[PHN_ISO_LEN], *s, *e;
+	char *argv[] = { (char *)path, "--version", NULL };
+	char *env[] = { phn_asprintf("CODEX_HOME=%s", scratch), NULL };
+	struct phn_proc o = { 0 };
+	struct phn_buf out = { 0 };
+	struct json_object *doc, *ent;
+	struct stat st;
+	int rc;
+
+	if (stat(path, &st) == -1) {
+		free(cf);
+		free(env[0]);
+		return NULL;
+	}
+	mt = phn_asprintf("%lld.%09ld", (long long)st.st_mtim.tv_sec,
+	    (long)st.st_mtim.tv_nsec);
+	doc = phn_json_load(cf, msg, sizeof(msg));
+	if (!json_object_is_type(doc, json_type_object)) {
+		json_object_put(doc);
+		doc = json_object_new_object();
+	}
+	ent = phn_json_get(doc, path);
+	if (phn_jstr(ent, "mtime") && strcmp(phn_jstr(ent, "mtime"), mt) == 0 &&
+	    phn_json_int(ent, "size", -1) == (long long)st.st_size) {
+		if (phn_jstr(ent, "version"))
+			res = phn_strdup(phn_jstr(ent, "version"));
+		goto out;
+	}
+	o.argv = argv;
+	o.cwd = scratch;
+	o.env = env;
+	o.timeout = 30;
+	o.max = 64 << 10;
+	o.flags = PHN_PROC_GROUP;
+	if (phn_mkdirs(scratch, 0700) == -1)
+		goto out;
+	rc = phn_proc_run(&o, &out, NULL);
+	phn_rmtree(scratch);
+	if (rc == -1 || rc >= 128)
+		goto out;
+	if (rc == 0) {
+		/* The first line's last word. */
+		out.s[strcspn(out.s, "\r\n")] = '\0';
+		for (e = out.s + strlen(out.s); e > out.s && (e[-1] == ' ' ||
+		    e[-1] == '\t'); e--)
+			;
+		*e = '\0';
+		for (s = e; s > out.s && s[-1] != ' ' && s[-1] != '\t'; s--)
+			;
+		if (*s != '\0')
+			res = phn_strdup(s);
+	}
+	ent = json_object_new_object();
+	json_object_object_add(ent, "mtime", json_object_new_string(mt));
+	json_object_object_add(ent, "size", json_object_new_int64(
+	    (int64_t)st.st_size));
+	json_object_object_add(ent, "version", res ?
+	    json_object_new_string(res) : NULL);
+	phn_iso(phn_now(), iso);
+	json_object_object_add(ent, "checked_at", json_object_new_string(iso));
+	json_object_object_add(doc, path, ent);
+	(void)phn_json_write(cf, doc, PHN_MKDIR);
+out:
+	free(out.s);
+	json_object_put(doc);
+	free(mt);
+	free(cf);
+	free(env[0]);
+	return res;
 }
 
 /*

@@ -1,11 +1,16 @@
 /*
  * config.c - the harness config, runs/_system/harness_config.json.
  *
- * Its version is not stored in it: it is "hc_" plus the first 12 hex of
- * the SHA-256 of the config's canonical form (sorted keys, without
- * written_at), so any edit makes a new version and a reformat does not.
- * Each version recorded is snapshotted write-once under
- * _system/harness_config_versions/.
+ * Its version is "hc_" plus the first 12 hex of the SHA-256 of the
+ * config's canonical form (phn_json_pretty: sorted keys, 2-space indent,
+ * final newline) without the top-level keys written_at and
+ * harness_config_version, so any edit makes a new version, a reformat
+ * does not, and writing the version into the file (as the key
+ * harness_config_version, which the original's readers expect) does not
+ * change it.  The key is a record of the version, never its source: a
+ * missing or stale one is ignored on read, and PHN_CONFIG_STAMP (phn-init)
+ * brings it up to date.  Each version recorded is snapshotted write-once
+ * under _system/harness_config_versions/.
  *
  * This file owns the file: phn_config_read() is the one reader (a
  * missing file means the defaults; PHN_CONFIG_SNAPSHOT records the
@@ -112,6 +117,14 @@ secret_key(const char *k)
 		}
 	}
 	return 0;
+}
+
+/* Does this name (a config key, an environment variable) look like a
+ * secret's?  One rule for both. */
+int
+phn_secret_name(const char *name)
+{
+	return secret_key(name);
 }
 
 /* Walk the whole tree for secret-like keys and private key material. */
@@ -226,6 +239,10 @@ check(struct json_object *doc, struct phn_errs *e)
 		if (json_object_object_get_ex(doc, objs[i], &v) &&
 		    !json_object_is_type(v, json_type_object))
 			phn_errs_add(e, "%s: must be an object", objs[i]);
+	if (json_object_object_get_ex(doc, "harness_config_version", &v) &&
+	    !json_object_is_type(v, json_type_string))
+		phn_errs_add(e, "harness_config_version: must be a string "
+		    "(is %s)", phn_json_type(v));
 	if (e->n > before)
 		return -1;
 	check_int(doc, "defaults.scoreboard.heartbeat_interval_seconds", 1, 0, e);
@@ -268,6 +285,7 @@ check(struct json_object *doc, struct phn_errs *e)
 	return e->n > before ? -1 : 0;
 }
 
+/* The version of doc: see the top of this file. */
 static void
 version(struct json_object *doc, char out[32])
 {
@@ -285,7 +303,8 @@ version(struct json_object *doc, char out[32])
 }
 
 /*
- * Write the default config (with written_at) to runs/_system: write-once,
+ * Write the default config (with written_at and harness_config_version)
+ * to runs/_system: write-once,
  * or with force replacing what is there.  Returns 1 written, 0 one was
  * there already, -1 on error (e: temporary).
  */
@@ -295,10 +314,14 @@ phn_config_write(const struct phn_paths *p, int force, struct phn_errs *e)
 	char *f = phn_path_join(p->runs, "_system/harness_config.json");
 	char iso[PHN_ISO_LEN];
 	struct json_object *doc = phn_config_default();
+	char v[32];
 	int r;
 
 	phn_iso(phn_now(), iso);
 	json_object_object_add(doc, "written_at", json_object_new_string(iso));
+	version(doc, v);
+	json_object_object_add(doc, "harness_config_version",
+	    json_object_new_string(v));
 	r = phn_json_write(f, doc, PHN_DURABLE | PHN_MKDIR |
 	    (force ? 0 : PHN_ONCE));
 	if (r == 0)
@@ -329,11 +352,33 @@ snapshot(const struct phn_paths *p, struct phn_config *cfg,
 }
 
 /*
+ * cfg->doc gets the right harness_config_version; with PHN_CONFIG_STAMP
+ * the file too, when its key was missing or stale.  0, or -1 (e: temp).
+ */
+static int
+stamp(struct phn_config *cfg, int flags, struct phn_errs *e)
+{
+	const char *had = phn_jstr(cfg->doc, "harness_config_version");
+
+	if (had != NULL && strcmp(had, cfg->version) == 0)
+		return 0;
+	json_object_object_add(cfg->doc, "harness_config_version",
+	    json_object_new_string(cfg->version));
+	if ((flags & PHN_CONFIG_STAMP) && phn_json_write(cfg->path, cfg->doc,
+	    PHN_DURABLE) == -1)
+		return phn_errs_fail(e, 1, "unable to write %s:", cfg->path);
+	return 0;
+}
+
+/*
  * Read the harness config into cfg.  The one rule for a missing file:
  * the config is the defaults (cfg->missing is set).  With
  * PHN_CONFIG_SNAPSHOT the version is recorded: a missing file is first
  * written with the defaults, and the version's snapshot is written too.
- * Without it nothing is written.  Returns 0, or -1 with every problem in
+ * With PHN_CONFIG_STAMP a file whose harness_config_version is missing
+ * or stale is rewritten with the right one (same content otherwise).
+ * Without them nothing is written.  cfg->doc always carries the right
+ * harness_config_version.  Returns 0, or -1 with every problem in
  * e (temp when the file could not be read or written).
  */
 int
@@ -379,6 +424,8 @@ again:
 		}
 	}
 	version(cfg->doc, cfg->version);
+	if (stamp(cfg, cfg->missing ? 0 : flags, e) == -1)
+		return -1;
 	if ((flags & PHN_CONFIG_SNAPSHOT) && snapshot(p, cfg, e) == -1)
 		return -1;
 	return 0;

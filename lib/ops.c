@@ -1,6 +1,7 @@
 /*
  * ops.c - what the observing and operator commands share: finding an
- * attempt by directory or by ids, confining artifact names to their
+ * attempt by directory or by ids, and the store an attempt directory
+ * lies in, confining artifact names to their
  * attempt, and cancel.
  *
  * Cancel protocol (shared with phn-spawn): an attempt's state.json names
@@ -75,6 +76,122 @@ phn_attempt_select(const struct phn_paths *p, const char *dir,
 		phn_errs_fail(e, 0, "%s/%s/%s: %s", batch, job, step,
 		    errno == EEXIST ? "several attempt directories match that "
 		    "run id" : "no attempt with that run id");
+	return d;
+}
+
+/* Is runs a runs store: its _system/, or the batch's batch_meta.json? */
+static int
+is_store(const char *runs, const char *batch)
+{
+	char *f = phn_path_join(runs, "_system"), *b;
+	struct stat st;
+	int r = stat(f, &st) == 0 && S_ISDIR(st.st_mode);
+
+	free(f);
+	if (!r) {
+		b = phn_path_join(runs, batch);
+		f = phn_path_join(b, "batch_meta.json");
+		r = access(f, F_OK) == 0;
+		free(b);
+		free(f);
+	}
+	return r;
+}
+
+/*
+ * The store an attempt directory dir (absolute or relative to the cwd)
+ * lies in, found from the path alone: an attempt is
+ * RUNS/BATCH/JOB/steps/STEP/attempts/NAME, so the runs root is six levels
+ * up (as written, else with symbolic links resolved) and must have
+ * _system/ or the batch's batch_meta.json; the root is its parent, the
+ * runners root ROOT/runners.  Returns the attempt directory's absolute
+ * path in that store, with q filled; or NULL (errno EINVAL: not inside a
+ * store; ENOENT: no such directory).
+ */
+char *
+phn_attempt_store(const char *dir, struct phn_paths *q)
+{
+	char *c = getcwd(NULL, 0), *cand[2], real[PATH_MAX], *runs, *t;
+	char *res = NULL;
+	struct stat st;
+	int i, k, r = -1;
+
+	memset(q, 0, sizeof(*q));
+	if (c == NULL)
+		return NULL;
+	cand[0] = phn_path_abs(c, dir);
+	free(c);
+	if (stat(cand[0], &st) == -1 || !S_ISDIR(st.st_mode)) {
+		free(cand[0]);
+		errno = ENOENT;
+		return NULL;
+	}
+	cand[1] = realpath(cand[0], real) ? phn_strdup(real) : NULL;
+	for (i = 0; i < 2 && r == -1 && cand[i] != NULL; i++) {
+		struct phn_attempt a;
+		runs = phn_strdup(cand[i]);
+		for (k = 0; k < 6; k++) {
+			t = phn_path_dirname(runs);
+			free(runs);
+			runs = t;
+		}
+		q->runs = runs;
+		q->root = phn_path_dirname(runs);
+		q->runners = phn_path_join(q->root, "runners");
+		if (strcmp(runs, "/") != 0 && phn_attempt_parse(q, cand[i],
+		    &a) == 0) {
+			if (is_store(runs, a.batch)) {
+				r = 0;
+				res = phn_strdup(a.dir);
+			}
+			phn_attempt_free(&a);
+		}
+		if (r == -1)
+			phn_paths_free(q);
+	}
+	free(cand[0]);
+	free(cand[1]);
+	if (r == -1) {
+		memset(q, 0, sizeof(*q));
+		errno = EINVAL;
+	}
+	return res;
+}
+
+/*
+ * The attempt directory dir names, absolute, and the store it lies in:
+ * p's when it is one of p's attempts (absolute, relative to the cwd or
+ * to p's runs root; q is then zeroed), else the store found from its
+ * path (phn_attempt_store; q gets its paths, for the caller to free).
+ * NULL with the reason in e when it is neither.
+ */
+char *
+phn_attempt_locate(const struct phn_paths *p, const char *dir,
+    struct phn_paths *q, struct phn_errs *e)
+{
+	struct phn_attempt a;
+	struct stat st;
+	char *d;
+	int r;
+
+	memset(q, 0, sizeof(*q));
+	if (phn_attempt_parse(p, dir, &a) == 0) {
+		r = stat(a.dir, &st) == 0 && S_ISDIR(st.st_mode);
+		d = phn_strdup(a.dir);
+		phn_attempt_free(&a);
+		if (r)
+			return d;
+		free(d);
+	}
+	if ((d = phn_attempt_store(dir, q)) == NULL) {
+		phn_errs_fail(e, 0, errno == ENOENT ? "%s: no such attempt "
+		    "directory" : "%s: not an attempt directory of %s, nor of "
+		    "a store found from its path (want RUNS/BATCH/JOB/steps/"
+		    "STEP/attempts/NAME, RUNS with _system/ or "
+		    "BATCH/batch_meta.json)", dir, p->runs);
+		return NULL;
+	}
+	phn_store_confine(q->runs);	/* its writes go there */
 	return d;
 }
 

@@ -25,6 +25,9 @@
 #define PHN_EXIT_TEMP	111	/* temporary failure: a system call failed */
 #define PHN_EXIT_RUNNING	3	/* phn-score: a step is still in flight */
 
+#ifndef PHN_VERSION
+#define PHN_VERSION	"0.1"	/* the toolkit's (meta.json phn_version) */
+#endif
 #define PHN_ID_MAX	128
 #define PHN_JSON_MAX_DEPTH	32
 #define PHN_LT_MAX_BYTES	(64L * 1024 * 1024)
@@ -231,7 +234,9 @@ struct phn_opts {
 	int	 json;
 	const char *batch;
 	const char *adir, *job, *step, *run;	/* PHN_TAKE_ATTEMPT */
-	int	 mkstore;	/* may create the store; else it must exist */
+	int	 mkstore;	/* may run without a store at the root (it makes
+				 * one, or finds its store from an attempt's
+				 * path); else the store must exist */
 };
 void	phn_opts_parse(struct phn_opts *, int *, char **[],
 	    const struct phn_option *);
@@ -247,10 +252,12 @@ struct phn_config {
 	int	 missing;		/* no file: doc is the defaults */
 };
 #define PHN_CONFIG_SNAPSHOT	1	/* record the version (writes) */
+#define PHN_CONFIG_STAMP	2	/* write harness_config_version in */
 struct json_object *phn_config_default(void);
 int	phn_config_read(const struct phn_paths *, int, struct phn_config *,
 	    struct phn_errs *);
 int	phn_config_write(const struct phn_paths *, int, struct phn_errs *);
+int	phn_secret_name(const char *);
 void	phn_config_free(struct phn_config *);
 long long phn_config_int(const struct phn_config *, const char *, long long);
 double	phn_config_num(const struct phn_config *, const char *, double);
@@ -406,11 +413,18 @@ void	phn_limits_init(struct phn_limits *, struct json_object *,
 	    struct json_object *);
 int	phn_attempt_reap_locked(const struct phn_paths *,
 	    const struct phn_attempt *, double, double, const char **);
+/* codex.c: the codex binary (PHN_CODEX, else PATH) and its version */
+char	*phn_codex_find(int *, char **);
+char	*phn_codex_version(const struct phn_paths *, const char *,
+	    const char *);
 /* ops.c: what the operator commands share (phn-cancel, phn-artifact,
  * phn-tail, phn-gc) */
 char	*phn_attempt_select(const struct phn_paths *, const char *,
 	    const char *, const char *, const char *, const char *,
 	    struct phn_errs *);
+char	*phn_attempt_store(const char *, struct phn_paths *);
+char	*phn_attempt_locate(const struct phn_paths *, const char *,
+	    struct phn_paths *, struct phn_errs *);
 char	*phn_artifact_path(const char *, const char *);
 int	phn_cancel(const struct phn_paths *, const struct phn_attempt *,
 	    double, struct json_object **);

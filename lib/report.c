@@ -424,7 +424,7 @@ phn_run_outcome(struct phn_run *r)
 	if (r->status != NULL)
 		return;
 	ended(r);
-	if (r->thread_id) {
+	if (r->thread_id && r->version == NULL) {
 		sd = phn_path_join(r->home, "sessions");
 		r->version = cli_version(sd, r->thread_id, 0);
 		free(sd);

@@ -61,7 +61,6 @@ int	phn_run_stage_json(struct phn_run *, const char *, struct json_object *);
 int	phn_signals_init(void);
 int	phn_signal_canceled(void);
 char	*phn_shquote(char *const []);
-char	*phn_codex_find(int *, char **);
 const char *phn_codex_web_search(struct phn_run *);
 void	phn_codex_argv(struct phn_run *, const char *);
 char	*phn_workspace_isolated(const struct phn_paths *, const char *,

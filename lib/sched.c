@@ -40,6 +40,7 @@
 #include <malloc.h>
 #endif
 #include <math.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -1349,6 +1350,85 @@ schema_for(const struct phn_paths *p, const char *batch, const char *job,
 	return o;
 }
 
+/*
+ * meta.json's environment_snapshot: where and by whom the attempt runs.
+ * The original's keys (job_workdir, workspace_policy, workspace_root),
+ * then host, user, phn_version, codex_path (null: not found) and env, the
+ * PHN_*, CODEX_* and OPENAI_* variables whose names do not look like a
+ * secret (config.c's rule: CODEX_API_KEY is left out).
+ */
+static struct json_object *
+env_snapshot(struct phn_sched *s, const char *batch, struct json_object *info,
+    struct json_object *jd)
+{
+	static const char *const pre[] = { "PHN_", "CODEX_", "OPENAI_", NULL };
+	struct json_object *o = json_object_new_object(), *wp, *env;
+	const char *wd = phn_jstr(jd, "workdir"), *job = phn_jstr(jd, "job_id");
+	struct passwd *pw = getpwuid(geteuid());
+	char *codex, *why = NULL, *ws, *name;
+	size_t i, k, n;
+	int code;
+
+	wp = phn_json_get(phn_json_get(jd, "job"), "workspace_policy");
+	if (!json_object_is_type(wp, json_type_object))
+		wp = phn_json_path_get(info,
+		    "effective_defaults.workspace_policy");
+	json_object_object_add(o, "job_workdir", phn_json_string(wd));
+	if (json_object_is_type(wp, json_type_object))
+		json_object_object_add(o, "workspace_policy", json_object_get(wp));
+	else {
+		wp = json_object_new_object();
+		json_object_object_add(wp, "mode", json_object_new_string(
+		    phn_jstr(jd, "workspace_mode") ? phn_jstr(jd,
+		    "workspace_mode") : "shared"));
+		json_object_object_add(o, "workspace_policy", wp);
+	}
+	if (phn_jstr(jd, "workspace_mode") &&
+	    strcmp(phn_jstr(jd, "workspace_mode"), "isolated") == 0) {
+		char *f = phn_job_path(s->p, batch, job, "_workspace");
+		ws = phn_path_rel(s->p->runs, f);
+		free(f);
+		json_object_object_add(o, "workspace_root",
+		    json_object_new_string(ws));
+		free(ws);
+	} else
+		json_object_object_add(o, "workspace_root", phn_json_string(wd));
+	json_object_object_add(o, "host", json_object_new_string(phn_hostname()));
+	if (pw != NULL)
+		json_object_object_add(o, "user", json_object_new_string(
+		    pw->pw_name));
+	else {
+		name = phn_asprintf("%lu", (unsigned long)geteuid());
+		json_object_object_add(o, "user", json_object_new_string(name));
+		free(name);
+	}
+	json_object_object_add(o, "phn_version", json_object_new_string(
+	    PHN_VERSION));
+	codex = phn_codex_find(&code, &why);
+	json_object_object_add(o, "codex_path", phn_json_string(codex));
+	free(codex);
+	free(why);
+	env = json_object_new_object();
+	for (i = 0; environ[i] != NULL; i++) {
+		const char *eq = strchr(environ[i], '=');
+		if (eq == NULL)
+			continue;
+		for (k = 0; pre[k] != NULL; k++)
+			if (strncmp(environ[i], pre[k], strlen(pre[k])) == 0)
+				break;
+		if (pre[k] == NULL)
+			continue;
+		n = (size_t)(eq - environ[i]);
+		name = phn_asprintf("%.*s", (int)n, environ[i]);
+		if (!phn_secret_name(name))
+			json_object_object_add(env, name,
+			    json_object_new_string(eq + 1));
+		free(name);
+	}
+	json_object_object_add(o, "env", env);
+	return o;
+}
+
 static struct json_object *
 meta_build(struct phn_sched *s, const char *batch, struct json_object *info,
     struct json_object *jd, const char *step, const struct phn_verdict *ev,
@@ -1373,6 +1453,12 @@ meta_build(struct phn_sched *s, const char *batch, struct json_object *info,
 	free(f);
 	json_object_object_add(m, "prompt_file", json_object_new_string(pf));
 	free(pf);
+	v = phn_json_find(phn_json_get(phn_json_get(jd, "job"), "steps"),
+	    "step_id", step);
+	json_object_object_add(m, "prompt_ref", phn_json_string(phn_jstr(v,
+	    "prompt_ref")));
+	json_object_object_add(m, "environment_snapshot", env_snapshot(s, batch,
+	    info, jd));
 	v = phn_json_get(info, "execution_policy");
 	json_object_object_add(m, "policy_snapshot", v ? json_object_get(v) :
 	    json_object_new_object());

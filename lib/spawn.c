@@ -204,6 +204,8 @@ phn_run_running(struct phn_run *r)
 	}
 	json_object_object_add(f, "current_item", json_object_new_string(
 	    r->nocodex ? "dry run" : "codex started"));
+	json_object_object_add(f, "codex_cli_version", phn_json_string(
+	    r->version));
 	rc = phn_state_update(r->a.dir, "running", f);
 	json_object_put(f);
 	return rc;
@@ -485,6 +487,21 @@ load_resume(struct phn_run *r)
 	return 0;
 }
 
+/* Is an API key in the environment?  Then codex logs in with it, and
+ * auth.json is not linked (as in the original). */
+static int
+api_key(void)
+{
+	const char *c = getenv("CODEX_API_KEY"), *o = getenv("OPENAI_API_KEY");
+
+	return (c != NULL && *c != '\0') || (o != NULL && *o != '\0');
+}
+
+/*
+ * The attempt's CODEX_HOME: the resume source's copied in (without its
+ * auth.json and config.toml), then ~/.codex/auth.json (unless an API key
+ * is set) and config.toml (or PHN_CODEX_CONFIG) linked in.
+ */
 static int
 load_home(struct phn_run *r)
 {
@@ -524,7 +541,7 @@ load_home(struct phn_run *r)
 	else
 		src = phn_path_join(home && *home ? home : "/", ".codex");
 	auth = phn_path_join(src, "auth.json");
-	if (access(auth, R_OK) == 0 && *auth == '/')
+	if (!api_key() && access(auth, R_OK) == 0 && *auth == '/')
 		rc = link_in(r, auth, "auth.json");
 	if (rc == 0 && cfg && *cfg) {
 		c = getcwd(NULL, 0);
@@ -595,6 +612,9 @@ phn_run_prepare(struct phn_run *r)
 		free(why);
 		return -1;
 	}
+	t = phn_path_join(r->a.dir, "tmp/version_probe");
+	r->version = phn_codex_version(r->p, r->codex, t);
+	free(t);
 	if (truthy(r->policy, "web_search_enabled") &&
 	    (ws = phn_codex_web_search(r)) == NULL)
 		return fail(r, 1, "execution_policy.web_search_enabled: the "
