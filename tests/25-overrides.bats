@@ -9,6 +9,10 @@ setup() {
 	phn-init >/dev/null 2>&1
 }
 
+teardown() {
+	bg_cleanup
+}
+
 one_step() {	# one_step [RETRY-POLICY]
 	mklt lt.json "{concurrency: 5, jobs: [{job_id: \"a\",
 	    working_directory: \".\", steps: [{step_id: \"s1\", prompt: \"p\"${1:+,
@@ -231,3 +235,18 @@ meta() { jq -r "$2" "$1/meta.json"; }
 	run -0 phn-close-batch -m "superseded" "$batch"
 	[ "$(jq -r .reason "runs/$batch/batch_closed.json")" = superseded ]
 }
+
+@test "a batch closed while a claimer waits for the step lock: the re-check under the lock claims nothing" {
+	one_step
+	# Hold the step lock, close the batch, then let go: a claimer that
+	# came in before the close must see it under the lock.
+	bg_hold flock "runs/$B/a/steps/s1/step.lock" \
+	    sh -c 'sleep 1.5; phn-close-batch "$0" >/dev/null' "$B"
+	wait_for test -f "runs/$B/a/steps/s1/step.lock"
+	sleep 0.3
+	run -1 phn-claim
+	[ -f "runs/$B/batch_closed.json" ]
+	run atts s1
+	[ -z "$output" ]
+}
+

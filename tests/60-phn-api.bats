@@ -67,6 +67,11 @@ teardown() {
 	run -0 curl -s -o /dev/null -w '%{http_code}' \
 	    "$URL/v1/artifact?batch_id=../b&job_id=j&step_id=s&run_id=r&name=x"
 	[ "$output" = 400 ]
+	# refused by the API itself, before any program runs
+	run -0 curl -s "$URL/v1/artifact?batch_id=..&job_id=j&step_id=s&run_id=r&name=x"
+	[ "$(jq -r .error <<<"$output")" = "batch_id, job_id, step_id and run_id must be valid ids" ]
+	run -0 curl -s -X POST "$URL/v1/cancel?batch_id=b&job_id=j/k&step_id=s&run_id=r"
+	[ "$(jq -r .error <<<"$output")" = "batch_id, job_id, step_id and run_id must be valid ids" ]
 }
 
 @test "token auth: a missing, wrong, empty, short or long token is 401, the right one works" {
