@@ -375,6 +375,7 @@ load_prompt(struct phn_run *r)
 {
 	char *f = phn_path_join(r->a.dir, "prompt.txt"), *snap, hex[PHN_SHA256_HEX];
 	const char *want = phn_jstr(r->meta, "prompt_sha256");
+	struct stat sb;
 	int rc = 0;
 
 	if (want == NULL)
@@ -390,6 +391,10 @@ load_prompt(struct phn_run *r)
 		else if (phn_write_new(f, r->prompt, r->prompt_len) == -1 &&
 		    errno != EEXIST)
 			rc = fail(r, PHN_EXIT_TEMP, "unable to write %s: %s", f,
+			    strerror(errno));
+		/* never wider than the snapshot (a prompt_ref's own mode) */
+		else if (stat(snap, &sb) == 0 && chmod(f, sb.st_mode & 0644) == -1)
+			rc = fail(r, PHN_EXIT_TEMP, "unable to chmod %s: %s", f,
 			    strerror(errno));
 		free(snap);
 	}

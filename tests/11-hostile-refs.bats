@@ -354,6 +354,10 @@ OUTSIDE="outside the job's working directory, the table's directory and limits.r
 	chmod 600 p.txt
 	accept '.jobs[0].steps[0] = {prompt_ref: "p.txt"}'
 	[ "$(mode "runs/$ID/job_0001/steps/step1/prompt.txt")" = 600 ]
+	# and so does the attempt's copy, the prompt phn-spawn sends
+	A=$(phn-claim)
+	run -0 phn-spawn -D "$A"
+	[ "$(mode "$A/prompt.txt")" = 600 ]
 }
 
 @test "snapshots: output_schema.json keeps a 0640 schema's mode" {
