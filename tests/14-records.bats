@@ -179,7 +179,8 @@ EOF
 @test "meta.json: an isolated job's workspace_root, codex_path null when none" {
 	export PHN_CODEX=$T/no-such-codex
 	mk_batch '[{"job_id": "j", "working_directory": "w",
-	    "workspace_policy": {"mode": "isolated"}, "steps": [{"step_id": "s", "prompt": "x"}]}]'
+	    "workspace_policy": {"mode": "isolated",
+	    "allow_isolated_copy_fallback": true}, "steps": [{"step_id": "s", "prompt": "x"}]}]'
 	a=$(phn-claim -b "$B")
 	run -0 jq -c '.environment_snapshot | [.workspace_policy.mode,
 	    .workspace_root, .codex_path]' "$a/meta.json"
