@@ -172,7 +172,7 @@ steps_lt() {
 	echo '{"type":"turn.completed"}' >"runs/$dir/codex.events.jsonl"
 	run -0 phn tail-events --root . --attempt-dir "$dir" --lines 1
 	assert_output '{"type":"turn.completed"}'
-	run -1 phn cancel --root . --attempt-dir "$dir"
+	run -0 phn cancel --root . --attempt-dir "$dir"
 	run jq -r .already_terminal <<<"$output"
 	assert_output true
 	run -0 phn gc --root . --dry-run
