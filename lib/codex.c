@@ -152,6 +152,19 @@ phn_codex_find(int *code, char **why)
 	return f;
 }
 
+/* A codex probe: in its own group, a scratch CODEX_HOME, 30 s at most. */
+static void
+probe_opts(struct phn_proc *o, char **argv, const char *cwd, char **env,
+    size_t max)
+{
+	o->argv = argv;
+	o->cwd = cwd;
+	o->env = env;
+	o->timeout = 30;
+	o->max = max;
+	o->flags = PHN_PROC_GROUP;
+}
+
 /*
  * The version of the codex binary at path (absolute): the last word of
  * the first line `codex --version` prints ("codex-cli 0.171.0" gives
@@ -196,12 +209,7 @@ phn_codex_version(const struct phn_paths *p, const char *path,
 			res = phn_strdup(phn_jstr(ent, "version"));
 		goto out;
 	}
-	o.argv = argv;
-	o.cwd = scratch;
-	o.env = env;
-	o.timeout = 30;
-	o.max = 64 << 10;
-	o.flags = PHN_PROC_GROUP;
+	probe_opts(&o, argv, scratch, env, 64 << 10);
 	if (phn_mkdirs(scratch, 0700) == -1)
 		goto out;
 	rc = phn_proc_run(&o, &out, NULL);
@@ -260,12 +268,7 @@ phn_codex_web_search(struct phn_run *r)
 		    probe, "-c", (char *)cands[i], "-", NULL };
 		char *env[] = { phn_asprintf("CODEX_HOME=%s", probe), NULL };
 		struct phn_buf err = { 0 };
-		o.argv = argv;
-		o.cwd = probe;
-		o.env = env;
-		o.timeout = 30;
-		o.max = 64 << 20;
-		o.flags = PHN_PROC_GROUP;
+		probe_opts(&o, argv, probe, env, 64 << 20);
 		st = phn_proc_run(&o, NULL, &err);
 		free(env[0]);
 		if (st != -1 && strstr(err.s, "unknown configuration field") ==
