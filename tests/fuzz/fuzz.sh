@@ -44,8 +44,8 @@ objs=""
 for src in "$top"/lib/*.c; do
     o=$(basename "$src" .c).o
     objs="$objs $o"
-    if [ ! -e "$o" ] || [ "$src" -nt "$o" ] ||
-       [ -n "$(find "$top/lib" -name '*.h' -newer "$o")" ]; then
+    if [ ! -e "$o" ] ||
+       [ -n "$(find "$src" "$top"/lib/*.h -newer "$o")" ]; then
         # shellcheck disable=SC2086 # the flags are words
         "$cc" $cflags -fsanitize=fuzzer-no-link -c -o "$o" "$src" ||
             die "cannot compile $src"
