@@ -19,7 +19,11 @@
  * their negations, \t \n, escaped punctuation) are rewritten first,
  * since glibc would otherwise take "\d" for a plain 'd' without a word.
  * They run in the C.UTF-8 locale (per thread, via uselocale) when it is
- * there, so that "." and "é+" mean characters, not bytes.
+ * there, so that "." and "é+" mean characters, not bytes.  glibc expands
+ * repetitions as it compiles (x+ is x x*, x{2,9} nine copies of x, and
+ * nested ones multiply), so a pattern that would expand beyond
+ * RE_MAX_ATOMS atoms is refused as too complex: compiling it could take
+ * gigabytes.
  */
 #include <sys/types.h>
 
@@ -35,6 +39,8 @@
 #include <json-c/json.h>
 
 #include "phn.h"
+
+#define RE_MAX_ATOMS	4096	/* glibc's cost grows with their square */
 
 enum { WHITE, GRAY, BLACK };
 
@@ -334,28 +340,86 @@ fail:
 	return -1;
 }
 
+/*
+ * Count a pattern's next token into its expanded size: the plain
+ * character or quantifier at s, or (s NULL) an escape or a bracket.
+ * atoms[d] are the atoms of the group open at depth d, *last those of the
+ * last atom or group, which a quantifier repeats.  Returns the length of
+ * the token at s.
+ */
+static size_t
+re_size(const char *s, double *atoms, size_t *d, double *last)
+{
+	const char *e = s;
+	double n = 0, m;
+
+	if (s == NULL || strchr("()+{|*?", *s) == NULL) {
+		atoms[*d] += 1;
+		*last = 1;
+	} else if (*s == '(')
+		atoms[++*d] = *last = 0;
+	else if (*s == ')' && *d > 0) {
+		*last = atoms[(*d)--];
+		atoms[*d] += *last;
+	} else if (*s == '+') {
+		atoms[*d] += *last;
+		*last *= 2;
+	} else if (*s == '{' && isdigit((unsigned char)s[1])) {
+		/* x{n}, x{n,m}: n or m copies of x; x{n,}: n + 1 */
+		for (e = s + 1; isdigit((unsigned char)*e); e++)
+			n = n * 10 + (*e - '0');
+		m = n;
+		if (*e == ',' && !isdigit((unsigned char)e[1]))
+			m = n + 1;
+		else if (*e == ',')
+			for (m = 0, e++; isdigit((unsigned char)*e); e++)
+				m = m * 10 + (*e - '0');
+		n = fmax(fmax(n, m), 1);
+		atoms[*d] += *last * (n - 1);
+		*last *= n;
+	} else if (*s == '|')
+		*last = 0;
+	return s == NULL ? 0 : e > s ? (size_t)(e - s) : 1;
+}
+
 static char *
 re_posix(const char *s, const char **why)
 {
 	char *o, *q;
 	const char *cl;
+	double *atoms, last = 0;
+	size_t d = 0, n;
 	int ch;
 
 	o = q = phn_malloc(8 * strlen(s) + 16);
-	while (*s != '\0') {
+	atoms = phn_malloc((strlen(s) + 2) * sizeof(*atoms));
+	atoms[0] = 0;
+	for (;;) {
+		if (atoms[d] > RE_MAX_ATOMS || last > RE_MAX_ATOMS) {
+			*why = "too complex (its repetitions expand beyond "
+			    "4096 atoms)";
+			goto fail;
+		}
+		if (*s == '\0')
+			break;
 		if (*s == '[') {
 			if (re_bracket(&s, &q, why) == -1)
 				goto fail;
+			re_size(NULL, atoms, &d, &last);
 			continue;
 		}
 		if (*s != '\\') {
-			*q++ = *s++;
+			n = re_size(s, atoms, &d, &last);
+			memcpy(q, s, n);
+			q += n;
+			s += n;
 			continue;
 		}
 		if ((ch = (unsigned char)s[1]) == '\0') {
 			*why = "trailing backslash";
 			goto fail;
 		}
+		re_size(NULL, atoms, &d, &last);
 		s += 2;
 		if ((cl = re_class(ch)) != NULL) {
 			q = stpcpy(q, isupper(ch) ? "[^" : "[");
@@ -375,8 +439,10 @@ re_posix(const char *s, const char **why)
 		}
 	}
 	*q = '\0';
+	free(atoms);
 	return o;
 fail:
+	free(atoms);
 	free(o);
 	return NULL;
 }
