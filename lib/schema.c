@@ -21,9 +21,10 @@
  * They run in the C.UTF-8 locale (per thread, via uselocale) when it is
  * there, so that "." and "é+" mean characters, not bytes.  glibc expands
  * repetitions as it compiles (x+ is x x*, x{2,9} nine copies of x, and
- * nested ones multiply), so a pattern that would expand beyond
- * RE_MAX_ATOMS atoms is refused as too complex: compiling it could take
- * gigabytes.
+ * nested ones multiply), and its time grows with the square of the
+ * groups' nesting, so a pattern that would expand beyond RE_MAX_ATOMS
+ * atoms or nests groups deeper than RE_MAX_DEPTH is refused as too
+ * complex: compiling it could take gigabytes, minutes, or the stack.
  */
 #include <sys/types.h>
 
@@ -41,6 +42,7 @@
 #include "phn.h"
 
 #define RE_MAX_ATOMS	4096	/* glibc's cost grows with their square */
+#define RE_MAX_DEPTH	32
 
 enum { WHITE, GRAY, BLACK };
 
@@ -359,7 +361,7 @@ re_size(const char *s, double *atoms, size_t *d, double *last)
 	} else if (*s == '(')
 		atoms[++*d] = *last = 0;
 	else if (*s == ')' && *d > 0) {
-		*last = atoms[(*d)--];
+		*last = fmax(atoms[(*d)--], 1);	/* () is not free */
 		atoms[*d] += *last;
 	} else if (*s == '+') {
 		atoms[*d] += *last;
@@ -395,9 +397,11 @@ re_posix(const char *s, const char **why)
 	atoms = phn_malloc((strlen(s) + 2) * sizeof(*atoms));
 	atoms[0] = 0;
 	for (;;) {
-		if (atoms[d] > RE_MAX_ATOMS || last > RE_MAX_ATOMS) {
-			*why = "too complex (its repetitions expand beyond "
-			    "4096 atoms)";
+		if (atoms[d] > RE_MAX_ATOMS || last > RE_MAX_ATOMS ||
+		    d > RE_MAX_DEPTH) {
+			*why = "too complex (over 4096 atoms once its "
+			    "repetitions are expanded, or groups nested over "
+			    "32 deep)";
 			goto fail;
 		}
 		if (*s == '\0')
