@@ -366,8 +366,8 @@ re_size(const char *s, double *atoms, size_t *d, double *last)
 	} else if (*s == '+') {
 		atoms[*d] += *last;
 		*last *= 2;
-	} else if (*s == '{' && isdigit((unsigned char)s[1])) {
-		/* x{n}, x{n,m}: n or m copies of x; x{n,}: n + 1 */
+	} else if (*s == '{' && (isdigit((unsigned char)s[1]) || s[1] == ',')) {
+		/* x{n}, x{n,m}, x{,m}: n or m copies of x; x{n,}: n + 1 */
 		for (e = s + 1; isdigit((unsigned char)*e); e++)
 			n = n * 10 + (*e - '0');
 		m = n;
