@@ -41,7 +41,7 @@
 
 #include "phn.h"
 
-#define RE_MAX_ATOMS	4096	/* glibc's cost grows with their square */
+#define RE_MAX_ATOMS	1024	/* glibc's cost grows with their square */
 #define RE_MAX_DEPTH	32
 
 enum { WHITE, GRAY, BLACK };
@@ -399,7 +399,7 @@ re_posix(const char *s, const char **why)
 	for (;;) {
 		if (atoms[d] > RE_MAX_ATOMS || last > RE_MAX_ATOMS ||
 		    d > RE_MAX_DEPTH) {
-			*why = "too complex (over 4096 atoms once its "
+			*why = "too complex (over 1024 atoms once its "
 			    "repetitions are expanded, or groups nested over "
 			    "32 deep)";
 			goto fail;
