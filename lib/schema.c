@@ -25,6 +25,8 @@
  * groups' nesting, so a pattern that would expand beyond RE_MAX_ATOMS
  * atoms or nests groups deeper than RE_MAX_DEPTH is refused as too
  * complex: compiling it could take gigabytes, minutes, or the stack.
+ * So is a quantifier on a quantifier (x**, as ECMA-262 does); a lazy
+ * one's '?' (x+?) is dropped, since glibc would read it as (x+)?.
  */
 #include <sys/types.h>
 
@@ -342,31 +344,49 @@ fail:
 	return -1;
 }
 
+/* A pattern's size once glibc expands its repetitions (re_size). */
+struct re_cost {
+	double	*atoms;		/* of the group open at each depth */
+	size_t	 d;		/* the depth */
+	double	 last;		/* of the last atom or group */
+	int	 quant;		/* the last token was a quantifier */
+};
+
 /*
- * Count a pattern's next token into its expanded size: the plain
- * character or quantifier at s, or (s NULL) an escape or a bracket.
- * atoms[d] are the atoms of the group open at depth d, *last those of the
- * last atom or group, which a quantifier repeats.  Returns the length of
- * the token at s.
+ * Count a pattern's next token into c: the plain character or quantifier
+ * at s, or (s NULL) an escape or a bracket.  A quantifier repeats the
+ * last atom or group.  Returns the length of the token at s; 0 for a
+ * lazy quantifier's '?', dropped (a search cannot tell lazy from
+ * greedy; glibc would read x+? as (x+)?); -1 for a quantifier on a
+ * quantifier, which ECMA-262 refuses and glibc takes ages over.
  */
-static size_t
-re_size(const char *s, double *atoms, size_t *d, double *last)
+static int
+re_size(const char *s, struct re_cost *c)
 {
 	const char *e = s;
-	double n = 0, m;
+	double n = 0, m, *a = c->atoms;
+	int quant = c->quant;
 
+	c->quant = s != NULL && (strchr("+*?", *s) != NULL || (*s == '{' &&
+	    (isdigit((unsigned char)s[1]) || s[1] == ',')));
+	if (c->quant && quant == 1 && *s == '?') {
+		c->quant = 2;
+		return 0;
+	}
+	if (c->quant && quant)
+		return -1;
 	if (s == NULL || strchr("()+{|*?", *s) == NULL) {
-		atoms[*d] += 1;
-		*last = 1;
+		a[c->d] += 1;
+		c->last = 1;
 	} else if (*s == '(')
-		atoms[++*d] = *last = 0;
-	else if (*s == ')' && *d > 0) {
-		*last = fmax(atoms[(*d)--], 1);	/* () is not free */
-		atoms[*d] += *last;
+		a[++c->d] = c->last = 0;
+	else if (*s == ')' && c->d > 0) {
+		c->last = fmax(a[c->d--], 1);	/* () is not free */
+		a[c->d] += c->last;
 	} else if (*s == '+') {
-		atoms[*d] += *last;
-		*last *= 2;
-	} else if (*s == '{' && (isdigit((unsigned char)s[1]) || s[1] == ',')) {
+		a[c->d] += c->last;
+		c->last *= 2;
+	} else if (*s == '{' && c->quant) {
 		/* x{n}, x{n,m}, x{,m}: n or m copies of x; x{n,}: n + 1 */
 		for (e = s + 1; isdigit((unsigned char)*e); e++)
 			n = n * 10 + (*e - '0');
@@ -376,29 +396,30 @@ re_size(const char *s, double *atoms, size_t *d, double *last)
 		else if (*e == ',')
 			for (m = 0, e++; isdigit((unsigned char)*e); e++)
 				m = m * 10 + (*e - '0');
+		if (*e == '}')
+			e++;
 		n = fmax(fmax(n, m), 1);
-		atoms[*d] += *last * (n - 1);
-		*last *= n;
+		a[c->d] += c->last * (n - 1);
+		c->last *= n;
 	} else if (*s == '|')
-		*last = 0;
-	return s == NULL ? 0 : e > s ? (size_t)(e - s) : 1;
+		c->last = 0;
+	return s == NULL ? 0 : e > s ? (int)(e - s) : 1;
 }
 
 static char *
 re_posix(const char *s, const char **why)
 {
+	struct re_cost c = { .d = 0 };
 	char *o, *q;
 	const char *cl;
-	double *atoms, last = 0;
-	size_t d = 0, n;
-	int ch;
+	int ch, n;
 
 	o = q = phn_malloc(8 * strlen(s) + 16);
-	atoms = phn_malloc((strlen(s) + 2) * sizeof(*atoms));
-	atoms[0] = 0;
+	c.atoms = phn_malloc((strlen(s) + 2) * sizeof(*c.atoms));
+	c.atoms[0] = 0;
 	for (;;) {
-		if (atoms[d] > RE_MAX_ATOMS || last > RE_MAX_ATOMS ||
-		    d > RE_MAX_DEPTH) {
+		if (c.atoms[c.d] > RE_MAX_ATOMS || c.last > RE_MAX_ATOMS ||
+		    c.d > RE_MAX_DEPTH) {
 			*why = "too complex (over 1024 atoms once its "
 			    "repetitions are expanded, or groups nested over "
 			    "32 deep)";
@@ -409,21 +430,24 @@ re_posix(const char *s, const char **why)
 		if (*s == '[') {
 			if (re_bracket(&s, &q, why) == -1)
 				goto fail;
-			re_size(NULL, atoms, &d, &last);
+			re_size(NULL, &c);
 			continue;
 		}
 		if (*s != '\\') {
-			n = re_size(s, atoms, &d, &last);
-			memcpy(q, s, n);
+			if ((n = re_size(s, &c)) == -1) {
+				*why = "a quantifier on a quantifier";
+				goto fail;
+			}
+			memcpy(q, s, (size_t)n);
 			q += n;
-			s += n;
+			s += n ? n : 1;
 			continue;
 		}
 		if ((ch = (unsigned char)s[1]) == '\0') {
 			*why = "trailing backslash";
 			goto fail;
 		}
-		re_size(NULL, atoms, &d, &last);
+		re_size(NULL, &c);
 		s += 2;
 		if ((cl = re_class(ch)) != NULL) {
 			q = stpcpy(q, isupper(ch) ? "[^" : "[");
@@ -443,10 +467,10 @@ re_posix(const char *s, const char **why)
 		}
 	}
 	*q = '\0';
-	free(atoms);
+	free(c.atoms);
 	return o;
 fail:
-	free(atoms);
+	free(c.atoms);
 	free(o);
 	return NULL;
 }
