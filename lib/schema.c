@@ -360,22 +360,50 @@ struct re_cost {
  * greedy; glibc would read x+? as (x+)?); -1 for a quantifier on a
  * quantifier, which ECMA-262 refuses and glibc takes ages over.
  */
+/*
+ * The length of the bounds {n}, {n,}, {n,m} or {,m} at s, 0 if there are
+ * none; *k gets how many copies of x x{...} makes: n or m, n + 1 for
+ * {n,}.
+ */
+static int
+re_bounds(const char *s, double *k)
+{
+	const char *e;
+	double n = 0, m;
+
+	if (*s != '{')
+		return 0;
+	for (e = s + 1; isdigit((unsigned char)*e); e++)
+		n = n * 10 + (*e - '0');
+	m = n;
+	if (*e == ',' && e[1] == '}')
+		m = n + 1;
+	else if (*e == ',')
+		for (m = 0, e++; isdigit((unsigned char)*e); e++)
+			m = m * 10 + (*e - '0');
+	if (*e != '}' || e == s + 1)
+		return 0;
+	*k = fmax(fmax(n, m), 1);
+	return (int)(e + 1 - s);
+}
+
 static int
 re_size(const char *s, struct re_cost *c)
 {
-	const char *e = s;
-	double n = 0, m, *a = c->atoms;
-	int quant = c->quant;
+	double k = 1, *a = c->atoms;
+	int quant = c->quant, len = 1;
 
-	c->quant = s != NULL && (strchr("+*?", *s) != NULL || (*s == '{' &&
-	    (isdigit((unsigned char)s[1]) || s[1] == ',')));
+	c->quant = s != NULL && (strchr("+*?", *s) != NULL ||
+	    (len = re_bounds(s, &k)) > 0);
+	if (len == 0)
+		len = 1;
 	if (c->quant && quant == 1 && *s == '?') {
 		c->quant = 2;
 		return 0;
 	}
 	if (c->quant && quant)
 		return -1;
-	if (s == NULL || strchr("()+{|*?", *s) == NULL) {
+	if (s == NULL || (!c->quant && strchr("()|", *s) == NULL)) {
 		a[c->d] += 1;
 		c->last = 1;
 	} else if (*s == '(')
@@ -386,24 +414,12 @@ re_size(const char *s, struct re_cost *c)
 	} else if (*s == '+') {
 		a[c->d] += c->last;
 		c->last *= 2;
-	} else if (*s == '{' && c->quant) {
-		/* x{n}, x{n,m}, x{,m}: n or m copies of x; x{n,}: n + 1 */
-		for (e = s + 1; isdigit((unsigned char)*e); e++)
-			n = n * 10 + (*e - '0');
-		m = n;
-		if (*e == ',' && !isdigit((unsigned char)e[1]))
-			m = n + 1;
-		else if (*e == ',')
-			for (m = 0, e++; isdigit((unsigned char)*e); e++)
-				m = m * 10 + (*e - '0');
-		if (*e == '}')
-			e++;
-		n = fmax(fmax(n, m), 1);
-		a[c->d] += c->last * (n - 1);
-		c->last *= n;
+	} else if (*s == '{') {
+		a[c->d] += c->last * (k - 1);
+		c->last *= k;
 	} else if (*s == '|')
 		c->last = 0;
-	return s == NULL ? 0 : e > s ? (int)(e - s) : 1;
+	return s == NULL ? 0 : len;
 }
 
 static char *
