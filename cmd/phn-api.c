@@ -280,11 +280,12 @@ request_check(int rt, const char *url, const char *(*argf)(void *,
 		break;
 	case RT_ARTIFACT:
 	case RT_CANCEL:
-		for (k = attempt_keys; *k; k++)
-			if ((v = argf(c, *k)) == NULL ||
-			    !phn_id_valid(v, strlen(v)))
+		for (k = attempt_keys; *k; k++) {
+			v = argf(c, *k);
+			if (v == NULL || !phn_id_valid(v, strlen(v)))
 				return "batch_id, job_id, step_id and run_id "
 				    "must be valid ids";
+		}
 		if (rt == RT_ARTIFACT && ((v = argf(c, "name")) == NULL ||
 		    *v == '\0' || strchr(v, '/') || strcmp(v, "..") == 0))
 			return "name must be a file name in the attempt "
