@@ -70,6 +70,10 @@ MAN5 = man/phn.5
 MAN7 = man/phn.7
 # Test-only programs, built by make test.
 TESTPROGS = tests/t-schema tests/t-claim1 tests/t-finish tests/t-policy-diff
+# The libFuzzer targets (tests/fuzz/*.c), built with clang, ASan, UBSan.
+FUZZ_CC = clang
+FUZZ_SECONDS = 600
+FUZZ_CHECK_SECONDS = 5
 
 all: $(CMDS)
 
@@ -119,12 +123,22 @@ check: deps
 test: all $(TESTPROGS)
 	mandoc -Tlint -W warning $(MAN1) $(MAN5) $(MAN7)
 	$(BATS) --jobs $(BATS_JOBS) tests
+	$(MAKE) fuzz-check
 
 # ASan+UBSan build of everything, then the whole suite against it.
 check-sanitize: deps
 	$(MAKE) clean
 	$(MAKE) all SAN_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
 	ASAN_OPTIONS=detect_leaks=1 $(MAKE) test SAN_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
+
+# Every fuzz target for seconds (part of make test), or FUZZ_SECONDS each;
+# any crash, leak or timeout fails.  No clang with libFuzzer fails too.
+fuzz-check:
+	FUZZ_CC="$(FUZZ_CC)" FUZZ_CFLAGS="$(JSONC_CFLAGS)" \
+	    FUZZ_LIBS="$(LDLIBS)" sh tests/fuzz/fuzz.sh $(FUZZ_CHECK_SECONDS)
+fuzz:
+	FUZZ_CC="$(FUZZ_CC)" FUZZ_CFLAGS="$(JSONC_CFLAGS)" \
+	    FUZZ_LIBS="$(LDLIBS)" sh tests/fuzz/fuzz.sh $(FUZZ_SECONDS)
 
 # Mutation testing (bench/mutate.sh, bench/mutants.txt); slow, not part
 # of check.  MUTATE_FLAGS passes options, e.g. MUTATE_FLAGS="-k M01,M02".
@@ -154,5 +168,6 @@ uninstall:
 
 clean:
 	rm -f $(CMDS) $(TESTPROGS) lib/*.o lib/libphn.a tests/*.o
+	rm -rf tests/fuzz/build
 
-.PHONY: all deps check test check-sanitize mutate demo install uninstall clean
+.PHONY: all deps check test check-sanitize fuzz-check fuzz mutate demo install uninstall clean

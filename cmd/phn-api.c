@@ -41,6 +41,10 @@ struct req {
 	int	 toobig;
 };
 
+/* The routes, by method and path (route_of). */
+enum { RT_NONE, RT_HEALTH, RT_SUBMIT, RT_TICK, RT_SCORE, RT_BATCH,
+	RT_ARTIFACT, RT_CANCEL };
+
 static const char usage[] =
     "usage: phn-api [-A none | token] [-H host] [-p port] [-P port-file] "
     "[-r root]\n"
@@ -184,17 +188,13 @@ submit(struct MHD_Connection *c, char **argv, struct req *rq)
 	    MHD_HTTP_BAD_REQUEST : MHD_HTTP_INTERNAL_SERVER_ERROR, o);
 }
 
+/* Is h, an Authorization header or NULL, "Bearer " and the token? */
 static int
-authorized(struct MHD_Connection *c)
+bearer_ok(const char *h)
 {
-	const char *h;
 	size_t i, n, m;
 	unsigned char d = 0;
 
-	if (token == NULL)
-		return 1;
-	h = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-	    MHD_HTTP_HEADER_AUTHORIZATION);
 	if (h == NULL || strncmp(h, "Bearer ", 7) != 0)
 		return 0;
 	h += 7;
@@ -206,36 +206,105 @@ authorized(struct MHD_Connection *c)
 	return d == 0 && n == m && m > 0;
 }
 
+static int
+authorized(struct MHD_Connection *c)
+{
+	if (token == NULL)
+		return 1;
+	return bearer_ok(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_AUTHORIZATION));
+}
+
+/* A query argument of the request c (an MHD_Connection), or NULL. */
 static const char *
-arg(struct MHD_Connection *c, const char *k)
+arg(void *c, const char *k)
 {
 	return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, k);
 }
 
-/* Query ids must be ids: that keeps every request inside the store. */
+/* The route of a request's method and (unescaped) path: RT_*. */
 static int
-ids_ok(struct MHD_Connection *c, const char *const *keys)
+route_of(const char *method, const char *url)
 {
-	for (; *keys; keys++) {
-		const char *v = arg(c, *keys);
-		if (v == NULL || !phn_id_valid(v, strlen(v)))
-			return 0;
+	int post = strcmp(method, "POST") == 0, get = strcmp(method, "GET") == 0;
+
+	if (strcmp(url, "/health") == 0 && get)
+		return RT_HEALTH;
+	if (strcmp(url, "/v1/batches") == 0 && post)
+		return RT_SUBMIT;
+	if (strcmp(url, "/v1/tick") == 0 && post)
+		return RT_TICK;
+	if (strcmp(url, "/v1/scoreboard") == 0 && get)
+		return RT_SCORE;
+	if (strncmp(url, "/v1/batches/", 12) == 0 && get)
+		return RT_BATCH;
+	if (strcmp(url, "/v1/artifact") == 0 && get)
+		return RT_ARTIFACT;
+	if (strcmp(url, "/v1/cancel") == 0 && post)
+		return RT_CANCEL;
+	return RT_NONE;
+}
+
+/*
+ * Check a routed request's path and query arguments (argf(c, key)):
+ * NULL if it may run, else why not, for a 400.  Ids must be ids: that
+ * keeps every request inside the store.  conc gets tick's concurrency,
+ * or "".
+ */
+static const char *
+request_check(int rt, const char *url, const char *(*argf)(void *,
+    const char *), void *c, char conc[32])
+{
+	static const char *attempt_keys[] = { "batch_id", "job_id", "step_id",
+	    "run_id", NULL };
+	const char *const *k, *v;
+
+	conc[0] = '\0';
+	switch (rt) {
+	case RT_TICK:
+		if ((v = argf(c, "concurrency")) != NULL) {
+			long n = strtol(v, NULL, 10);
+			if (n < 1 || n > 100000)
+				return "concurrency must be an integer >= 1";
+			snprintf(conc, 32, "%ld", n);
+		}
+		break;
+	case RT_SCORE:
+		if ((v = argf(c, "batch_id")) != NULL &&
+		    !phn_id_valid(v, strlen(v)))
+			return "batch_id: not a valid id";
+		break;
+	case RT_BATCH:
+		if (!phn_id_valid(url + 12, strlen(url + 12)))
+			return "not a valid batch id";
+		break;
+	case RT_ARTIFACT:
+	case RT_CANCEL:
+		for (k = attempt_keys; *k; k++) {
+			v = argf(c, *k);
+			if (v == NULL || !phn_id_valid(v, strlen(v)))
+				return "batch_id, job_id, step_id and run_id "
+				    "must be valid ids";
+		}
+		if (rt == RT_ARTIFACT && ((v = argf(c, "name")) == NULL ||
+		    *v == '\0' || strchr(v, '/') || strcmp(v, "..") == 0))
+			return "name must be a file name in the attempt "
+			    "directory";
+		break;
 	}
-	return 1;
+	return NULL;
 }
 
 static enum MHD_Result
 route(struct MHD_Connection *c, const char *url, const char *method,
     struct req *rq)
 {
-	static const char *attempt_keys[] = { "batch_id", "job_id", "step_id",
-	    "run_id", NULL };
 	char *argv[16], *tool = NULL, *phn = NULL, conc[32];
 	const char *v;
 	enum MHD_Result r;
-	int post = strcmp(method, "POST") == 0, get = strcmp(method, "GET") == 0;
+	int rt = route_of(method, url);
 
-	if (strcmp(url, "/health") == 0 && get) {
+	if (rt == RT_HEALTH) {
 		struct json_object *o = json_object_new_object();
 		json_object_object_add(o, "ok", json_object_new_boolean(1));
 		json_object_object_add(o, "runs_root", json_object_new_string(P.runs));
@@ -244,10 +313,14 @@ route(struct MHD_Connection *c, const char *url, const char *method,
 	if (!authorized(c))
 		return reply_err(c, MHD_HTTP_UNAUTHORIZED, "missing or wrong "
 		    "bearer token");
-	if (strcmp(url, "/v1/batches") == 0 && post) {
-		if (rq->toobig)
-			return reply_err(c, MHD_HTTP_CONTENT_TOO_LARGE,
-			    "Launch Table larger than 64 MiB");
+	if (rt == RT_NONE)
+		return reply_err(c, MHD_HTTP_NOT_FOUND, "no such route");
+	if (rt == RT_SUBMIT && rq->toobig)
+		return reply_err(c, MHD_HTTP_CONTENT_TOO_LARGE,
+		    "Launch Table larger than 64 MiB");
+	if ((v = request_check(rt, url, arg, c, conc)) != NULL)
+		return reply_err(c, MHD_HTTP_BAD_REQUEST, v);
+	if (rt == RT_SUBMIT) {
 		tool = phn_tool_path("phn-ingest");
 		argv[0] = tool;
 		argv[1] = "--root";
@@ -257,7 +330,7 @@ route(struct MHD_Connection *c, const char *url, const char *method,
 		argv[5] = "-";
 		argv[6] = NULL;
 		r = submit(c, argv, rq);
-	} else if (strcmp(url, "/v1/tick") == 0 && post) {
+	} else if (rt == RT_TICK) {
 		phn = phn_tool_path("phn");
 		argv[0] = phn;
 		argv[1] = "tick";
@@ -268,18 +341,13 @@ route(struct MHD_Connection *c, const char *url, const char *method,
 		argv[6] = "--runners-root";
 		argv[7] = P.runners;
 		argv[8] = NULL;
-		if ((v = arg(c, "concurrency")) != NULL) {
-			long n = strtol(v, NULL, 10);
-			if (n < 1 || n > 100000)
-				return reply_err(c, MHD_HTTP_BAD_REQUEST,
-				    "concurrency must be an integer >= 1");
-			snprintf(conc, sizeof(conc), "%ld", n);
+		if (*conc != '\0') {
 			argv[8] = "--concurrency";
 			argv[9] = conc;
 			argv[10] = NULL;
 		}
 		r = run_tool(c, argv, "", 0, 0);
-	} else if (strcmp(url, "/v1/scoreboard") == 0 && get) {
+	} else if (rt == RT_SCORE) {
 		tool = phn_tool_path("phn-score");
 		argv[0] = tool;
 		argv[1] = "--json";
@@ -287,34 +355,20 @@ route(struct MHD_Connection *c, const char *url, const char *method,
 		argv[3] = P.runs;
 		argv[4] = NULL;
 		if ((v = arg(c, "batch_id")) != NULL) {
-			if (!phn_id_valid(v, strlen(v)))
-				return reply_err(c, MHD_HTTP_BAD_REQUEST,
-				    "batch_id: not a valid id");
 			argv[4] = "--batch";
 			argv[5] = (char *)v;
 			argv[6] = NULL;
 		}
 		r = run_tool(c, argv, "", 0, 0);
-	} else if (strncmp(url, "/v1/batches/", 12) == 0 && get) {
+	} else if (rt == RT_BATCH) {
 		const char *id = url + 12;
 		char msg[512];
 		struct json_object *o;
-		if (!phn_id_valid(id, strlen(id)))
-			return reply_err(c, MHD_HTTP_BAD_REQUEST,
-			    "not a valid batch id");
 		if ((o = phn_batch_meta(&P, id, msg, sizeof(msg))) == NULL)
 			return reply_err(c, MHD_HTTP_NOT_FOUND, "no such batch");
 		return reply_obj(c, MHD_HTTP_OK, o);
-	} else if ((strcmp(url, "/v1/artifact") == 0 && get) ||
-	    (strcmp(url, "/v1/cancel") == 0 && post)) {
-		int art = strcmp(url, "/v1/artifact") == 0;
-		if (!ids_ok(c, attempt_keys))
-			return reply_err(c, MHD_HTTP_BAD_REQUEST, "batch_id, "
-			    "job_id, step_id and run_id must be valid ids");
-		if (art && ((v = arg(c, "name")) == NULL || *v == '\0' ||
-		    strchr(v, '/') || strcmp(v, "..") == 0))
-			return reply_err(c, MHD_HTTP_BAD_REQUEST, "name must be "
-			    "a file name in the attempt directory");
+	} else {
+		int art = rt == RT_ARTIFACT;
 		tool = phn_tool_path(art ? "phn-artifact" : "phn-cancel");
 		argv[0] = tool;
 		argv[1] = "--runs-root";
@@ -330,8 +384,7 @@ route(struct MHD_Connection *c, const char *url, const char *method,
 		argv[11] = art ? (char *)arg(c, "name") : NULL;
 		argv[12] = NULL;
 		r = run_tool(c, argv, "", 0, art);
-	} else
-		return reply_err(c, MHD_HTTP_NOT_FOUND, "no such route");
+	}
 	free(tool);
 	free(phn);
 	return r;

@@ -52,6 +52,7 @@ int	phn_run_start(struct phn_run *, const char *);
 int	phn_run_prepare(struct phn_run *);
 int	phn_run_running(struct phn_run *);
 void	phn_run_supervise(struct phn_run *, double);
+void	phn_events_feed(struct phn_run *, const char *, size_t);
 double	phn_run_fake_begin(struct phn_run *);
 void	phn_run_fake_end(struct phn_run *);
 void	phn_run_outcome(struct phn_run *);

@@ -19,7 +19,14 @@
  * their negations, \t \n, escaped punctuation) are rewritten first,
  * since glibc would otherwise take "\d" for a plain 'd' without a word.
  * They run in the C.UTF-8 locale (per thread, via uselocale) when it is
- * there, so that "." and "é+" mean characters, not bytes.
+ * there, so that "." and "é+" mean characters, not bytes.  glibc expands
+ * repetitions as it compiles (x+ is x x*, x{2,9} nine copies of x, and
+ * nested ones multiply), and its time grows with the square of the
+ * groups' nesting, so a pattern that would expand beyond RE_MAX_ATOMS
+ * atoms or nests groups deeper than RE_MAX_DEPTH is refused as too
+ * complex: compiling it could take gigabytes, minutes, or the stack.
+ * So is a quantifier on a quantifier (x**, as ECMA-262 does); a lazy
+ * one's '?' (x+?) is dropped, since glibc would read it as (x+)?.
  */
 #include <sys/types.h>
 
@@ -35,6 +42,9 @@
 #include <json-c/json.h>
 
 #include "phn.h"
+
+#define RE_MAX_ATOMS	1024	/* glibc's cost grows with their square */
+#define RE_MAX_DEPTH	32
 
 enum { WHITE, GRAY, BLACK };
 
@@ -334,28 +344,126 @@ fail:
 	return -1;
 }
 
+/* A pattern's size once glibc expands its repetitions (re_size). */
+struct re_cost {
+	double	*atoms;		/* of the group open at each depth */
+	size_t	 d;		/* the depth */
+	double	 last;		/* of the last atom or group */
+	int	 quant;		/* the last token was a quantifier */
+};
+
+/*
+ * Count a pattern's next token into c: the plain character or quantifier
+ * at s, or (s NULL) an escape or a bracket.  A quantifier repeats the
+ * last atom or group.  Returns the length of the token at s; 0 for a
+ * lazy quantifier's '?', dropped (a search cannot tell lazy from
+ * greedy; glibc would read x+? as (x+)?); -1 for a quantifier on a
+ * quantifier, which ECMA-262 refuses and glibc takes ages over.
+ */
+/*
+ * The length of the bounds {n}, {n,}, {n,m} or {,m} at s, 0 if there are
+ * none; *k gets how many copies of x x{...} makes: n or m, n + 1 for
+ * {n,}.
+ */
+static int
+re_bounds(const char *s, double *k)
+{
+	const char *e;
+	double n = 0, m;
+
+	if (*s != '{')
+		return 0;
+	for (e = s + 1; isdigit((unsigned char)*e); e++)
+		n = n * 10 + (*e - '0');
+	m = n;
+	if (*e == ',' && e[1] == '}')
+		m = n + 1;
+	else if (*e == ',')
+		for (m = 0, e++; isdigit((unsigned char)*e); e++)
+			m = m * 10 + (*e - '0');
+	if (*e != '}' || e == s + 1)
+		return 0;
+	*k = fmax(fmax(n, m), 1);
+	return (int)(e + 1 - s);
+}
+
+static int
+re_size(const char *s, struct re_cost *c)
+{
+	double k = 1, *a = c->atoms;
+	int quant = c->quant, len = 1;
+
+	c->quant = s != NULL && (strchr("+*?", *s) != NULL ||
+	    (len = re_bounds(s, &k)) > 0);
+	if (len == 0)
+		len = 1;
+	if (c->quant && quant == 1 && *s == '?') {
+		c->quant = 2;
+		return 0;
+	}
+	if (c->quant && quant)
+		return -1;
+	if (s == NULL || (!c->quant && strchr("()|", *s) == NULL)) {
+		a[c->d] += 1;
+		c->last = 1;
+	} else if (*s == '(')
+		a[++c->d] = c->last = 0;
+	else if (*s == ')' && c->d > 0) {
+		c->last = fmax(a[c->d--], 1);	/* () is not free */
+		a[c->d] += c->last;
+	} else if (*s == '+') {
+		a[c->d] += c->last;
+		c->last *= 2;
+	} else if (*s == '{') {
+		a[c->d] += c->last * (k - 1);
+		c->last *= k;
+	} else if (*s == '|')
+		c->last = 0;
+	return s == NULL ? 0 : len;
+}
+
 static char *
 re_posix(const char *s, const char **why)
 {
+	struct re_cost c = { .d = 0 };
 	char *o, *q;
 	const char *cl;
-	int ch;
+	int ch, n;
 
 	o = q = phn_malloc(8 * strlen(s) + 16);
-	while (*s != '\0') {
+	c.atoms = phn_malloc((strlen(s) + 2) * sizeof(*c.atoms));
+	c.atoms[0] = 0;
+	for (;;) {
+		if (c.atoms[c.d] > RE_MAX_ATOMS || c.last > RE_MAX_ATOMS ||
+		    c.d > RE_MAX_DEPTH) {
+			*why = "too complex (over 1024 atoms once its "
+			    "repetitions are expanded, or groups nested over "
+			    "32 deep)";
+			goto fail;
+		}
+		if (*s == '\0')
+			break;
 		if (*s == '[') {
 			if (re_bracket(&s, &q, why) == -1)
 				goto fail;
+			re_size(NULL, &c);
 			continue;
 		}
 		if (*s != '\\') {
-			*q++ = *s++;
+			if ((n = re_size(s, &c)) == -1) {
+				*why = "a quantifier on a quantifier";
+				goto fail;
+			}
+			memcpy(q, s, (size_t)n);
+			q += n;
+			s += n ? n : 1;
 			continue;
 		}
 		if ((ch = (unsigned char)s[1]) == '\0') {
 			*why = "trailing backslash";
 			goto fail;
 		}
+		re_size(NULL, &c);
 		s += 2;
 		if ((cl = re_class(ch)) != NULL) {
 			q = stpcpy(q, isupper(ch) ? "[^" : "[");
@@ -375,8 +483,10 @@ re_posix(const char *s, const char **why)
 		}
 	}
 	*q = '\0';
+	free(c.atoms);
 	return o;
 fail:
+	free(c.atoms);
 	free(o);
 	return NULL;
 }

@@ -40,6 +40,7 @@
 #define DRAIN_SECONDS	2.0	/* pipes held open after codex exited */
 #define DIRTY_SECONDS	1.0	/* a new thread id is written this soon */
 #define TAIL_MAX	1024	/* stderr kept for the error message */
+#define READ_MAX	65536	/* bytes read from a pipe at a time */
 
 static int sigfd[2] = { -1, -1 };
 static volatile sig_atomic_t sig_cancel;
@@ -296,10 +297,21 @@ err_data(struct sup *s, const char *p, size_t n)
 	}
 }
 
+/* stdout ended: a last line without its newline. */
+static void
+out_end(struct sup *s)
+{
+	if (s->len > 0) {
+		wfile(s, s->evfd, s->line, s->len, "codex.events.jsonl");
+		event(s, s->line, s->len);
+		s->len = 0;
+	}
+}
+
 static void
 rd(struct sup *s, int *fd, int isout)
 {
-	char buf[65536];
+	char buf[READ_MAX];
 	ssize_t n;
 
 	for (;;) {
@@ -311,13 +323,8 @@ rd(struct sup *s, int *fd, int isout)
 		if (n <= 0) {
 			close(*fd);
 			*fd = -1;
-			if (isout && s->len > 0) {
-				/* A last line without its newline. */
-				wfile(s, s->evfd, s->line, s->len,
-				    "codex.events.jsonl");
-				event(s, s->line, s->len);
-				s->len = 0;
-			}
+			if (isout)
+				out_end(s);
 			return;
 		}
 		if (isout)
@@ -652,6 +659,30 @@ tail_line(struct sup *s)
 	b = strrchr(s->tail, '\n');
 	free(s->r->stderr_tail);
 	s->r->stderr_tail = phn_strdup(b ? b + 1 : s->tail);
+}
+
+/*
+ * Parse bytes as codex's whole stdout, read as rd() reads it (at most 64
+ * KiB at a time, then end of file), into r; no events file is written.
+ * For the fuzzer (tests/fuzz/events.c): r need not be running.
+ */
+void
+phn_events_feed(struct phn_run *r, const char *p, size_t n)
+{
+	struct sup s;
+	size_t k;
+
+	memset(&s, 0, sizeof(s));
+	s.r = r;
+	s.in = s.out = s.err = s.evfd = s.errfd = -1;
+	s.tok = json_tokener_new();
+	for (; n > 0; p += k, n -= k) {
+		k = n < READ_MAX ? n : READ_MAX;
+		out_data(&s, p, k);
+	}
+	out_end(&s);
+	free(s.line);
+	json_tokener_free(s.tok);
 }
 
 /*
