@@ -278,6 +278,23 @@ rr() {
 	ok '"ba"'
 }
 
+@test "pattern: lazy quantifiers match as in ECMA; patterns too costly for the regex engine are refused" {
+	schema '{"pattern": "^x+?y$"}'
+	ok '"xxy"'
+	bad '"y"'
+	schema '{"pattern": "^a**$"}'
+	broken
+	assert_output --partial 'schema #/pattern: cannot use pattern ^a**$'
+	schema "{\"pattern\": \"^.{0,2000}\$\"}"
+	broken
+	assert_output --partial 'schema #/pattern: cannot use pattern'
+	schema "{\"pattern\": \"$(printf '(%.0s' $(seq 40))a$(printf ')%.0s' $(seq 40))\"}"
+	broken
+	assert_output --partial 'schema #/pattern: cannot use pattern'
+	schema '{"pattern": "^.{0,20}$"}'
+	ok '"short"'
+}
+
 @test "pattern: ECMA escapes are rewritten for POSIX" {
 	schema '{"pattern": "^\\d+\\.\\d+$"}'
 	ok '"12.5"'
