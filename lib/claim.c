@@ -37,6 +37,7 @@
 
 #include "claim.h"
 
+#define CLAIM_TRIES	3	/* failed claims of an entry before it waits */
 #define POLL_SECONDS	1.0	/* the longest sleep: other hosts' changes */
 #define CHECK_SECONDS	10.0	/* re-validate active slots (leases) */
 #define CLAIMED_STALE	120.0	/* a _claimed entry this old lost its owner */
@@ -154,6 +155,7 @@ struct ent {			/* one allocation, name included */
 	int	 where;
 	int	 notme;		/* waiting for another runner's turn */
 	int	 self;		/* own renames into _ready/ not yet seen */
+	int	 errs;		/* claims of it that failed on a system call */
 	size_t	 hpos;
 	struct ent *next;
 	char	 name[];	/* JOB@STEP */
@@ -1084,7 +1086,16 @@ try_settle(struct tryop *t, int v)
 		put_back(b, e, t->cl);
 		c->cerr = 1;
 		phn_warn("warning: %s/%s: %s", b->id, e->name, t->res.why);
-		heap_add(c, e, t->now + POLL_SECONDS, 0);
+		/* A claim that keeps failing (a link planted in the store, a
+		 * full disk) must not hold --follow open for ever: after a few
+		 * tries the entry waits, in _ready/, until someone re-adds it. */
+		if (++e->errs < CLAIM_TRIES)
+			heap_add(c, e, t->now + POLL_SECONDS, 0);
+		else {
+			ent_unplace(c, e);
+			phn_warn("warning: %s/%s: giving up on it after %d "
+			    "failed claims", b->id, e->name, e->errs);
+		}
 		break;
 	}
 	return T_NEXT;

@@ -45,6 +45,19 @@ listing() {
 	[ -z "$(ls -A "$E")" ]
 }
 
+@test "phn-claim --follow (phn tick): a link that keeps the claim failing stops nothing and ends" {
+	store
+	rmdir "$S/attempts"
+	ln -s "$E" "$S/attempts"
+	run --separate-stderr timeout 60 phn-claim --follow -j 2
+	[ "$status" -eq 111 ]
+	assert_stderr_line --partial "$T/$S/attempts: a symbolic link where the store has a directory"
+	assert_stderr_line --partial "giving up on it after 3 failed claims"
+	[ -z "$(ls -A "$E")" ]
+	# the entry waits in _ready/ for whoever mends the store
+	[ -f "runs/$B/_ready/a@s1" ]
+}
+
 @test "phn-claim: a step directory a symbolic link: 111, named, nothing written" {
 	store
 	plant "$S" s1
