@@ -661,6 +661,15 @@ tail_line(struct sup *s)
 	s->r->stderr_tail = phn_strdup(b ? b + 1 : s->tail);
 }
 
+/* A supervision of r with no descriptors open yet. */
+static void
+sup_init(struct sup *s, struct phn_run *r)
+{
+	memset(s, 0, sizeof(*s));
+	s->r = r;
+	s->in = s->out = s->err = s->evfd = s->errfd = -1;
+}
+
 /*
  * Parse bytes as codex's whole stdout, read as rd() reads it (at most 64
  * KiB at a time, then end of file), into r; no events file is written.
@@ -672,9 +681,7 @@ phn_events_feed(struct phn_run *r, const char *p, size_t n)
 	struct sup s;
 	size_t k;
 
-	memset(&s, 0, sizeof(s));
-	s.r = r;
-	s.in = s.out = s.err = s.evfd = s.errfd = -1;
+	sup_init(&s, r);
 	s.tok = json_tokener_new();
 	for (; n > 0; p += k, n -= k) {
 		k = n < READ_MAX ? n : READ_MAX;
@@ -696,9 +703,7 @@ phn_run_supervise(struct phn_run *r, double fake_sleep)
 	struct sup s;
 	int st;
 
-	memset(&s, 0, sizeof(s));
-	s.r = r;
-	s.in = s.out = s.err = s.evfd = s.errfd = -1;
+	sup_init(&s, r);
 	s.t0 = phn_mono();
 	s.hb_at = s.t0 + r->hb;
 	if (r->timeout > 0)
