@@ -111,11 +111,10 @@ index_job(struct json_object *job, size_t i, struct json_object *ed)
 {
 	struct json_object *jd = json_object_new_object(), *sd, *st, *steps;
 	const char *jid = phn_jstr(job, "job_id");
-	const char *mode = phn_jstr(phn_json_get(job, "workspace_policy"), "mode");
+	const char *mode = json_object_get_string(phn_workspace_key(job,
+	    phn_json_get(ed, "workspace_policy"), "mode"));
 	size_t k, ns;
 
-	if (mode == NULL)
-		mode = phn_jstr(phn_json_get(ed, "workspace_policy"), "mode");
 	json_object_object_add(jd, "job_id", json_object_new_string(jid));
 	json_object_object_add(jd, "index", json_object_new_int64((int64_t)i));
 	json_object_object_add(jd, "workdir", phn_json_string(phn_jstr(job,
