@@ -186,3 +186,11 @@ conventions() {
 	[ -z "$output" ]
 	run -1 grep -nE '(exit|return) [0-9]' "$PHN_REPO/cmd/phn"
 }
+
+@test "a current directory that is gone is a temporary failure (111), named" {
+	mkdir gone
+	cd gone
+	rmdir "$T/gone"
+	run -111 --separate-stderr phn-score
+	assert_stderr_line "phn-score: unable to get the current directory: No such file or directory"
+}
