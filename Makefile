@@ -109,9 +109,9 @@ tests/t-finish tests/t-policy-diff: tests/t-lib.o tests/t-lib.h lib/claim.h
 		$(LDFLAGS) $(LDLIBS)
 
 # Only the HTTP façade links libmicrohttpd.
-cmd/phn-api: cmd/phn-api.c lib/libphn.a lib/phn.h
-	$(CC) $(PHN_CFLAGS) $(CFLAGS) -o $@ cmd/phn-api.c lib/libphn.a \
-		$(LDFLAGS) -lmicrohttpd $(LDLIBS)
+cmd/phn-api: cmd/phn-api.c cmd/api-routes.c cmd/api.h lib/libphn.a lib/phn.h
+	$(CC) $(PHN_CFLAGS) $(CFLAGS) -o $@ cmd/phn-api.c cmd/api-routes.c \
+		lib/libphn.a $(LDFLAGS) -lmicrohttpd -lpthread $(LDLIBS)
 
 deps:
 	sh .ci/deps.sh
