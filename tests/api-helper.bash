@@ -8,6 +8,7 @@
 #   stop_api         SIGTERM it and wait (teardown calls it)
 #   code ARGS...     curl ARGS, printing only the HTTP status
 #   rss_kb           the server's VmRSS in kB
+#   hwm_kb           the server's VmHWM (its peak RSS so far) in kB
 
 load helper
 
@@ -50,4 +51,8 @@ code() {
 
 rss_kb() {
 	awk '/^VmRSS:/ { print $2 }' "/proc/$API_PID/status"
+}
+
+hwm_kb() {
+	awk '/^VmHWM:/ { print $2 }' "/proc/$API_PID/status"
 }
