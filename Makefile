@@ -157,6 +157,7 @@ install: all
 	install -m 0644 $(MAN5) $(DESTDIR)$(MANDIR)/man5
 	install -m 0644 $(MAN7) $(DESTDIR)$(MANDIR)/man7
 	install -m 0644 run_report.schema.json $(DESTDIR)$(DATADIR)
+	install -m 0644 share/dashboard.html $(DESTDIR)$(DATADIR)
 
 uninstall:
 	for f in $(CMDS) $(SCRIPTS); do rm -f $(DESTDIR)$(BINDIR)/$${f#cmd/}; done
@@ -164,6 +165,7 @@ uninstall:
 	for f in $(MAN5); do rm -f $(DESTDIR)$(MANDIR)/man5/$${f#man/}; done
 	for f in $(MAN7); do rm -f $(DESTDIR)$(MANDIR)/man7/$${f#man/}; done
 	rm -f $(DESTDIR)$(DATADIR)/run_report.schema.json
+	rm -f $(DESTDIR)$(DATADIR)/dashboard.html
 	-rmdir $(DESTDIR)$(DATADIR)
 
 clean:

@@ -39,6 +39,8 @@ static const struct route {
 	{ "GET", { "v1", "batches", "*", NULL }, RT_BATCH, GATE_WORK },
 	{ "GET", { "v1", "batches", "*", "scoreboard", NULL }, RT_BSCORE,
 	    GATE_WORK },
+	{ "GET", { "v1", "batches", "*", "steps", NULL }, RT_STEPS, GATE_WORK },
+	{ "GET", { "v1", "runners", NULL }, RT_RUNNERS, GATE_WORK },
 	{ "GET", { "v1", "batches", "*", "jobs", "*", "current", NULL },
 	    RT_CURRENT, GATE_WORK },
 	{ "POST", { "v1", "batches", "*", "jobs", "*", "steps", "*", "*" },
@@ -457,6 +459,75 @@ score(struct MHD_Connection *c, const char *batch)
 	    st == PHN_EXIT_RUNNING, &out, &err);
 }
 
+/* GET /v1/batches/B/steps: phn-score --steps, as {"steps": [...]}. */
+static enum MHD_Result
+steps(struct MHD_Connection *c, const char *batch)
+{
+	char *tool = phn_tool_path("phn-score"), *argv[16], *s, *e;
+	struct phn_buf out = { 0 }, err = { 0 };
+	struct json_object *o, *a, *x;
+	int i = 0, st;
+	enum MHD_Result r;
+
+	if (batch_check(c, batch, &r) == -1) {
+		free(tool);
+		return r;
+	}
+	argv[i++] = tool;
+	argv[i++] = "--steps";
+	STORE_ARGS(argv, i);
+	argv[i++] = "--batch";
+	argv[i++] = (char *)batch;
+	argv[i] = NULL;
+	st = run(argv, NULL, 0, 120, &out, &err);
+	free(tool);
+	if (st != 0 && st != PHN_EXIT_NO && st != PHN_EXIT_RUNNING)
+		return tool_reply(c, st, 0, &out, &err);
+	a = json_object_new_array();
+	for (s = out.s; s != NULL && *s != '\0'; s = e) {
+		e = s + strcspn(s, "\n");
+		if (*e != '\0')
+			*e++ = '\0';
+		if ((x = json_tokener_parse(s)) != NULL)
+			json_object_array_add(a, x);
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "ok", json_object_new_boolean(1));
+	json_object_object_add(o, "batch_id", json_object_new_string(batch));
+	json_object_object_add(o, "steps", a);
+	free(out.s);
+	free(err.s);
+	return api_reply_obj(c, MHD_HTTP_OK, o);
+}
+
+/* GET /v1/runners: each runner's health.json (null when it has none). */
+static enum MHD_Result
+runners(struct MHD_Connection *c)
+{
+	struct json_object *o = json_object_new_object(), *a, *h, *x;
+	char **v, *f, msg[512];
+	size_t n = 0, i;
+
+	a = json_object_new_array();
+	v = phn_dir_list(A.P.runners, &n);
+	for (i = 0; v != NULL && i < n; i++) {
+		if (!phn_id_valid(v[i], strlen(v[i])))
+			continue;
+		f = phn_runner_path(&A.P, v[i], "health.json");
+		h = phn_json_load(f, msg, sizeof(msg));
+		free(f);
+		x = json_object_new_object();
+		json_object_object_add(x, "runner_id",
+		    json_object_new_string(v[i]));
+		json_object_object_add(x, "health", h);
+		json_object_array_add(a, x);
+	}
+	phn_dir_list_free(v, n);
+	json_object_object_add(o, "ok", json_object_new_boolean(1));
+	json_object_object_add(o, "runners", a);
+	return api_reply_obj(c, MHD_HTTP_OK, o);
+}
+
 /* GET /v1/batches/B/jobs/J/current: the job's current.json. */
 static enum MHD_Result
 current(struct MHD_Connection *c, const char *b, const char *j)
@@ -858,6 +929,10 @@ api_dispatch(struct MHD_Connection *c, struct req *rq)
 		return api_reply_obj(c, MHD_HTTP_OK, o);
 	case RT_CURRENT:
 		return current(c, rq->seg[2], rq->seg[4]);
+	case RT_STEPS:
+		return steps(c, rq->seg[2]);
+	case RT_RUNNERS:
+		return runners(c);
 	case RT_RESOLVE:
 		return resolve(c);
 	case RT_ARTIFACT:

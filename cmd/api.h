@@ -23,7 +23,7 @@ extern struct api A;
 /* The routes (api_route_of). */
 enum { RT_NONE, RT_PAGE, RT_HEALTH, RT_SUBMIT, RT_TICK, RT_SYSSCORE,
 	RT_BSCORE, RT_SCORE, RT_BATCH, RT_CURRENT, RT_RESOLVE, RT_ARTIFACT,
-	RT_EVENTS, RT_CANCEL, RT_OVERRIDE };
+	RT_EVENTS, RT_CANCEL, RT_OVERRIDE, RT_STEPS, RT_RUNNERS };
 
 /* How a route is admitted (struct route.gate). */
 enum { GATE_NONE, GATE_WORK, GATE_TICK, GATE_STREAM };

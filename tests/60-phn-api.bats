@@ -170,6 +170,14 @@ submit() {
 	# the old route stays, as an alias
 	run -0 curl -s "$URL/v1/scoreboard?batch_id=$B"
 	[ "$(jq -r .batch.batch_id <<<"$output")" = "$B" ]
+	# the dashboard's additions: every step, and the runners
+	run -0 curl -s "$URL/v1/batches/$B/steps"
+	[ "$(jq -c '[.steps[] | [.job_id, .step_id, .status]]' <<<"$output")" = '[["j","s","succeeded"]]' ]
+	[ "$(code "$URL/v1/batches/batch_nope/steps")" = 404 ]
+	mkdir -p runners/r9
+	echo '{"runner_id": "r9", "state": "idle"}' >runners/r9/health.json
+	run -0 curl -s "$URL/v1/runners"
+	[ "$(jq -r '.runners[] | select(.runner_id == "r9") | .health.state' <<<"$output")" = idle ]
 	[ "$(code "$URL/v1/batches/batch_nope/scoreboard")" = 404 ]
 	[ "$(code "$URL/v1/batches/bad%20id/scoreboard")" = 400 ]
 	[ "$(code "$URL/v1/batches/batch_nope")" = 404 ]
