@@ -380,3 +380,15 @@ submit() {
 	[ "${lines[-1]}" = 500 ]
 	[ "$(jq -r .exit_code <<<"${lines[0]}")" = 127 ]
 }
+
+@test "phn-ingest --untrusted reads only stdin, and not with --queue" {
+	phn-init >/dev/null
+	run -100 --separate-stderr phn-ingest --untrusted lt.json
+	assert_usage_error phn-ingest
+	run -100 --separate-stderr phn-ingest --untrusted -Q
+	assert_usage_error phn-ingest
+	mkdir w
+	jq '.jobs[0].working_directory = "w"' lt.json >w.json
+	run -0 --separate-stderr phn-ingest --untrusted - <w.json
+	[ "$(jq -r .jobs[0].job_workdir "runs/$output/batch_meta.json")" = "$T/w" ]
+}
