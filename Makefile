@@ -114,9 +114,9 @@ tests/t-finish tests/t-policy-diff: tests/t-lib.o tests/t-lib.h lib/claim.h
 		$(LDFLAGS) $(LDLIBS)
 
 # Only the HTTP façade links libmicrohttpd.
-cmd/phn-api: cmd/phn-api.c lib/libphn.a lib/phn.h
-	$(CC) $(PHN_CFLAGS) $(CFLAGS) -o $@ cmd/phn-api.c lib/libphn.a \
-		$(LDFLAGS) -lmicrohttpd $(LDLIBS)
+cmd/phn-api: cmd/phn-api.c cmd/api-routes.c cmd/api.h lib/libphn.a lib/phn.h
+	$(CC) $(PHN_CFLAGS) $(CFLAGS) -o $@ cmd/phn-api.c cmd/api-routes.c \
+		lib/libphn.a $(LDFLAGS) -lmicrohttpd -lpthread $(LDLIBS)
 
 deps:
 	sh .ci/deps.sh
@@ -163,6 +163,7 @@ install: all
 	install -m 0644 $(MAN5) $(DESTDIR)$(MANDIR)/man5
 	install -m 0644 $(MAN7) $(DESTDIR)$(MANDIR)/man7
 	install -m 0644 run_report.schema.json $(DESTDIR)$(DATADIR)
+	install -m 0644 share/dashboard.html $(DESTDIR)$(DATADIR)
 
 uninstall:
 	for f in $(CMDS) $(SCRIPTS); do rm -f $(DESTDIR)$(BINDIR)/$${f#cmd/}; done
@@ -170,6 +171,7 @@ uninstall:
 	for f in $(MAN5); do rm -f $(DESTDIR)$(MANDIR)/man5/$${f#man/}; done
 	for f in $(MAN7); do rm -f $(DESTDIR)$(MANDIR)/man7/$${f#man/}; done
 	rm -f $(DESTDIR)$(DATADIR)/run_report.schema.json
+	rm -f $(DESTDIR)$(DATADIR)/dashboard.html
 	-rmdir $(DESTDIR)$(DATADIR)
 
 clean:

@@ -20,7 +20,7 @@ CODEX_PKG="@openai/codex@$CODEX_VERSION"
 # npm/nodejs here: Debian's nodejs conflicts with the machine's own Node.js.
 APT_PKGS="build-essential clang pkg-config libjson-c-dev libmd-dev
 libmicrohttpd-dev jq bats bats-assert bats-support mandoc shellcheck git
-python3 parallel valgrind procps curl strace libclang-rt-14-dev"
+python3 parallel valgrind procps curl strace libclang-rt-14-dev chromium"
 
 CI_DIR=$(cd "$(dirname "$0")" && pwd)
 

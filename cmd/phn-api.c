@@ -1,393 +1,399 @@
 /*
- * phn-api - a thin HTTP façade over the toolkit (libmicrohttpd).
+ * phn-api - the toolkit as an HTTP service (libmicrohttpd): the Python
+ * version's routes, a live dashboard page, limits that hold under load
+ * and abuse.
  *
- * Every route runs the program that already does the job (phn-ingest,
- * phn tick, phn-score, phn-artifact, phn-cancel) and answers with what it
- * printed, so the API can never disagree with the command line.  One
- * process, no threads: libmicrohttpd in external-epoll mode under our own
- * poll() loop.  Requests are handled one at a time, which also serializes
- * ticks.  Ids in requests are validated as ids, so no request can name a
- * path outside the runs store.
+ * Threads: libmicrohttpd's internal polling thread with one thread per
+ * connection.  This is the one place in the toolkit where threads are
+ * justified: a request may take long (a tick runs until the batches are
+ * idle; an events follow streams until the attempt ends), and such a
+ * request must never hold up /health or a scoreboard read, which a single
+ * event loop would.  The threads share no toolkit state: every request
+ * that touches the store beyond reading a file runs the program that owns
+ * the job (phn-ingest, phn tick, phn-score, phn-cancel, phn-force-retry,
+ * phn-mark-failed, phn-requeue, phn-tail) as a child process, so a
+ * failure, a lock or an exit in it stays in that child; the threads only
+ * admit, limit and relay (cmd/api-routes.c).
  *
- * Auth: "none" is allowed only on a loopback address; "token" compares
- * "Authorization: Bearer T" with $PARALLELHASSNES_API_TOKEN in constant
- * time.
+ * Limits: the connection count, connections per client address and idle
+ * time per connection are libmicrohttpd's; the credentials are checked
+ * in the first call for a request, before any byte of its body is read,
+ * and so is a Content-Length over the body limit (413); at most WORKERS
+ * requests run programs at once and max_pending_requests more wait, the
+ * rest are answered 503 at once; ticks are serialized in their own queue,
+ * where requests for the same tick share the next one.
  */
 #include <sys/socket.h>
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
-#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
-#include <microhttpd.h>
+#include "api.h"
 
-#include "phn.h"
+#define WORKERS		8	/* requests running programs at once */
+#define STREAMS_MAX	32	/* events follows at once */
+#define CHILDREN_MAX	256
 
-#define BODY_MAX	(64UL * 1024 * 1024)
-
-static struct phn_paths P;
-static const char *token;
-static volatile sig_atomic_t stop;
-
-struct req {
-	char	*body;
-	size_t	 len;
-	int	 toobig;
-};
-
-/* The routes, by method and path (route_of). */
-enum { RT_NONE, RT_HEALTH, RT_SUBMIT, RT_TICK, RT_SCORE, RT_BATCH,
-	RT_ARTIFACT, RT_CANCEL };
+struct api A;
 
 static const char usage[] =
-    "usage: phn-api [-A none | token] [-H host] [-p port] [-P port-file] "
-    "[-r root]\n"
+    "usage: phn-api [-A none | local_trust | token] [-H host] [-p port] "
+    "[-P port-file]\n"
+    "               [--enable] [--auto-tick | --no-auto-tick] [-r root]\n"
     "               [--runs-root dir] [--runners-root dir]\n";
 
-static void
-onsig(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
+/* The gates and the tick queue, under gm. */
+static pthread_mutex_t gm = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gcond = PTHREAD_COND_INITIALIZER;
+static int work_active, work_waiting, streams;
+static long long pending_max = 64;
 
-static enum MHD_Result
-reply(struct MHD_Connection *c, unsigned code, const char *body)
+struct tickjob {
+	char	*key;		/* its arguments, joined */
+	int	 started, done, st, refs;
+	struct phn_buf out, err;
+	struct tickjob *next;
+};
+static struct tickjob *tq_head;
+static int tq_len, tick_running;
+
+/* Children to stop when the server stops, under cm. */
+static pthread_mutex_t cm = PTHREAD_MUTEX_INITIALIZER;
+static pid_t children[CHILDREN_MAX];
+
+enum MHD_Result
+api_reply(struct MHD_Connection *c, unsigned code, const char *type,
+    const char *body, size_t len)
 {
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 
-	r = MHD_create_response_from_buffer(strlen(body), (void *)body,
+	r = MHD_create_response_from_buffer(len, (void *)body,
 	    MHD_RESPMEM_MUST_COPY);
-	MHD_add_response_header(r, "Content-Type", "application/json");
+	if (r == NULL)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", type);
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	if (code == MHD_HTTP_UNAUTHORIZED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+		    "Bearer realm=\"phn\"");
+	if (code == MHD_HTTP_SERVICE_UNAVAILABLE)
+		MHD_add_response_header(r, "Retry-After", "1");
 	ret = MHD_queue_response(c, code, r);
 	MHD_destroy_response(r);
 	return ret;
 }
 
-static enum MHD_Result
-reply_obj(struct MHD_Connection *c, unsigned code, struct json_object *o)
+enum MHD_Result
+api_reply_obj(struct MHD_Connection *c, unsigned code, struct json_object *o)
 {
-	enum MHD_Result r = reply(c, code, json_object_to_json_string_ext(o,
-	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	const char *s = json_object_to_json_string_ext(o,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	enum MHD_Result r = api_reply(c, code, "application/json", s,
+	    strlen(s));
 
 	json_object_put(o);
 	return r;
 }
 
-static enum MHD_Result
-reply_err(struct MHD_Connection *c, unsigned code, const char *msg)
+/* {"ok": false, "error": MSG, "detail": MSG} (detail: the original's). */
+enum MHD_Result
+api_reply_err(struct MHD_Connection *c, unsigned code, const char *fmt, ...)
 {
 	struct json_object *o = json_object_new_object();
+	va_list ap;
+	char *m;
 
+	va_start(ap, fmt);
+	m = phn_vasprintf(fmt, ap);
+	va_end(ap);
 	json_object_object_add(o, "ok", json_object_new_boolean(0));
-	json_object_object_add(o, "error", json_object_new_string(msg));
-	return reply_obj(c, code, o);
+	json_object_object_add(o, "error", json_object_new_string(m));
+	json_object_object_add(o, "detail", json_object_new_string(m));
+	free(m);
+	return api_reply_obj(c, code, o);
 }
 
-/* stderr lines of a program, as a JSON array. */
-static struct json_object *
-lines(const char *s)
+int
+api_gate_enter(int g)
 {
-	struct json_object *a = json_object_new_array();
-	const char *e;
+	int r = 0;
 
-	while (*s) {
-		e = strchr(s, '\n');
-		if (e == NULL)
-			e = s + strlen(s);
-		if (e > s)
-			json_object_array_add(a, json_object_new_string_len(s,
-			    (int)(e - s)));
-		s = *e ? e + 1 : e;
+	pthread_mutex_lock(&gm);
+	if (g == GATE_STREAM) {
+		if (streams >= STREAMS_MAX)
+			r = -1;
+		else
+			streams++;
+	} else if (g == GATE_WORK) {
+		if (work_active >= WORKERS && work_waiting >= pending_max)
+			r = -1;
+		else {
+			work_waiting++;
+			while (work_active >= WORKERS)
+				pthread_cond_wait(&gcond, &gm);
+			work_waiting--;
+			work_active++;
+		}
 	}
-	return a;
-}
-
-/*
- * Run a toolkit program; answer 200 with its stdout when it is JSON, 400
- * for a permanent failure (100), 500 otherwise, with its stderr lines.
- */
-static enum MHD_Result
-run_tool(struct MHD_Connection *c, char **argv, const char *in, size_t inlen,
-    int raw)
-{
-	struct phn_proc pr = { .argv = argv, .in = in, .inlen = inlen };
-	struct phn_buf ob = { 0 }, eb = { 0 };
-	char *out, *err;
-	int st, answered;
-	struct json_object *o;
-	enum MHD_Result r;
-
-	st = phn_proc_run(&pr, &ob, &eb);
-	out = ob.s;
-	err = eb.s;
-	answered = st == PHN_EXIT_OK || st == PHN_EXIT_NO ||
-	    st == PHN_EXIT_RUNNING;
-	if (st == PHN_EXIT_OK && raw) {
-		struct MHD_Response *resp = MHD_create_response_from_buffer(
-		    ob.len, out, MHD_RESPMEM_MUST_COPY);
-		MHD_add_response_header(resp, "Content-Type",
-		    "application/octet-stream");
-		r = MHD_queue_response(c, MHD_HTTP_OK, resp);
-		MHD_destroy_response(resp);
-	} else if (answered && *out != '\0' &&
-	    (o = json_tokener_parse(out)) != NULL) {
-		r = reply_obj(c, MHD_HTTP_OK, o);
-	} else {
-		o = json_object_new_object();
-		json_object_object_add(o, "ok", json_object_new_boolean(st ==
-		    PHN_EXIT_OK));
-		json_object_object_add(o, "exit_code", json_object_new_int(st));
-		if (*out)
-			json_object_object_add(o, "output", lines(out));
-		json_object_object_add(o, "errors", lines(err));
-		r = reply_obj(c, answered ? MHD_HTTP_OK :
-		    st == PHN_EXIT_PERM ? MHD_HTTP_BAD_REQUEST :
-		    st == PHN_EXIT_NOTFOUND || st == PHN_EXIT_NOEXEC ?
-		    MHD_HTTP_NOT_FOUND :
-		    MHD_HTTP_INTERNAL_SERVER_ERROR, o);
-	}
-	free(out);
-	free(err);
+	pthread_mutex_unlock(&gm);
 	return r;
 }
 
-/* POST /v1/batches: {"ok", "batch_id", "warnings"} or 400 with the errors. */
-static enum MHD_Result
-submit(struct MHD_Connection *c, char **argv, struct req *rq)
+void
+api_gate_leave(int g)
 {
-	struct phn_proc pr = { .argv = argv, .in = rq->body, .inlen = rq->len };
-	struct phn_buf ob = { 0 }, eb = { 0 };
-	struct json_object *o;
-	char *out, *err;
-	int st;
-
-	st = phn_proc_run(&pr, &ob, &eb);
-	out = ob.s;
-	err = eb.s;
-	o = json_object_new_object();
-	json_object_object_add(o, "ok", json_object_new_boolean(st == 0));
-	if (st == 0) {
-		out[strcspn(out, "\n")] = '\0';
-		json_object_object_add(o, "batch_id", json_object_new_string(out));
-		json_object_object_add(o, "messages", lines(err));
-	} else {
-		json_object_object_add(o, "exit_code", json_object_new_int(st));
-		json_object_object_add(o, "errors", lines(err));
-	}
-	free(out);
-	free(err);
-	return reply_obj(c, st == 0 ? MHD_HTTP_OK : st == PHN_EXIT_PERM ?
-	    MHD_HTTP_BAD_REQUEST : MHD_HTTP_INTERNAL_SERVER_ERROR, o);
+	pthread_mutex_lock(&gm);
+	if (g == GATE_STREAM)
+		streams--;
+	else if (g == GATE_WORK)
+		work_active--;
+	pthread_cond_broadcast(&gcond);
+	pthread_mutex_unlock(&gm);
 }
 
-/* Is h, an Authorization header or NULL, "Bearer " and the token? */
+void
+api_child_add(void *ctx, pid_t pid)
+{
+	int i;
+
+	if (ctx != NULL)
+		*(pid_t *)ctx = pid;
+	pthread_mutex_lock(&cm);
+	for (i = 0; i < CHILDREN_MAX; i++)
+		if (children[i] == 0) {
+			children[i] = pid;
+			break;
+		}
+	pthread_mutex_unlock(&cm);
+}
+
+void
+api_child_del(pid_t pid)
+{
+	int i;
+
+	pthread_mutex_lock(&cm);
+	for (i = 0; pid > 0 && i < CHILDREN_MAX; i++)
+		if (children[i] == pid)
+			children[i] = 0;
+	pthread_mutex_unlock(&cm);
+}
+
+static void
+children_stop(void)
+{
+	int i;
+
+	pthread_mutex_lock(&cm);
+	for (i = 0; i < CHILDREN_MAX; i++)
+		if (children[i] > 0)
+			kill(children[i], SIGTERM);
+	pthread_mutex_unlock(&cm);
+}
+
+static void
+tickjob_put(struct tickjob *j)
+{
+	if (--j->refs > 0)
+		return;
+	free(j->key);
+	free(j->out.s);
+	free(j->err.s);
+	free(j);
+}
+
+/*
+ * Run `phn tick` with argv (argv[0] the phn front end), after the ticks
+ * before it; a request whose arguments match a tick still waiting joins
+ * it.  Returns its exit status, with what it said in out and err, or
+ * API_TICK_BUSY when the queue is full, -1 when it could not run.
+ */
+int
+api_tick(char *const argv[], struct phn_buf *out, struct phn_buf *err)
+{
+	struct phn_buf key = { 0 };
+	struct tickjob *j, **jp;
+	int st, i;
+
+	for (i = 1; argv[i] != NULL; i++) {
+		phn_buf_put(&key, argv[i], strlen(argv[i]));
+		phn_buf_put(&key, "\037", 1);
+	}
+	pthread_mutex_lock(&gm);
+	for (j = tq_head; j != NULL; j = j->next)
+		if (!j->started && strcmp(j->key, key.s) == 0)
+			break;
+	if (j == NULL) {
+		if (tq_len > pending_max) {
+			pthread_mutex_unlock(&gm);
+			free(key.s);
+			return API_TICK_BUSY;
+		}
+		j = phn_malloc(sizeof(*j));
+		memset(j, 0, sizeof(*j));
+		j->key = key.s;
+		key.s = NULL;
+		for (jp = &tq_head; *jp != NULL; jp = &(*jp)->next)
+			;
+		*jp = j;
+		tq_len++;
+	}
+	free(key.s);
+	j->refs++;
+	while (!j->done) {
+		if (!tick_running && tq_head == j) {
+			pid_t pid = 0;
+			struct phn_proc pr = { .argv = argv,
+			    .started = api_child_add, .ctx = &pid,
+			    .max = 1 << 20 };
+			struct phn_buf o = { 0 }, e = { 0 };
+			j->started = tick_running = 1;
+			pthread_mutex_unlock(&gm);
+			/* No new tick once the server is stopping. */
+			st = A.stopping ? -1 : phn_proc_run(&pr, &o, &e);
+			api_child_del(pid);
+			pthread_mutex_lock(&gm);
+			j->st = st;
+			j->out = o;
+			j->err = e;
+			j->done = 1;
+			tick_running = 0;
+			tq_head = j->next;
+			tq_len--;
+			pthread_cond_broadcast(&gcond);
+			break;
+		}
+		pthread_cond_wait(&gcond, &gm);
+	}
+	phn_buf_put(out, j->out.s ? j->out.s : "", j->out.len);
+	phn_buf_put(err, j->err.s ? j->err.s : "", j->err.len);
+	st = j->st;
+	tickjob_put(j);
+	pthread_mutex_unlock(&gm);
+	return st;
+}
+
+/* A loopback address: 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104. */
+static int
+peer_loopback(const struct sockaddr *sa)
+{
+	if (sa == NULL)
+		return 0;
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr)
+		    >> 24) == 127;
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a =
+		    &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) &&
+		    a->s6_addr[12] == 127);
+	}
+	return 0;
+}
+
+/* Is h, an Authorization header or NULL, "Bearer" and the token? */
 static int
 bearer_ok(const char *h)
 {
-	size_t i, n, m;
+	size_t i, n, m = strlen(A.token);
 	unsigned char d = 0;
 
-	if (h == NULL || strncmp(h, "Bearer ", 7) != 0)
+	if (h == NULL)
 		return 0;
-	h += 7;
+	while (*h == ' ' || *h == '\t')
+		h++;
+	if (strncasecmp(h, "bearer", 6) != 0 || (h[6] != ' ' && h[6] != '\t'))
+		return 0;
+	for (h += 6; *h == ' ' || *h == '\t'; h++)
+		;
 	n = strlen(h);
-	m = strlen(token);
+	while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t'))
+		n--;
 	/* Constant time in the length of the presented token. */
 	for (i = 0; i < n; i++)
-		d |= (unsigned char)h[i] ^ (unsigned char)token[i % (m ? m : 1)];
+		d |= (unsigned char)h[i] ^ (unsigned char)A.token[i % (m ? m : 1)];
 	return d == 0 && n == m && m > 0;
 }
 
-static int
-authorized(struct MHD_Connection *c)
+/* 0 if c may use the protected routes, else the HTTP status to answer. */
+static unsigned
+auth_check(struct MHD_Connection *c, const char **why)
 {
-	if (token == NULL)
-		return 1;
-	return bearer_ok(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-	    MHD_HTTP_HEADER_AUTHORIZATION));
-}
+	const union MHD_ConnectionInfo *ci;
 
-/* A query argument of the request c (an MHD_Connection), or NULL. */
-static const char *
-arg(void *c, const char *k)
-{
-	return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, k);
-}
-
-/* The route of a request's method and (unescaped) path: RT_*. */
-static int
-route_of(const char *method, const char *url)
-{
-	int post = strcmp(method, "POST") == 0, get = strcmp(method, "GET") == 0;
-
-	if (strcmp(url, "/health") == 0 && get)
-		return RT_HEALTH;
-	if (strcmp(url, "/v1/batches") == 0 && post)
-		return RT_SUBMIT;
-	if (strcmp(url, "/v1/tick") == 0 && post)
-		return RT_TICK;
-	if (strcmp(url, "/v1/scoreboard") == 0 && get)
-		return RT_SCORE;
-	if (strncmp(url, "/v1/batches/", 12) == 0 && get)
-		return RT_BATCH;
-	if (strcmp(url, "/v1/artifact") == 0 && get)
-		return RT_ARTIFACT;
-	if (strcmp(url, "/v1/cancel") == 0 && post)
-		return RT_CANCEL;
-	return RT_NONE;
+	if (strcmp(A.auth, "local_trust") == 0) {
+		ci = MHD_get_connection_info(c,
+		    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		if (ci != NULL && peer_loopback(ci->client_addr))
+			return 0;
+		*why = "local_trust requires a loopback client";
+		return MHD_HTTP_FORBIDDEN;
+	}
+	if (strcmp(A.auth, "token") == 0 && !bearer_ok(
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_AUTHORIZATION))) {
+		*why = "missing or wrong bearer token";
+		return MHD_HTTP_UNAUTHORIZED;
+	}
+	return 0;
 }
 
 /*
- * Check a routed request's path and query arguments (argf(c, key)):
- * NULL if it may run, else why not, for a 400.  Ids must be ids: that
- * keeps every request inside the store.  conc gets tick's concurrency,
- * or "".
+ * The first call for a request has its headers and none of its body:
+ * route, authenticate, check the declared length and admit it here, so
+ * that nothing is read from a request that is refused.
  */
-static const char *
-request_check(int rt, const char *url, const char *(*argf)(void *,
-    const char *), void *c, char conc[32])
-{
-	static const char *attempt_keys[] = { "batch_id", "job_id", "step_id",
-	    "run_id", NULL };
-	const char *const *k, *v;
-
-	conc[0] = '\0';
-	switch (rt) {
-	case RT_TICK:
-		if ((v = argf(c, "concurrency")) != NULL) {
-			long n = strtol(v, NULL, 10);
-			if (n < 1 || n > 100000)
-				return "concurrency must be an integer >= 1";
-			snprintf(conc, 32, "%ld", n);
-		}
-		break;
-	case RT_SCORE:
-		if ((v = argf(c, "batch_id")) != NULL &&
-		    !phn_id_valid(v, strlen(v)))
-			return "batch_id: not a valid id";
-		break;
-	case RT_BATCH:
-		if (!phn_id_valid(url + 12, strlen(url + 12)))
-			return "not a valid batch id";
-		break;
-	case RT_ARTIFACT:
-	case RT_CANCEL:
-		for (k = attempt_keys; *k; k++) {
-			v = argf(c, *k);
-			if (v == NULL || !phn_id_valid(v, strlen(v)))
-				return "batch_id, job_id, step_id and run_id "
-				    "must be valid ids";
-		}
-		if (rt == RT_ARTIFACT && ((v = argf(c, "name")) == NULL ||
-		    *v == '\0' || strchr(v, '/') || strcmp(v, "..") == 0))
-			return "name must be a file name in the attempt "
-			    "directory";
-		break;
-	}
-	return NULL;
-}
-
 static enum MHD_Result
-route(struct MHD_Connection *c, const char *url, const char *method,
-    struct req *rq)
+first_call(struct MHD_Connection *c, struct req *rq, const char *url,
+    const char *method)
 {
-	char *argv[16], *tool = NULL, *phn = NULL, conc[32];
-	const char *v;
-	enum MHD_Result r;
-	int rt = route_of(method, url);
+	const char *why = NULL, *cl;
+	unsigned code;
+	int bad;
 
-	if (rt == RT_HEALTH) {
-		struct json_object *o = json_object_new_object();
-		json_object_object_add(o, "ok", json_object_new_boolean(1));
-		json_object_object_add(o, "runs_root", json_object_new_string(P.runs));
-		return reply_obj(c, MHD_HTTP_OK, o);
+	rq->rt = api_route_of(method, url, rq, &bad);
+	if (rq->gate != GATE_NONE && (code = auth_check(c, &why)) != 0) {
+		rq->answered = 1;
+		return api_reply_err(c, code, "%s", why);
 	}
-	if (!authorized(c))
-		return reply_err(c, MHD_HTTP_UNAUTHORIZED, "missing or wrong "
-		    "bearer token");
-	if (rt == RT_NONE)
-		return reply_err(c, MHD_HTTP_NOT_FOUND, "no such route");
-	if (rt == RT_SUBMIT && rq->toobig)
-		return reply_err(c, MHD_HTTP_CONTENT_TOO_LARGE,
-		    "Launch Table larger than 64 MiB");
-	if ((v = request_check(rt, url, arg, c, conc)) != NULL)
-		return reply_err(c, MHD_HTTP_BAD_REQUEST, v);
-	if (rt == RT_SUBMIT) {
-		tool = phn_tool_path("phn-ingest");
-		argv[0] = tool;
-		argv[1] = "--root";
-		argv[2] = P.root;
-		argv[3] = "--runs-root";
-		argv[4] = P.runs;
-		argv[5] = "-";
-		argv[6] = NULL;
-		r = submit(c, argv, rq);
-	} else if (rt == RT_TICK) {
-		phn = phn_tool_path("phn");
-		argv[0] = phn;
-		argv[1] = "tick";
-		argv[2] = "--root";
-		argv[3] = P.root;
-		argv[4] = "--runs-root";
-		argv[5] = P.runs;
-		argv[6] = "--runners-root";
-		argv[7] = P.runners;
-		argv[8] = NULL;
-		if (*conc != '\0') {
-			argv[8] = "--concurrency";
-			argv[9] = conc;
-			argv[10] = NULL;
-		}
-		r = run_tool(c, argv, "", 0, 0);
-	} else if (rt == RT_SCORE) {
-		tool = phn_tool_path("phn-score");
-		argv[0] = tool;
-		argv[1] = "--json";
-		argv[2] = "--runs-root";
-		argv[3] = P.runs;
-		argv[4] = NULL;
-		if ((v = arg(c, "batch_id")) != NULL) {
-			argv[4] = "--batch";
-			argv[5] = (char *)v;
-			argv[6] = NULL;
-		}
-		r = run_tool(c, argv, "", 0, 0);
-	} else if (rt == RT_BATCH) {
-		const char *id = url + 12;
-		char msg[512];
-		struct json_object *o;
-		if ((o = phn_batch_meta(&P, id, msg, sizeof(msg))) == NULL)
-			return reply_err(c, MHD_HTTP_NOT_FOUND, "no such batch");
-		return reply_obj(c, MHD_HTTP_OK, o);
-	} else {
-		int art = rt == RT_ARTIFACT;
-		tool = phn_tool_path(art ? "phn-artifact" : "phn-cancel");
-		argv[0] = tool;
-		argv[1] = "--runs-root";
-		argv[2] = P.runs;
-		argv[3] = "-b";
-		argv[4] = (char *)arg(c, "batch_id");
-		argv[5] = "--job";
-		argv[6] = (char *)arg(c, "job_id");
-		argv[7] = "-s";
-		argv[8] = (char *)arg(c, "step_id");
-		argv[9] = "-R";
-		argv[10] = (char *)arg(c, "run_id");
-		argv[11] = art ? (char *)arg(c, "name") : NULL;
-		argv[12] = NULL;
-		r = run_tool(c, argv, "", 0, art);
+	if (bad != 0) {
+		rq->answered = 1;
+		return api_reply_err(c, bad, bad == MHD_HTTP_NOT_FOUND ?
+		    "no such route: %s %s" : "%s %s: method not allowed",
+		    method, url);
 	}
-	free(tool);
-	free(phn);
-	return r;
+	cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl != NULL && strtoull(cl, NULL, 10) > A.body_max) {
+		rq->answered = 1;
+		return api_reply_err(c, MHD_HTTP_CONTENT_TOO_LARGE,
+		    "request body larger than %zu bytes "
+		    "(interfaces.api_mode.max_body_bytes)", A.body_max);
+	}
+	if (rq->gate == GATE_WORK) {
+		if (api_gate_enter(GATE_WORK) == -1) {
+			rq->answered = 1;
+			return api_reply_err(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+			    "busy: %lld requests are waiting already "
+			    "(interfaces.api_mode.max_pending_requests)",
+			    pending_max);
+		}
+		rq->held = 1;
+	}
+	return MHD_YES;
 }
 
 static enum MHD_Result
@@ -396,29 +402,51 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
     void **con_cls)
 {
 	struct req *rq = *con_cls;
+	enum MHD_Result r;
 
 	(void)cls;
 	(void)version;
 	if (rq == NULL) {
-		rq = calloc(1, sizeof(*rq));
-		if (rq == NULL)
+		if ((rq = calloc(1, sizeof(*rq))) == NULL)
 			return MHD_NO;
 		*con_cls = rq;
+		return first_call(c, rq, url, method);
+	}
+	if (rq->answered) {
+		*size = 0;
 		return MHD_YES;
 	}
 	if (*size > 0) {
-		if (rq->len + *size > BODY_MAX)
-			rq->toobig = 1;
-		else {
-			rq->body = phn_realloc(rq->body, rq->len + *size + 1);
-			memcpy(rq->body + rq->len, data, *size);
-			rq->len += *size;
-			rq->body[rq->len] = '\0';
+		/* Only a table is kept; any other body is dropped. */
+		if (rq->rt == RT_SUBMIT && !rq->toobig) {
+			if (rq->len + *size > A.body_max) {
+				rq->toobig = 1;
+				free(rq->body);
+				rq->body = NULL;
+				rq->len = 0;
+			} else {
+				rq->body = phn_realloc(rq->body, rq->len +
+				    *size + 1);
+				memcpy(rq->body + rq->len, data, *size);
+				rq->len += *size;
+				rq->body[rq->len] = '\0';
+			}
 		}
 		*size = 0;
 		return MHD_YES;
 	}
-	return route(c, url, method, rq);
+	rq->answered = 1;
+	if (rq->toobig)
+		r = api_reply_err(c, MHD_HTTP_CONTENT_TOO_LARGE,
+		    "request body larger than %zu bytes "
+		    "(interfaces.api_mode.max_body_bytes)", A.body_max);
+	else
+		r = api_dispatch(c, rq);
+	if (rq->held) {
+		api_gate_leave(GATE_WORK);
+		rq->held = 0;
+	}
+	return r;
 }
 
 static void
@@ -430,11 +458,14 @@ completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	(void)cls;
 	(void)c;
 	(void)toe;
-	if (rq != NULL) {
-		free(rq->body);
-		free(rq);
-		*con_cls = NULL;
-	}
+	if (rq == NULL)
+		return;
+	if (rq->held)
+		api_gate_leave(GATE_WORK);
+	free(rq->body);
+	free(rq->path);
+	free(rq);
+	*con_cls = NULL;
 }
 
 static int
@@ -442,66 +473,151 @@ loopback(const char *host)
 {
 	struct in_addr a;
 
-	if (strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0)
+	if (strcmp(host, "localhost") == 0)
 		return 1;
 	return inet_pton(AF_INET, host, &a) == 1 &&
 	    (ntohl(a.s_addr) >> 24) == 127;
 }
 
+/* The auto tick: `phn tick` every interval after the last one ended. */
+static double tick_interval = 0.5;
+static pthread_mutex_t sm = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t scond = PTHREAD_COND_INITIALIZER;
+
+static void *
+auto_tick(void *arg)
+{
+	char *phn = phn_tool_path("phn");
+	char *argv[] = { phn, "tick", "--root", A.P.root, "--runs-root",
+	    A.P.runs, "--runners-root", A.P.runners, NULL };
+	struct timespec ts;
+	double t;
+
+	(void)arg;
+	for (;;) {
+		struct phn_buf o = { 0 }, e = { 0 };
+		pthread_mutex_lock(&sm);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		t = (double)ts.tv_sec + ts.tv_nsec / 1e9 + tick_interval;
+		ts.tv_sec = (time_t)t;
+		ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+		while (!A.stopping && pthread_cond_timedwait(&scond, &sm,
+		    &ts) != ETIMEDOUT)
+			;
+		pthread_mutex_unlock(&sm);
+		if (A.stopping)
+			break;
+		/* As the original, its failures are not news: the next one
+		 * tries again. */
+		api_tick(argv, &o, &e);
+		free(o.s);
+		free(e.s);
+	}
+	free(phn);
+	return NULL;
+}
+
+static long long
+cfg_int(const struct phn_config *C, const char *key, long long dflt)
+{
+	char *k = phn_asprintf("interfaces.api_mode.%s", key);
+	long long v = phn_config_int(C, k, dflt);
+
+	free(k);
+	return v;
+}
+
 int
 main(int argc, char *argv[])
 {
-	const char *host = "127.0.0.1", *auth = "none", *portfile = NULL;
+	const char *host = "127.0.0.1", *auth = NULL, *portfile = NULL;
 	long long portarg = 8765;
+	int enable = 0, at_on = 0, at_off = 0, port, auto_on, sig;
 	const struct phn_option options[] = {
 		PHN_STR('A', "auth", &auth),
 		PHN_STR('H', "host", &host),
 		PHN_NUM('p', "port", &portarg, 0, 65535),
 		PHN_STR('P', "port-file", &portfile),
+		PHN_FLAG(0, "enable", &enable),
+		PHN_FLAG(0, "auto-tick", &at_on),
+		PHN_FLAG(0, "no-auto-tick", &at_off),
 		PHN_END
 	};
 	struct phn_opts opts = { .usage = usage, .mkstore = 1 };
+	struct phn_config C;
+	struct phn_errs e = { 0 };
 	struct sockaddr_in sa;
 	struct MHD_Daemon *d;
 	const union MHD_DaemonInfo *info;
-	struct sigaction act;
-	struct json_object *o;
-	int port;
+	struct json_object *o, *am;
+	sigset_t ss;
+	pthread_t tt;
 
 	PROG = "phn-api";
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	phn_opts_parse(&opts, &argc, &argv, options);
+	if (at_on && at_off)
+		phn_usage(&opts, PHN_EXIT_PERM);
+	if (auth != NULL && strcmp(auth, "none") != 0 &&
+	    strcmp(auth, "local_trust") != 0 && strcmp(auth, "token") != 0)
+		phn_die(PHN_EXIT_PERM, "--auth: want none, local_trust or token, "
+		    "not '%s'", auth);
 	port = (int)portarg;
-	if (strcmp(auth, "token") == 0) {
-		token = getenv("PARALLELHASSNES_API_TOKEN");
-		if (token == NULL || *token == '\0')
-			phn_die(PHN_EXIT_PERM, "--auth token: "
-			    "PARALLELHASSNES_API_TOKEN is not set");
-	} else if (strcmp(auth, "none") != 0)
-		phn_die(PHN_EXIT_PERM, "--auth: want none or token, not '%s'",
-		    auth);
-	else if (!loopback(host))
-		phn_die(PHN_EXIT_PERM, "--host %s: auth none is allowed only on "
-		    "a loopback address; use --auth token", host);
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons((unsigned short)port);
 	if (inet_pton(AF_INET, strcmp(host, "localhost") == 0 ? "127.0.0.1" :
 	    host, &sa.sin_addr) != 1)
 		phn_die(PHN_EXIT_PERM, "--host %s: not an IPv4 address", host);
-	phn_opts_paths(&opts, &P);
+	phn_opts_paths(&opts, &A.P);
+	if (phn_config_read(&A.P, 0, &C, &e) == -1)
+		phn_errs_die(&e);
+	am = phn_json_path_get(C.doc, "interfaces.api_mode");
+	if (!enable && !phn_json_bool(am, "enabled", 0))
+		phn_die(PHN_EXIT_PERM, "interfaces.api_mode.enabled is not true "
+		    "in %s: set it, or pass --enable", C.path);
+	A.auth = auth != NULL ? auth : phn_jstr(am, "auth_mode") ?
+	    phn_jstr(am, "auth_mode") : "none";
+	A.auth = phn_strdup(A.auth);
+	if (strcmp(A.auth, "token") == 0) {
+		A.token = getenv("PARALLELHASSNES_API_TOKEN");
+		if (A.token == NULL || *A.token == '\0')
+			phn_die(PHN_EXIT_PERM, "auth token: "
+			    "PARALLELHASSNES_API_TOKEN is not set");
+	} else if (strcmp(A.auth, "none") == 0 && !loopback(host))
+		phn_die(PHN_EXIT_PERM, "--host %s: auth none is allowed only on "
+		    "a loopback address; use --auth token", host);
+	A.body_max = (size_t)cfg_int(&C, "max_body_bytes", 8 << 20);
+	pending_max = cfg_int(&C, "max_pending_requests", 64);
+	tick_interval = phn_config_num(&C,
+	    "interfaces.api_mode.tick_interval_seconds", 0.5);
+	auto_on = at_on || (!at_off && phn_json_bool(am, "enabled", 0) &&
+	    phn_json_bool(am, "auto_tick", 1));
 
-	memset(&act, 0, sizeof(act));
-	act.sa_handler = onsig;
-	sigaction(SIGTERM, &act, NULL);
-	sigaction(SIGINT, &act, NULL);
-	sigaction(SIGHUP, &act, NULL);
+	/* Few malloc arenas: 200 connection threads must not mean 200. */
+	mallopt(M_ARENA_MAX, 2);
+	/* The signals are taken by sigwait() below, in this thread only. */
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &ss, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	d = MHD_start_daemon(MHD_USE_EPOLL, (uint16_t)port, NULL, NULL,
-	    handler, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
+	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL,
+	    (uint16_t)port, NULL, NULL, handler, NULL,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 	    MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
+	    MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned)cfg_int(&C, "max_connections", 256),
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    (unsigned)cfg_int(&C, "max_connections_per_ip", 32),
+	    MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)cfg_int(&C, "connection_timeout_seconds", 10),
+	    MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+	    MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
+	    MHD_OPTION_END);
 	if (d == NULL)
 		phn_die(PHN_EXIT_TEMP, "unable to listen on %s:%d", host, port);
 	info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
@@ -511,7 +627,8 @@ main(int argc, char *argv[])
 	json_object_object_add(o, "ok", json_object_new_boolean(1));
 	json_object_object_add(o, "host", json_object_new_string(host));
 	json_object_object_add(o, "port", json_object_new_int(port));
-	json_object_object_add(o, "auth", json_object_new_string(auth));
+	json_object_object_add(o, "auth", json_object_new_string(A.auth));
+	json_object_object_add(o, "auto_tick", json_object_new_boolean(auto_on));
 	phn_json_emit(stdout, o);
 	json_object_put(o);
 	fflush(stdout);
@@ -521,19 +638,21 @@ main(int argc, char *argv[])
 		if (phn_atomic_write(portfile, buf, strlen(buf), 0) == -1)
 			phn_die(PHN_EXIT_TEMP, "unable to write %s:", portfile);
 	}
-	info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD);
-	while (!stop) {
-		struct pollfd pf = { info->epoll_fd, POLLIN, 0 };
-		MHD_UNSIGNED_LONG_LONG to;
-		int ms = 1000;
-
-		if (MHD_get_timeout(d, &to) == MHD_YES && to < 1000)
-			ms = (int)to;
-		if (poll(&pf, 1, ms) == -1 && errno != EINTR)
-			break;
-		MHD_run(d);
-	}
+	if (auto_on && pthread_create(&tt, NULL, auto_tick, NULL) != 0)
+		phn_die(PHN_EXIT_TEMP, "unable to start the auto tick:");
+	while (sigwait(&ss, &sig) != 0)
+		;
+	/* Stop: the auto tick, every child (a tick, a follow), the rest. */
+	pthread_mutex_lock(&sm);
+	A.stopping = 1;
+	pthread_cond_broadcast(&scond);
+	pthread_mutex_unlock(&sm);
+	children_stop();
+	if (auto_on)
+		pthread_join(tt, NULL);
+	children_stop();
 	MHD_stop_daemon(d);
-	phn_paths_free(&P);
+	phn_config_free(&C);
+	phn_paths_free(&A.P);
 	return PHN_EXIT_OK;
 }

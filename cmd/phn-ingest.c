@@ -26,6 +26,7 @@ static int cflag;	/* --check: validate only */
 static int nflag;	/* --new: a new batch even for a known table */
 static int preflight;	/* the isolated jobs' checks (not --skip-preflight) */
 static int cfg_pending = 1;	/* the config's version is not recorded yet */
+static char **untrusted;	/* --untrusted: the allowed roots, or NULL */
 
 static struct phn_paths P;
 static struct phn_config C;
@@ -43,6 +44,9 @@ struct result {
 static const char usage[] =
     "usage: phn-ingest [-CN] [--skip-preflight] [-r root] [--runs-root dir]\n"
     "                  [--runners-root dir] file | -\n"
+    "       phn-ingest --untrusted [-CN] [--skip-preflight] [-r root] "
+    "[--runs-root dir]\n"
+    "                  [--runners-root dir] -\n"
     "       phn-ingest -Q [-N] [-r root] [--runs-root dir] "
     "[--runners-root dir]\n";
 
@@ -318,6 +322,7 @@ ingest(struct result *r, const char *buf, size_t len, const char *name,
 	ctx.name = name;
 	ctx.base = base;
 	ctx.cfg = &C;
+	ctx.wd_roots = untrusted;
 	meta = phn_lt_validate(raw, &ctx);
 	json_object_put(raw);
 	for (i = 0; i < ctx.warns.n; i++)
@@ -407,7 +412,8 @@ one(const char *file)
 			phn_die(errno == EFBIG ? PHN_EXIT_PERM : PHN_EXIT_TEMP,
 			    "stdin: %s", errno == EFBIG ? "larger than 64 MiB" :
 			    strerror(errno));
-		base = phn_strdup(P.root);
+		/* An untrusted table's: the directory holding the store. */
+		base = untrusted ? phn_path_dirname(P.runs) : phn_strdup(P.root);
 		abs = phn_strdup("-");
 	} else {
 		/* A regular file only: a FIFO there must not block. */
@@ -596,15 +602,39 @@ queue(void)
 	return temp ? PHN_EXIT_TEMP : rejected ? PHN_EXIT_NO : PHN_EXIT_OK;
 }
 
+/*
+ * --untrusted (a table from phn-api, on stdin): the directories its
+ * working directories may lie under, interfaces.api_mode.allowed_roots
+ * (absolute, checked by config.c), by default the one holding the store.
+ */
+static char **
+allowed_roots(void)
+{
+	struct json_object *v = phn_json_path_get(C.doc,
+	    "interfaces.api_mode.allowed_roots");
+	size_t i, n = json_object_is_type(v, json_type_array) ?
+	    json_object_array_length(v) : 0;
+	char **r = phn_malloc((n + 2) * sizeof(*r));
+
+	for (i = 0; i < n; i++)
+		r[i] = phn_strdup(json_object_get_string(
+		    json_object_array_get_idx(v, i)));
+	if (v == NULL)
+		r[n++] = phn_path_dirname(P.runs);
+	r[n] = NULL;
+	return r;
+}
+
 int
 main(int argc, char *argv[])
 {
-	int qflag = 0, sflag = 0, code;
+	int qflag = 0, sflag = 0, uflag = 0, code;
 	const struct phn_option options[] = {
 		PHN_FLAG('C', "check", &cflag),
 		PHN_FLAG('N', "new", &nflag),
 		PHN_FLAG('Q', "queue", &qflag),
 		PHN_FLAG(0, "skip-preflight", &sflag),
+		PHN_FLAG(0, "untrusted", &uflag),
 		PHN_END
 	};
 	struct phn_opts opts = { .usage = usage, .nargs = PHN_ARGS_ANY,
@@ -614,7 +644,8 @@ main(int argc, char *argv[])
 	PROG = "phn-ingest";
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	phn_opts_parse(&opts, &argc, &argv, options);
-	if (qflag ? argc != 0 || cflag : argc != 1)
+	if (qflag ? argc != 0 || cflag || uflag : argc != 1 ||
+	    (uflag && strcmp(argv[0], "-") != 0))
 		phn_usage(&opts, PHN_EXIT_PERM);
 	phn_opts_paths(&opts, &P);
 	/* A queued table was submitted already: no preflight. */
@@ -626,6 +657,8 @@ main(int argc, char *argv[])
 	 */
 	if (phn_config_read(&P, 0, &C, &e) == -1)
 		phn_errs_die(&e);
+	if (uflag)
+		untrusted = allowed_roots();
 	code = qflag ? queue() : one(argv[0]);
 	phn_config_free(&C);
 	phn_paths_free(&P);

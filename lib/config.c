@@ -223,6 +223,81 @@ check_ref_roots(struct json_object *doc, struct phn_errs *e)
 	}
 }
 
+/*
+ * interfaces.api_mode (phn-api(1)): enabled, auth_mode, auto_tick,
+ * tick_interval_seconds, allowed_roots and the service's limits.
+ */
+static void
+check_api(struct json_object *doc, struct phn_errs *e)
+{
+	static const char *ints[] = { "max_body_bytes", "max_connections",
+	    "max_connections_per_ip", "connection_timeout_seconds",
+	    "max_pending_requests", NULL };
+	struct json_object *am = phn_json_path_get(doc, "interfaces.api_mode"),
+	    *v, *x;
+	const char *s;
+	char *path;
+	size_t i, n;
+
+	if (am == NULL)
+		return;
+	if (!json_object_is_type(am, json_type_object)) {
+		phn_errs_add(e, "interfaces.api_mode: must be an object (is %s)",
+		    phn_json_type(am));
+		return;
+	}
+	if ((v = phn_json_get(am, "enabled")) != NULL &&
+	    !json_object_is_type(v, json_type_boolean))
+		phn_errs_add(e, "interfaces.api_mode.enabled: must be true or "
+		    "false (is %s)", phn_json_type(v));
+	if ((v = phn_json_get(am, "auto_tick")) != NULL &&
+	    !json_object_is_type(v, json_type_boolean))
+		phn_errs_add(e, "interfaces.api_mode.auto_tick: must be true or "
+		    "false (is %s)", phn_json_type(v));
+	if (json_object_object_get_ex(am, "auth_mode", &v) &&
+	    (!json_object_is_type(v, json_type_string) ||
+	    ((s = json_object_get_string(v)), strcmp(s, "none") != 0 &&
+	    strcmp(s, "local_trust") != 0 && strcmp(s, "token") != 0)))
+		phn_errs_add(e, "interfaces.api_mode.auth_mode: must be \"none\", "
+		    "\"local_trust\" or \"token\" (is %s)",
+		    json_object_to_json_string(v));
+	if (json_object_object_get_ex(am, "tick_interval_seconds", &v) &&
+	    (!phn_json_is_num(v) || json_object_get_double(v) < 0.05 ||
+	    json_object_get_double(v) > 86400))
+		phn_errs_add(e, "interfaces.api_mode.tick_interval_seconds: "
+		    "must be a number of seconds in [0.05, 86400] (is %s)",
+		    json_object_to_json_string(v));
+	for (i = 0; ints[i]; i++) {
+		path = phn_asprintf("interfaces.api_mode.%s", ints[i]);
+		check_int(doc, path, i == 4 ? 0 : 1, 0, e);
+		free(path);
+	}
+	if ((v = phn_json_get(am, "max_body_bytes")) != NULL &&
+	    phn_json_is_int(v) && json_object_get_int64(v) > PHN_LT_MAX_BYTES)
+		phn_errs_add(e, "interfaces.api_mode.max_body_bytes: at most "
+		    "%ld (64 MiB, the largest Launch Table)", PHN_LT_MAX_BYTES);
+	if ((v = phn_json_get(am, "allowed_roots")) == NULL)
+		return;
+	if (!json_object_is_type(v, json_type_array)) {
+		phn_errs_add(e, "interfaces.api_mode.allowed_roots: must be an "
+		    "array of absolute directory paths (is %s)",
+		    phn_json_type(v));
+		return;
+	}
+	n = json_object_array_length(v);
+	for (i = 0; i < n; i++) {
+		x = json_object_array_get_idx(v, i);
+		if (!json_object_is_type(x, json_type_string) ||
+		    strlen(json_object_get_string(x)) !=
+		    (size_t)json_object_get_string_len(x) ||
+		    json_object_get_string(x)[0] != '/')
+			phn_errs_add(e, "interfaces.api_mode.allowed_roots[%zu]: "
+			    "must be an absolute directory path (is %s)", i,
+			    json_object_to_json_string_ext(x,
+			    JSON_C_TO_STRING_NOSLASHESCAPE));
+	}
+}
+
 static int
 check(struct json_object *doc, struct phn_errs *e)
 {
@@ -281,6 +356,7 @@ check(struct json_object *doc, struct phn_errs *e)
 		}
 	}
 	check_ref_roots(doc, e);
+	check_api(doc, e);
 	secrets(doc, "", e);
 	return e->n > before ? -1 : 0;
 }

@@ -520,6 +520,11 @@ find_ref(struct phn_lt_ctx *c, const char *workdir, const char *ref,
 
 	if (stat(a, &st) == 0)
 		return a;
+	if (c->wd_roots != NULL) {	/* untrusted: the workdir only */
+		E("%s: %s: %s", path, a, strerror(errno));
+		free(a);
+		return NULL;
+	}
 	b = phn_path_abs(c->base, ref);
 	if (stat(b, &st) == 0) {
 		free(a);
@@ -630,6 +635,54 @@ roots_add(struct refroots *rr, const char *dir)
 }
 
 /*
+ * dir (absolute) with symbolic links resolved as far as it exists: the
+ * real path of its deepest existing ancestor and the rest as written.
+ */
+static char *
+real_prefix(const char *dir)
+{
+	char *r, *d, *t;
+
+	if ((r = realpath(dir, NULL)) != NULL || strcmp(dir, "/") == 0)
+		return r;
+	d = phn_path_dirname(dir);
+	if ((r = real_prefix(d)) != NULL) {
+		t = phn_path_join(r, strrchr(dir, '/') + 1);
+		free(r);
+		r = t;
+	}
+	free(d);
+	return r;
+}
+
+/*
+ * An untrusted table's directory dir (a working directory, an add_dirs
+ * entry) must lie under one of c->wd_roots, symbolic links resolved;
+ * else the error at path.
+ */
+static void
+check_wd_root(struct phn_lt_ctx *c, const char *dir, const char *path)
+{
+	char *real, *root;
+	size_t i;
+	int ok = 0;
+
+	if (c->wd_roots == NULL)
+		return;
+	real = real_prefix(dir);
+	for (i = 0; !ok && real != NULL && c->wd_roots[i] != NULL; i++) {
+		if ((root = realpath(c->wd_roots[i], NULL)) == NULL)
+			continue;
+		ok = strcmp(real, root) == 0 || under(root, real);
+		free(root);
+	}
+	if (!ok)
+		E("%s: %s lies outside interfaces.api_mode.allowed_roots (a "
+		    "table submitted over HTTP may work only there)", path, dir);
+	free(real);
+}
+
+/*
  * Read the file a prompt_ref or output_schema_ref names (path: its JSON
  * path): a regular file (see phn_lt_read) that lies, symlinks resolved,
  * under the job's working directory, the table's directory or a
@@ -652,11 +705,15 @@ read_ref(struct phn_lt_ctx *c, const struct jobinfo *j, const char *ref,
 		return NULL;
 	}
 	ok = j->realwd != NULL && under(j->realwd, f->real);
-	for (i = 0; !ok && i < j->roots->n; i++)
+	for (i = 0; !ok && c->wd_roots == NULL && i < j->roots->n; i++)
 		ok = under(j->roots->v[i], f->real);
 	if (ok)
 		return file;
-	if (strcmp(file, f->real) == 0)
+	if (c->wd_roots != NULL)
+		E("%s: %s resolves to %s, outside the job's working directory "
+		    "(a table submitted over HTTP may refer only to files "
+		    "there)", path, file, f->real);
+	else if (strcmp(file, f->real) == 0)
 		E("%s: %s lies outside the job's working directory, the "
 		    "table's directory and limits.ref_roots", path, file);
 	else
@@ -1107,6 +1164,7 @@ resolve_dirs(struct phn_lt_ctx *c, struct json_object *ep)
 			continue;
 		if (is_str(v)) {
 			char *a = phn_path_abs(c->base, json_object_get_string(v));
+			check_wd_root(c, a, keys[k]);
 			json_object_object_add(ep, keys[k], json_object_new_string(a));
 			free(a);
 			continue;
@@ -1121,6 +1179,7 @@ resolve_dirs(struct phn_lt_ctx *c, struct json_object *ep)
 			if (!is_str(x))
 				continue;
 			a = phn_path_abs(c->base, json_object_get_string(x));
+			check_wd_root(c, a, keys[k]);
 			json_object_array_add(out, json_object_new_string(a));
 			free(a);
 		}
@@ -1357,6 +1416,11 @@ v_job_fields(struct valop *r, struct jobinfo *j, struct json_object *job)
 		E("%s.working_directory: must not be empty", jp);
 	else {
 		j->workdir = phn_path_abs(r->wrabs, json_object_get_string(v));
+		if (c->wd_roots != NULL) {
+			char *kp = phn_asprintf("%s.working_directory", jp);
+			check_wd_root(c, j->workdir, kp);
+			free(kp);
+		}
 		/* stat, never open: a FIFO there cannot block. */
 		if (stat(j->workdir, &st) == -1)
 			W("%s.working_directory: %s does not exist yet", jp,

@@ -275,6 +275,13 @@ struct phn_lt_ctx {
 	const char *name;	/* file name for messages */
 	const char *base;	/* directory relative paths resolve against */
 	const struct phn_config *cfg;
+	/*
+	 * A table from an untrusted source (phn-api), or NULL: the
+	 * directories (NULL-terminated) its jobs' working directories and
+	 * add_dirs must lie under; its prompt_ref and output_schema_ref may
+	 * then lie only under the job's own working directory.
+	 */
+	char *const *wd_roots;
 	struct phn_errs errs;
 	struct phn_errs warns;
 	struct phn_lt_step *steps;
@@ -354,6 +361,8 @@ struct phn_proc {
 	double	 timeout;	/* seconds; 0: none */
 	size_t	 max;		/* bytes kept of each stream; 0: all */
 	int	 flags;
+	void	(*started)(void *, pid_t);	/* told the child's pid, or NULL */
+	void	*ctx;				/* its first argument */
 };
 char	*phn_tool_path(const char *);
 int	phn_proc_run(const struct phn_proc *, struct phn_buf *,

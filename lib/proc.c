@@ -129,6 +129,8 @@ phn_proc_run(const struct phn_proc *o, struct phn_buf *out,
 		goto fail;
 	if (pid == 0)
 		child(o, p[0][0], p[1][1], p[2][1]);
+	if (o->started != NULL)
+		o->started(o->ctx, pid);
 	who = o->flags & PHN_PROC_GROUP ? -pid : pid;
 	fds[0] = p[0][1];
 	fds[1] = p[1][0];

@@ -19,6 +19,8 @@ load helper
 	[ -f "$d/opt/phn/share/man/man7/phn.7" ]
 	cmp "$d/opt/phn/share/phn/run_report.schema.json" \
 	    "$PHN_REPO/run_report.schema.json"
+	cmp "$d/opt/phn/share/phn/dashboard.html" \
+	    "$PHN_REPO/share/dashboard.html"
 	# An installed phn-init finds the installed schema through PHN_DATADIR.
 	cd "$BATS_TEST_TMPDIR"
 	PHN_DATADIR=$d/opt/phn/share/phn run -0 "$d/opt/phn/bin/phn-init" --root store
