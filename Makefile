@@ -38,7 +38,8 @@ SCRIPTS = cmd/phn
 #   table   the Launch Table and JSON Schema validators: phn-ingest,
 #           phn-spawn (the Run Report), phn-api
 #   store   attempts, state.json, current.json, liveness and reaping,
-#           operator overrides: every program that reads the store
+#           operator overrides, the runner pool: every program that
+#           reads the store
 #   policy  the step policy (policy.h): phn-claim, phn-score
 #   claim   the schedule and ready indexes, the claimer (claim.h):
 #           phn-claim, and whoever ends an attempt or readies a step
@@ -50,7 +51,7 @@ LIB_CORE = lib/err.o lib/atomic.o lib/lock.o lib/jscan.o lib/json.o \
 	lib/sha.o lib/time.o lib/id.o lib/path.o lib/layout.o lib/config.o \
 	lib/proc.o lib/opt.o
 LIB_TABLE = lib/lt.o lib/schema.o
-LIB_STORE = lib/store.o lib/liveness.o lib/overrides.o
+LIB_STORE = lib/store.o lib/liveness.o lib/overrides.o lib/runner.o
 LIB_POLICY = lib/policy.o
 LIB_CLAIM = lib/sched.o lib/claim.o
 LIB_RUN = lib/spawn.o lib/codex.o lib/supervise.o lib/report.o \

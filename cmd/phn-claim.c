@@ -14,6 +14,7 @@
  * never spins, and exits when nothing is runnable, queued or running.
  */
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,10 +26,11 @@
 static const char usage[] =
     "usage: phn-claim [-0] [-b batch ...] [-c concurrency] [-i runner-id] "
     "[-n count]\n"
-    "                 [-r root] [--runs-root dir] [--runners-root dir]\n"
+    "                 [--memfree size] [--load max] [-r root]\n"
+    "                 [--runs-root dir] [--runners-root dir]\n"
     "       phn-claim -f [-0] [-b batch ...] [-c concurrency] [-i runner-id]\n"
-    "                 [-j jobs] [-n count] [-r root] [--runs-root dir]\n"
-    "                 [--runners-root dir]\n"
+    "                 [-j jobs] [-n count] [--memfree size] [--load max]\n"
+    "                 [-r root] [--runs-root dir] [--runners-root dir]\n"
     "       phn-claim --rescan [-b batch ...] [-r root] [--runs-root dir]\n"
     "                 [--runners-root dir]\n";
 
@@ -39,6 +41,30 @@ add_batch(void *v, const char *batch)
 	struct phn_claim_opts *o = v;
 
 	o->batches[o->nbatches++] = batch;
+}
+
+/* --memfree SIZE: 100M, 2G (powers of 1024). */
+static void
+set_memfree(void *v, const char *s)
+{
+	double *d = v;
+
+	if ((*d = phn_size_parse(s)) < 0)
+		phn_die(PHN_EXIT_PERM, "--memfree: invalid size '%s' (want a "
+		    "number with an optional K, M, G or T suffix: 100M, 2G)", s);
+}
+
+/* --load MAX: a 1-minute load average, >= 0. */
+static void
+set_load(void *v, const char *s)
+{
+	double *d = v;
+	char *end;
+
+	*d = strtod(s, &end);
+	if (end == s || *end != '\0' || !isfinite(*d) || *d < 0)
+		phn_die(PHN_EXIT_PERM, "--load: invalid value '%s' (want a "
+		    "load average >= 0, such as 4 or 1.5)", s);
 }
 
 /* runner_<hostname>, with characters ids may not hold replaced. */
@@ -100,6 +126,8 @@ main(int argc, char *argv[])
 		PHN_FLAG('f', "follow", &o.follow),
 		PHN_ID('i', "runner-id", &runner),
 		PHN_NUM('j', "jobs", &o.jobs, 1, 1000000000),
+		PHN_FN(0, "load", set_load, &o.maxload),
+		PHN_FN(0, "memfree", set_memfree, &o.memfree),
 		PHN_NUM('n', "count", &o.n, 0, (double)LLONG_MAX),
 		PHN_FLAG(0, "rescan", &sflag),
 		PHN_END
@@ -117,9 +145,10 @@ main(int argc, char *argv[])
 	memset(&o, 0, sizeof(o));
 	o.batches = phn_malloc((size_t)argc * sizeof(*o.batches));
 	o.n = -1;	/* not given */
+	o.memfree = o.maxload = -1;	/* not given: the config's */
 	phn_opts_parse(&opts, &argc, &argv, options);
 	if ((o.jobs > 0 && !o.follow) || (sflag && (o.follow || o.n >= 0 ||
-	    o.jobs || o.nul)))
+	    o.jobs || o.nul || o.memfree >= 0 || o.maxload >= 0)))
 		phn_usage(&opts, PHN_EXIT_PERM);
 	if (o.n < 0)
 		o.n = o.follow ? 0 : 1;
