@@ -28,7 +28,7 @@ CMDS_LIBPHN = $(CMDS_STORE) $(CMDS_CLAIM) $(CMDS_OVERRIDE) $(CMDS_RUN) \
 	$(CMDS_OBSERVE)
 CMDS_API = cmd/phn-api
 CMDS = $(CMDS_LIBPHN) $(CMDS_API)
-SCRIPTS = cmd/phn
+SCRIPTS = cmd/phn cmd/phn-slurm
 
 # The library (lib/libphn.a, not installed), by meaning.  Every program
 # links the archive, so it takes exactly the objects it uses:
