@@ -149,3 +149,49 @@ array_gone() {
 		assert_output 1
 	done
 }
+
+@test "phn-slurm: usage, bad values, no store, no sbatch" {
+	run -0 --separate-stderr phn-slurm --help
+	assert_output --regexp '^usage: phn-slurm '
+	[ -z "$stderr" ]
+	run -0 --separate-stderr phn slurm -h
+	assert_output --regexp '^usage: phn-slurm '
+	run -100 --separate-stderr phn-slurm
+	assert_usage_error phn-slurm
+	assert_stderr_line 'phn-slurm: --tasks is required'
+	run -100 --separate-stderr phn-slurm --tasks 0
+	assert_stderr_line "phn-slurm: --tasks: invalid value '0' (want an integer >= 1)"
+	run -100 --separate-stderr phn-slurm --tasks 2 -j x
+	assert_stderr_line "phn-slurm: --per-task: invalid value 'x' (want an integer >= 1)"
+	run -100 --separate-stderr phn-slurm --tasks 2 -b 'a/b'
+	assert_stderr_line "phn-slurm: --batch: invalid batch id 'a/b'"
+	run -100 --separate-stderr phn-slurm --tasks 2 --bogus
+	assert_usage_error phn-slurm
+	run -100 --separate-stderr phn-slurm --tasks 2 --root "$T/nowhere"
+	assert_stderr_line "phn-slurm: no runs store at $T/nowhere/runs (run phn init, or give --root)"
+	# no Slurm client on PATH: 111, and nothing submitted
+	mkdir bin
+	for p in phn-slurm sh dirname sed mkdir; do
+		ln -s "$(command -v "$p")" bin/
+	done
+	run -111 --separate-stderr env PATH="$T/bin" phn-slurm --tasks 2
+	assert_stderr_line 'phn-slurm: sbatch not found: is this a Slurm login node?'
+	# --task outside a Slurm job
+	run -100 --separate-stderr env -u SLURM_JOB_ID -u SLURM_ARRAY_JOB_ID phn-slurm --task
+	assert_stderr_line 'phn-slurm: --task runs only inside a Slurm job'
+}
+
+@test "phn-slurm --wait exits 3 when the array ends before the batch" {
+	slurm_lt 1 2 >lt.json
+	B=$(phn submit lt.json)
+	touch "$T/slow"
+	bg sh -c 'phn-slurm --tasks 1 --per-task 1 --wait >job.txt'
+	wait_for test -s job.txt
+	J=$(cat job.txt)
+	JOBS=$J
+	wait_for invoked_at_least 1
+	run -0 scancel "$J"
+	st=0
+	wait "$BG_PID" || st=$?
+	[ "$st" -eq 3 ]
+}
