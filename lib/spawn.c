@@ -183,18 +183,22 @@ identity(struct phn_run *r, struct json_object *f)
 }
 
 /*
- * Whether a signal that canceled the attempt came from the harness, not
- * the operator: with PHN_HARNESS_SIGNALS=1 (phn-slurm sets it: Slurm's
- * scancel and time limit signal every process of a task), the attempt
- * ends canceled with harness_fault true, which the step policy retries
- * without counting against max_attempts.
+ * Whether the attempt ended by a signal from the harness, not the
+ * operator: with PHN_HARNESS_SIGNALS=1 (phn-slurm sets it: Slurm's
+ * scancel and time limit signal every process of a task), an attempt
+ * that did not succeed and whose spawner got SIGTERM, SIGINT or SIGHUP
+ * (canceled, or failed because codex got the same signal first) is a
+ * harness fault, which the step policy retries without counting against
+ * max_attempts.
  */
 static int
 harness_signal(const struct phn_run *r)
 {
 	const char *e = getenv("PHN_HARNESS_SIGNALS");
 
-	return r->stop == PHN_STOP_CANCEL && e != NULL && strcmp(e, "1") == 0;
+	return e != NULL && strcmp(e, "1") == 0 && (r->stop ==
+	    PHN_STOP_CANCEL || phn_signal_canceled() != 0) &&
+	    r->status != NULL && strcmp(r->status, "succeeded") != 0;
 }
 
 /*

@@ -28,14 +28,14 @@ setup() {
 	# shellcheck source=/dev/null
 	. "$SLURM_DIR/env.sh"
 	# The agent: logs each `codex exec` it runs, then answers at once
-	# (tests/fake-codex/codex-fast); while $T/slow exists, it hangs.
+	# (tests/fake-codex/codex-fast); while $T/slow exists, it waits.
 	cat >"$T/agent" <<EOF
 #!/bin/sh
 [ "\$1" = exec ] || exec "$PHN_REPO/tests/fake-codex/codex-fast" "\$@"
 echo "\$\$" >>"$T/invocations"
-if [ -e "$T/slow" ]; then
-	sleep 300
-fi
+while [ -e "$T/slow" ]; do
+	sleep 0.1
+done
 exec "$PHN_REPO/tests/fake-codex/codex-fast" "\$@"
 EOF
 	chmod +x "$T/agent"
@@ -194,4 +194,40 @@ array_gone() {
 	st=0
 	wait "$BG_PID" || st=$?
 	[ "$st" -eq 3 ]
+}
+
+@test "examples/slurm.sh: a dry-run batch on two tasks, the runners listed" {
+	slurm_lt 2 3 >lt.json
+	run -0 --separate-stderr sh "$PHN_REPO/examples/slurm.sh" -n -t 2 -j 2 lt.json
+	[ -z "$output" ]
+	J=$(sed -n 's/^batch batch_[^ ]*: Slurm job \([0-9][0-9]*\), 2 tasks of 2 agents$/\1/p' <<<"$stderr")
+	[ -n "$J" ]
+	JOBS=$J
+	assert_stderr_line "{\"runner_id\":\"$(hostname -s)-${J}_0\",\"status\":\"stopped\",\"max_load_observed\":$(jq .max_load_observed "runners/$(hostname -s)-${J}_0/health.json")}"
+	run -0 phn-score --json
+	run jq -r '.system[0].counts.succeeded' <<<"$output"
+	assert_output 6
+	# a dry run: the agent never ran
+	[ ! -e "$T/invocations" ]
+}
+
+@test "a task goes on when one of its phn-spawn is killed; the killed attempt is reaped and retried" {
+	slurm_lt 1 4 '{"retry_policy": {"max_attempts": 1}}' >lt.json
+	B=$(phn submit lt.json)
+	touch "$T/slow"
+	run -0 phn-slurm --tasks 1 --per-task 2
+	J=$output
+	JOBS=$J
+	wait_for invoked_at_least 2
+	wait_for sh -c "jq -e 'select(.status == \"running\") | .spawner_pid' runs/$B/j0/steps/*/attempts/*/state.json >/dev/null"
+	pid=$(jq -r 'select(.status == "running") | .spawner_pid' runs/"$B"/j0/steps/*/attempts/*/state.json | head -n 1)
+	kill -KILL "$pid"
+	rm "$T/slow"
+	# the task (its xargs) goes on and the array ends with the batch done
+	WAIT_TRIES=600 wait_for array_gone "$J"
+	run -0 phn-score -b "$B" --steps
+	run jq -s -c '[length, ([.[] | select(.status == "succeeded")] | length)]' <<<"$output"
+	assert_output '[4,4]'
+	run sh -c "jq -r 'select(.failure_kind == \"orphaned\") | .harness_fault' runs/$B/j0/steps/*/attempts/*/state.json"
+	assert_output true
 }
