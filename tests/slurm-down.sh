@@ -12,7 +12,14 @@ trap '' PIPE
 mine() {	# mine NAME: our daemon's pid if it still lives, else nothing
 	pid=$(cat "$dir/run/$1.pid" 2>/dev/null) || return 1
 	case $pid in ''|*[!0-9]*) return 1 ;; esac
-	[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ] || return 1
+	comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
+	case $comm in
+	"$1") ;;
+	env|setsid)	# started a moment ago: not yet exec'd, but ours
+		tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null |
+		    grep -qF "$dir/etc/slurm.conf" || return 1 ;;
+	*) return 1 ;;
+	esac
 	st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' \
 	    "/proc/$pid/status" 2>/dev/null)
 	[ -n "$st" ] && [ "$st" != Z ] || return 1	# a zombie is dead
