@@ -33,7 +33,7 @@ CMDS_LIBPHN = $(CMDS_STORE) $(CMDS_CLAIM) $(CMDS_OVERRIDE) $(CMDS_RUN) \
 	$(CMDS_OBSERVE)
 CMDS_API = cmd/phn-api
 CMDS = $(CMDS_LIBPHN) $(CMDS_API)
-SCRIPTS = cmd/phn
+SCRIPTS = cmd/phn cmd/phn-slurm
 
 # The library (lib/libphn.a, not installed), by meaning.  Every program
 # links the archive, so it takes exactly the objects it uses:
@@ -43,7 +43,8 @@ SCRIPTS = cmd/phn
 #   table   the Launch Table and JSON Schema validators: phn-ingest,
 #           phn-spawn (the Run Report), phn-api
 #   store   attempts, state.json, current.json, liveness and reaping,
-#           operator overrides: every program that reads the store
+#           operator overrides, the runner pool: every program that
+#           reads the store
 #   policy  the step policy (policy.h): phn-claim, phn-score
 #   claim   the schedule and ready indexes, the claimer (claim.h):
 #           phn-claim, and whoever ends an attempt or readies a step
@@ -55,7 +56,7 @@ LIB_CORE = lib/err.o lib/atomic.o lib/lock.o lib/jscan.o lib/json.o \
 	lib/sha.o lib/time.o lib/id.o lib/path.o lib/layout.o lib/config.o \
 	lib/proc.o lib/opt.o
 LIB_TABLE = lib/lt.o lib/schema.o
-LIB_STORE = lib/store.o lib/liveness.o lib/overrides.o
+LIB_STORE = lib/store.o lib/liveness.o lib/overrides.o lib/runner.o
 LIB_POLICY = lib/policy.o
 LIB_CLAIM = lib/sched.o lib/claim.o
 LIB_RUN = lib/spawn.o lib/codex.o lib/supervise.o lib/report.o \
@@ -65,6 +66,7 @@ LIBOBJ = $(LIB_CORE) $(LIB_TABLE) $(LIB_STORE) $(LIB_POLICY) $(LIB_CLAIM) \
 	$(LIB_RUN) $(LIB_OBSERVE)
 MAN1_INGEST = man/phn-ingest.1 man/phn-init.1 man/phn.1
 MAN1_CLAIM = man/phn-claim.1 man/phn-force-retry.1 man/phn-mark-failed.1 \
+	man/phn-slurm.1 \
 	man/phn-requeue.1 man/phn-close-batch.1
 MAN1_SPAWN = man/phn-spawn.1 man/phn-heartbeat.1
 MAN1_SCORE = man/phn-score.1 man/phn-cancel.1 man/phn-gc.1 \

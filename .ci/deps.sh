@@ -16,11 +16,14 @@ set -u
 CODEX_VERSION=0.171.0
 CODEX_PKG="@openai/codex@$CODEX_VERSION"
 
-# Keep this list in sync with what the build and tests use.  Never add
+# Keep this list in sync with what the build and tests use.  slurm-wlm
+# and munge: tests/90-slurm.bats runs its own one-node cluster
+# (tests/slurm-up.sh); their packages must not start system daemons.  Never add
 # npm/nodejs here: Debian's nodejs conflicts with the machine's own Node.js.
 APT_PKGS="build-essential clang pkg-config libjson-c-dev libmd-dev
 libmicrohttpd-dev jq bats bats-assert bats-support mandoc shellcheck git
-python3 parallel valgrind procps curl strace libclang-rt-14-dev chromium"
+python3 parallel valgrind procps curl strace libclang-rt-14-dev chromium
+slurm-wlm munge"
 
 CI_DIR=$(cd "$(dirname "$0")" && pwd)
 
@@ -51,11 +54,22 @@ install_apt() {
     [ -n "$missing" ] || return 0
 
     for p in $missing; do say "installing Debian package $p"; done
+    # No daemon of ours may be started by a postinst (munge, slurmctld,
+    # slurmd): where the machine has no policy-rc.d, a temporary one
+    # denies it, as Debian's invoke-rc.d allows.
+    rcd=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        if as_root sh -c 'printf "#!/bin/sh\nexit 101\n" >/usr/sbin/policy-rc.d &&
+                chmod 0755 /usr/sbin/policy-rc.d'; then
+            rcd=/usr/sbin/policy-rc.d
+        fi
+    fi
     # Wait for the dpkg lock (another install may be running) instead of
     # failing at once.
     if ! as_root env DEBIAN_FRONTEND=noninteractive \
             apt-get -o DPkg::Lock::Timeout=300 -qq update </dev/null >/dev/null; then
         warn "apt-get update failed"
+        [ -z "$rcd" ] || as_root rm -f "$rcd"
         return 1
     fi
     # shellcheck disable=SC2086 # word splitting of the package list is wanted
@@ -63,8 +77,10 @@ install_apt() {
             apt-get -o DPkg::Lock::Timeout=300 -qq install -y \
             --no-install-recommends $missing </dev/null >/dev/null; then
         warn "apt-get install failed for:$missing"
+        [ -z "$rcd" ] || as_root rm -f "$rcd"
         return 1
     fi
+    [ -z "$rcd" ] || as_root rm -f "$rcd"
     return 0
 }
 

@@ -137,7 +137,7 @@ one(const char *dir, double lease, double stale, double stuck)
 		json_object_put(st);
 		return;
 	}
-	fault = phn_attempt_fault(dir, st, now, lease, stale, stuck);
+	fault = phn_attempt_judge(&P, dir, st, now, lease, stale, stuck);
 	if (fault == PHN_FAULT_NONE || phn_attempt_parse(&P, dir, &a) == -1) {
 		json_object_put(st);
 		return;

@@ -48,7 +48,8 @@ paint(const char *status)
 		{ "needs_attention", "33" }, { "canceled", "35" },
 		{ "running", "36" }, { "ready", "34" }, { "blocked", "2" },
 		{ "orphaned", "1;31" }, { "stuck", "1;33" },
-		{ "in_progress", "36" },
+		{ "in_progress", "36" }, { "alive", "32" }, { "waiting", "33" },
+		{ "draining", "35" }, { "gone", "1;31" }, { "stopped", "2" },
 		{ NULL, NULL }
 	};
 	int i;
@@ -68,6 +69,49 @@ cput(const char *s, int width)
 		printf("\033[%sm%-*s\033[0m", c, width, s);
 	else
 		printf("%-*s", width, s);
+}
+
+static char *dur(struct json_object *);
+static long long cnt(struct json_object *, const char *);
+
+/*
+ * The runner view, after a blank line: every runner but those stopped
+ * (or gone) for over an hour; with brief, only the live ones.
+ */
+static void
+runner_table(struct json_object *rv, int brief)
+{
+	size_t i, n = json_object_array_length(rv), shown = 0;
+
+	for (i = 0; i < n; i++) {
+		struct json_object *r = json_object_array_get_idx(rv, i);
+		const char *st = phn_jstr(r, "status"), *w;
+		long long age = cnt(r, "last_seen_age_seconds");
+		char *a, load[48];
+		int dead = strcmp(st, "stopped") == 0 || strcmp(st, "gone") == 0;
+
+		if ((dead && (brief || age > 3600)))
+			continue;
+		if (shown++ == 0)
+			printf("\n%-32s %-8s %-16s %7s %8s  %s\n", "RUNNER",
+			    "STATUS", "HOST", "LOAD", "SEEN", "WHY");
+		if (phn_json_is_int(phn_json_get(r, "capacity")))
+			snprintf(load, sizeof(load), "%lld/%lld",
+			    cnt(r, "current_load"), cnt(r, "capacity"));
+		else if (phn_json_is_int(phn_json_get(r, "jobs")))
+			snprintf(load, sizeof(load), "%lld/%lld",
+			    cnt(r, "current_load"), cnt(r, "jobs"));
+		else
+			snprintf(load, sizeof(load), "%lld",
+			    cnt(r, "current_load"));
+		a = dur(phn_json_get(r, "last_seen_age_seconds"));
+		w = phn_jstr(r, "waiting_reason");
+		printf("%-32s ", phn_jstr(r, "runner_id"));
+		cput(st, 8);
+		printf(" %-16.16s %7s %8s  %s\n", phn_jstr(r, "host") ?
+		    phn_jstr(r, "host") : "-", load, a, w ? w : "");
+		free(a);
+	}
 }
 
 static char *
@@ -317,6 +361,7 @@ struct scores {
 	struct json_object *sbs;	/* batch scoreboards */
 	struct json_object *rows;	/* system rows */
 	struct json_object *steps;	/* step records, if wanted */
+	struct json_object *runners;	/* the runner view */
 	int	 code;
 };
 
@@ -339,6 +384,7 @@ compute(const char *only, int want_steps, struct scores *sc)
 	sc->sbs = json_object_new_array();
 	sc->rows = json_object_new_array();
 	sc->steps = want_steps ? json_object_new_array() : NULL;
+	sc->runners = phn_score_runners(&P, C.doc, now);
 	sc->code = PHN_EXIT_OK;
 	if (only != NULL) {
 		v = phn_malloc(2 * sizeof(*v));
@@ -373,6 +419,7 @@ scores_free(struct scores *sc)
 	json_object_put(sc->sbs);
 	json_object_put(sc->rows);
 	json_object_put(sc->steps);
+	json_object_put(sc->runners);
 }
 
 static void
@@ -440,6 +487,8 @@ output(struct scores *sc, const char *batch)
 		o = json_object_new_object();
 		json_object_object_add(o, batch ? "batch" : "system",
 		    json_object_get(batch ? sb : sc->rows));
+		json_object_object_add(o, "runners",
+		    json_object_get(sc->runners));
 		phn_json_emit(stdout, o);
 		json_object_put(o);
 	} else if (Sflag) {
@@ -454,8 +503,10 @@ output(struct scores *sc, const char *batch)
 		o = of_batch(sc->steps, batch);
 		batch_table(sb, o);
 		json_object_put(o);
-	} else
+	} else {
 		system_table(sc->rows);
+		runner_table(sc->runners, 0);
+	}
 }
 
 static void
@@ -477,6 +528,8 @@ frame(struct scores *sc, const char *batch)
 		bar(sb);
 		attention_lines(sb, batch ? 20 : 5);
 	}
+	if (batch == NULL)
+		runner_table(sc->runners, 1);
 	if (batch != NULL) {
 		struct json_object *o = of_batch(sc->steps, batch);
 		printf("\n");

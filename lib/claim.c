@@ -233,7 +233,17 @@ struct claimer {
 	int	 werr;		/* writing standard output failed */
 	int	 cerr;		/* a claim failed on a system call */
 	char	 token[96];
+	struct phn_runner run;	/* its health.json, its admission */
 };
+
+static volatile sig_atomic_t claim_sig;	/* SIGTERM, SIGINT, SIGHUP */
+
+static void
+on_signal(int sig)
+{
+	if (claim_sig == 0)
+		claim_sig = sig;
+}
 
 /*
  * inotify, where there is one; elsewhere the poll does all the work.
@@ -1524,6 +1534,8 @@ claimer_init(struct claimer *c, const struct phn_paths *p,
 	for (i = 0; c->token[i]; i++)
 		if (c->token[i] == '@' || c->token[i] == '/')
 			c->token[i] = '_';
+	phn_runner_limits(&c->run, cfg, o->memfree, o->maxload);
+	phn_runner_open(&c->run, p, o->runner, c->s.runner_cap, o->jobs);
 	c->ifd = o->follow ? watch_init() : -1;
 	if (o->follow) {
 		watch(c, p->runs, M_NEW, W_RUNS, NULL);
@@ -1579,6 +1591,9 @@ claimer_turn(struct claimer *c)
 	size_t k;
 	int r;
 
+	if (!c->drained && !c->rfull && !at_cap(c) && c->nb > 0 &&
+	    !phn_runner_admit(&c->run))
+		return 0;	/* pressure: health.json says why */
 	for (k = 0; k < c->nb && !c->drained && !c->rfull && !at_cap(c);
 	    k++) {
 		r = serve(c, c->bv[(c->cursor + k) % c->nb]);
@@ -1601,6 +1616,9 @@ claimer_loop(struct claimer *c)
 
 	for (;;) {
 		now = phn_now();
+		phn_runner_beat(&c->run, (long long)c->nov, c->drained, 0);
+		if (claim_sig)
+			break;
 		events(c);
 		outs_compact(c, c->ifd == -1);
 		heap_due(c, now);
@@ -1650,6 +1668,10 @@ claimer_done(struct claimer *c)
 
 	/* Nothing claimed because a claim failed: 111, not "nothing". */
 	r = c->total > 0 ? 0 : c->cerr ? PHN_EXIT_TEMP : c->o->follow ? 0 : 1;
+	if (r == 1 && c->run.waiting[0])
+		phn_warn("runner %s claimed nothing: %s", c->o->runner,
+		    c->run.waiting);
+	phn_runner_close(&c->run);
 	if (c->werr) {
 		errno = c->werr;
 		phn_warn("unable to write standard output:");
@@ -1693,10 +1715,26 @@ phn_claim_run(const struct phn_paths *p, const struct phn_config *cfg,
     const struct phn_claim_opts *o)
 {
 	struct claimer c;
+	struct sigaction sa;
+	int r, sigs[] = { SIGTERM, SIGINT, SIGHUP };
+	size_t i;
 
+	/* A signal ends the loop (no SA_RESTART: it wakes the wait), so
+	 * that the runner is marked stopped; then it is raised again. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
 	claimer_init(&c, p, cfg, o);
 	claimer_open(&c);
 	claimer_loop(&c);
 	claimer_save(&c);
-	return claimer_done(&c);
+	r = claimer_done(&c);
+	if (claim_sig) {
+		fflush(NULL);
+		signal(claim_sig, SIG_DFL);
+		raise(claim_sig);
+	}
+	return r;
 }

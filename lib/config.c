@@ -195,6 +195,23 @@ check_int(struct json_object *doc, const char *path, long long min,
 		    min, nullok ? " or null" : "", json_object_to_json_string(v));
 }
 
+/* A number >= 0, or null (off): defaults.runner_pool.max_load. */
+static void
+check_num(struct json_object *doc, const char *path, struct phn_errs *e)
+{
+	struct json_object *v;
+	char *parent = phn_strdup(path), *last = strrchr(parent, '.');
+
+	*last = '\0';
+	if (json_object_object_get_ex(phn_json_path_get(doc, parent),
+	    last + 1, &v) && v != NULL && (!phn_json_is_num(v) ||
+	    !isfinite(json_object_get_double(v)) ||
+	    json_object_get_double(v) < 0))
+		phn_errs_add(e, "%s: must be a number >= 0 or null (is %s)",
+		    path, json_object_to_json_string(v));
+	free(parent);
+}
+
 /* limits.ref_roots: absolute directories prompt_ref files may lie under. */
 static void
 check_ref_roots(struct json_object *doc, struct phn_errs *e)
@@ -327,6 +344,8 @@ check(struct json_object *doc, struct phn_errs *e)
 	check_int(doc, "defaults.claim_lease_seconds", 1, 0, e);
 	check_int(doc, "defaults.kill_grace_seconds", 0, 0, e);
 	check_int(doc, "defaults.runner_capacity", 1, 1, e);
+	check_int(doc, "defaults.runner_pool.min_free_memory_bytes", 0, 1, e);
+	check_num(doc, "defaults.runner_pool.max_load", e);
 	check_int(doc, "limits.max_jobs_per_batch", 1, 0, e);
 	check_int(doc, "limits.max_steps_per_job", 1, 0, e);
 	check_int(doc, "limits.min_goal_summary_words", 0, 0, e);

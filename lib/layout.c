@@ -134,6 +134,35 @@ phn_runner_path(const struct phn_paths *p, const char *runner,
 	return join(p->runners, runner, file, NULL);
 }
 
+/* RUNNERS/RUNNER/health.json: the runner's health (runner.c) */
+char *
+phn_runner_health_path(const struct phn_paths *p, const char *runner)
+{
+	return join(p->runners, runner, "health.json", NULL);
+}
+
+/* The runner ids under RUNNERS (directories with a valid id for a name),
+ * sorted; NULL with *n 0 when there is no runners root. */
+char **
+phn_runner_list(const struct phn_paths *p, size_t *n)
+{
+	char **v = phn_dir_list(p->runners, n);
+	size_t i, k;
+
+	if (v == NULL) {
+		*n = 0;
+		return NULL;
+	}
+	for (i = k = 0; i < *n; i++)
+		if (phn_id_valid(v[i], strlen(v[i])))
+			v[k++] = v[i];
+		else
+			free(v[i]);
+	v[k] = NULL;
+	*n = k;
+	return v;
+}
+
 /* An index entry's name: the non-NULL ids joined by '@'. */
 char *
 phn_entry_name(const char *a, const char *b, const char *c, const char *d)

@@ -70,6 +70,9 @@ phn_limits_init(struct phn_limits *l, struct json_object *cfg,
 	l->transfer = flag(rp, "resume_base_transfer_enabled", 0);
 }
 
+static int runner_rule(const struct phn_paths *, struct json_object *, double,
+    double);
+
 /*
  * Reap a faulted attempt under its spawn.lock.  Returns 1 reaped, 0 not
  * (a spawner holds it, it ended, or the fault is gone), -1 on error.
@@ -108,6 +111,8 @@ phn_attempt_reap_locked(const struct phn_paths *p, const struct phn_attempt *a,
 		    &t) == -1) || now - t > stale)
 			fault = PHN_FAULT_ORPHAN;
 	}
+	if (fault == PHN_FAULT_NONE)	/* liveness across hosts, below */
+		fault = runner_rule(p, st, now, stale);
 	json_object_put(st);
 	r = 0;
 	if (fault != PHN_FAULT_NONE) {
@@ -116,4 +121,87 @@ phn_attempt_reap_locked(const struct phn_paths *p, const struct phn_attempt *a,
 	}
 	phn_lock_close(fd);
 	return r;
+}
+
+/*
+ * Liveness across hosts (phn(5), "Liveness"): an attempt run or claimed
+ * by another host, or by an earlier boot of this one, is never judged
+ * by a pid; phn_attempt_fault judges it by its heartbeat age, and this
+ * by the health of the runner that claimed it (state.json runner_id):
+ *  - running, and that runner's health names the attempt's host with
+ *    another boot id, written after the attempt's last heartbeat: the
+ *    host rebooted, the attempt died with it (orphaned);
+ *  - that runner stopped (a clean exit) more than stale/2 seconds ago
+ *    and the attempt was not heard of since (last heartbeat, else start,
+ *    else claim, before stopped_at): orphaned if it was running,
+ *    claim_expired if still queued.  stale/2 exceeds the heartbeat
+ *    interval (phn(5)), so a spawner still alive has written since.
+ * A spawn.lock held is always life.  Returns a PHN_FAULT_*.
+ */
+static int
+runner_rule(const struct phn_paths *p, struct json_object *st, double now,
+    double stale)
+{
+	const char *s = phn_jstr(st, "status"), *rid = phn_jstr(st,
+	    "runner_id"), *host = phn_jstr(st, "host"), *boot, *hs;
+	struct json_object *h;
+	double t, seen, stop;
+	int fault = PHN_FAULT_NONE, running;
+
+	if (s == NULL || rid == NULL || !phn_id_valid(rid, strlen(rid)))
+		return PHN_FAULT_NONE;
+	running = strcmp(s, "running") == 0;
+	if (!running && strcmp(s, "queued") != 0)
+		return PHN_FAULT_NONE;
+	if ((h = phn_runner_health(p, rid)) == NULL)
+		return PHN_FAULT_NONE;
+	if (phn_iso_parse(phn_jstr(st, "last_heartbeat_at"), &t) == -1 &&
+	    phn_iso_parse(phn_jstr(st, "started_at"), &t) == -1 &&
+	    phn_iso_parse(phn_jstr(st, "claimed_at"), &t) == -1)
+		t = 0;
+	hs = phn_jstr(h, "state");
+	boot = phn_jstr(st, "boot_id");
+	if (running && host && boot && phn_jstr(h, "host") &&
+	    phn_jstr(h, "boot_id") && strcmp(host, phn_jstr(h, "host")) == 0 &&
+	    strcmp(boot, phn_jstr(h, "boot_id")) != 0 &&
+	    phn_iso_parse(phn_jstr(h, "last_seen_at"), &seen) == 0 && seen > t)
+		fault = PHN_FAULT_ORPHAN;
+	else if (hs != NULL && strcmp(hs, "stopped") == 0 &&
+	    phn_iso_parse(phn_jstr(h, "stopped_at"), &stop) == 0 &&
+	    t < stop && now - stop > stale / 2)
+		fault = running ? PHN_FAULT_ORPHAN : PHN_FAULT_LEASE;
+	json_object_put(h);
+	return fault;
+}
+
+int
+phn_attempt_runner_fault(const struct phn_paths *p, const char *dir,
+    struct json_object *st, double now, double stale)
+{
+	int fault = runner_rule(p, st, now, stale);
+	char *lp;
+
+	if (fault != PHN_FAULT_NONE) {
+		lp = phn_path_join(dir, "spawn.lock");
+		if (phn_lock_held(lp) == 1)
+			fault = PHN_FAULT_NONE;
+		free(lp);
+	}
+	return fault;
+}
+
+/* The one judgement of an attempt's liveness: phn_attempt_fault (pids on
+ * this host, heartbeat age elsewhere), then its runner's health. */
+int
+phn_attempt_judge(const struct phn_paths *p, const char *dir,
+    struct json_object *st, double now, double lease, double stale,
+    double stuck)
+{
+	int fault = phn_attempt_fault(dir, st, now, lease, stale, stuck), rf;
+
+	if ((fault == PHN_FAULT_NONE || fault == PHN_FAULT_STUCK) &&
+	    (rf = phn_attempt_runner_fault(p, dir, st, now, stale)) !=
+	    PHN_FAULT_NONE)
+		fault = rf;
+	return fault;
 }

@@ -180,6 +180,8 @@ char	*phn_attempt_path(const struct phn_paths *, const char *,
 	    const char *, const char *, const char *, const char *);
 char	*phn_runner_path(const struct phn_paths *, const char *,
 	    const char *);
+char	*phn_runner_health_path(const struct phn_paths *, const char *);
+char	**phn_runner_list(const struct phn_paths *, size_t *);
 char	*phn_entry_name(const char *, const char *, const char *,
 	    const char *);
 int	phn_entry_split(const char *, char *[], int);
@@ -422,6 +424,36 @@ void	phn_limits_init(struct phn_limits *, struct json_object *,
 	    struct json_object *);
 int	phn_attempt_reap_locked(const struct phn_paths *,
 	    const struct phn_attempt *, double, double, const char **);
+/* runner.c: the runner pool, runners/R/health.json (phn(5)) */
+struct phn_runner {
+	const struct phn_paths *p;
+	char	*id;
+	long long capacity, jobs;	/* 0: unlimited */
+	double	 memfree, maxload;	/* admission limits; < 0: off */
+	double	 started, written, every;
+	long long inflight, maxobs;
+	char	 waiting[160];		/* why it admits nothing, or "" */
+	int	 drain, changed, stopped;
+};
+void	phn_runner_limits(struct phn_runner *, const struct phn_config *,
+	    double, double);
+void	phn_runner_open(struct phn_runner *, const struct phn_paths *,
+	    const char *, long long, long long);
+int	phn_runner_admit(struct phn_runner *);
+void	phn_runner_beat(struct phn_runner *, long long, int, int);
+void	phn_runner_close(struct phn_runner *);
+struct json_object *phn_runner_health(const struct phn_paths *, const char *);
+const char *phn_runner_status(const struct phn_paths *, const char *,
+	    struct json_object *, double, double);
+struct json_object *phn_runner_pressure(const struct phn_paths *);
+struct json_object *phn_runner_slurm(void);
+double	phn_runner_memfree(void);
+double	phn_runner_load1(void);
+double	phn_size_parse(const char *);
+int	phn_attempt_runner_fault(const struct phn_paths *, const char *,
+	    struct json_object *, double, double);
+int	phn_attempt_judge(const struct phn_paths *, const char *,
+	    struct json_object *, double, double, double, double);
 /* codex.c: the codex binary (PHN_CODEX, else PATH) and its version */
 char	*phn_codex_find(int *, char **);
 char	*phn_codex_version(const struct phn_paths *, const char *,

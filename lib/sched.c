@@ -630,7 +630,7 @@ expire(struct phn_sched *s, const char *dir, double now)
 	else if (st == NULL)
 		return 0;
 	else
-		fault = phn_attempt_fault(dir, st, now, s->lim.lease,
+		fault = phn_attempt_judge(s->p, dir, st, now, s->lim.lease,
 		    s->lim.stale, s->lim.stuck);
 	json_object_put(st);
 	if (fault != PHN_FAULT_LEASE && fault != PHN_FAULT_ORPHAN)

@@ -685,7 +685,7 @@ derive(struct ctx *c, struct step *s)
 	case PHN_V_ACTIVE:
 		s->d = D_RUNNING;
 		dir = attempt_abs(c, s, s->act);
-		s->fault = phn_attempt_fault(dir, fst(c, s), c->now,
+		s->fault = phn_attempt_judge(c->p, dir, fst(c, s), c->now,
 		    c->lim.lease, c->lim.stale, c->lim.stuck);
 		free(dir);
 		if (s->fault == PHN_FAULT_ORPHAN || s->fault == PHN_FAULT_LEASE)
@@ -873,6 +873,7 @@ step_record(struct ctx *c, struct step *s)
 	jset(o, "ended_at", st ? jcopy(st, "ended_at") : NULL);
 	jset(o, "last_heartbeat_at", st ? jcopy(st, "last_heartbeat_at") : NULL);
 	jset(o, "last_event_at", st ? jcopy(st, "last_event_at") : NULL);
+	jset(o, "slurm", st ? jcopy(st, "slurm") : NULL);
 	if (s->act >= 0 && s->a[s->act].st == PHN_AST_QUEUED &&
 	    (phn_jstr(st, "current_item") == NULL ||
 	    *phn_jstr(st, "current_item") == '\0'))
@@ -1360,4 +1361,50 @@ void
 phn_score_sort_rows(struct json_object *rows)
 {
 	json_object_array_sort(rows, row_cmp);
+}
+
+/*
+ * The runner view: one object per runner under the runners root, with
+ * its status at now by phn_runner_status (alive, waiting, draining,
+ * gone, stopped), its health's age, load and why it waits.
+ */
+struct json_object *
+phn_score_runners(const struct phn_paths *p, struct json_object *cfg,
+    double now)
+{
+	struct json_object *rv = json_object_new_array(), *h, *o;
+	struct phn_limits lim;
+	char **v;
+	size_t n, i;
+	double t;
+
+	phn_limits_init(&lim, cfg, NULL);
+	v = phn_runner_list(p, &n);
+	for (i = 0; i < n; i++) {
+		if ((h = phn_runner_health(p, v[i])) == NULL)
+			continue;
+		o = json_object_new_object();
+		jset(o, "runner_id", json_object_new_string(v[i]));
+		jset(o, "status", json_object_new_string(phn_runner_status(p,
+		    v[i], h, now, lim.stale)));
+		jset(o, "host", jcopy(h, "host"));
+		jset(o, "pid", jcopy(h, "pid"));
+		jset(o, "current_load", jcopy(h, "current_load"));
+		jset(o, "max_load_observed", jcopy(h, "max_load_observed"));
+		jset(o, "capacity", jcopy(h, "capacity"));
+		jset(o, "jobs", jcopy(h, "jobs"));
+		jset(o, "started_at", jcopy(h, "started_at"));
+		jset(o, "last_seen_at", jcopy(h, "last_seen_at"));
+		jset(o, "last_seen_age_seconds", phn_iso_parse(phn_jstr(h,
+		    "last_seen_at"), &t) == 0 ? json_object_new_int64(
+		    (int64_t)(now - t)) : NULL);
+		jset(o, "waiting_reason", jcopy(h, "waiting_reason"));
+		jset(o, "admission", jcopy(h, "admission"));
+		jset(o, "pressure", jcopy(h, "pressure"));
+		jset(o, "slurm", jcopy(h, "slurm"));
+		json_object_array_add(rv, o);
+		json_object_put(h);
+	}
+	phn_dir_list_free(v, n);
+	return rv;
 }

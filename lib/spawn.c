@@ -167,6 +167,8 @@ phn_run_start(struct phn_run *r, const char *dir)
 static void
 identity(struct phn_run *r, struct json_object *f)
 {
+	struct json_object *slurm;
+
 	json_object_object_add(f, "host", json_object_new_string(phn_hostname()));
 	json_object_object_add(f, "boot_id", json_object_new_string(
 	    phn_boot_id()));
@@ -176,6 +178,27 @@ identity(struct phn_run *r, struct json_object *f)
 	if (phn_jstr(r->meta, "runner_id"))
 		json_object_object_add(f, "runner_id", json_object_new_string(
 		    phn_jstr(r->meta, "runner_id")));
+	if ((slurm = phn_runner_slurm()) != NULL)	/* runner.c */
+		json_object_object_add(f, "slurm", slurm);
+}
+
+/*
+ * Whether the attempt ended by a signal from the harness, not the
+ * operator: with PHN_HARNESS_SIGNALS=1 (phn-slurm sets it: Slurm's
+ * scancel and time limit signal every process of a task), an attempt
+ * that did not succeed and whose spawner got SIGTERM, SIGINT or SIGHUP
+ * (canceled, or failed because codex got the same signal first) is a
+ * harness fault, which the step policy retries without counting against
+ * max_attempts.
+ */
+static int
+harness_signal(const struct phn_run *r)
+{
+	const char *e = getenv("PHN_HARNESS_SIGNALS");
+
+	return e != NULL && strcmp(e, "1") == 0 && (r->stop ==
+	    PHN_STOP_CANCEL || phn_signal_canceled() != 0) &&
+	    r->status != NULL && strcmp(r->status, "succeeded") != 0;
 }
 
 /*
@@ -778,7 +801,11 @@ phn_run_end(struct phn_run *r, int json)
 	link_staged(r);
 	identity(r, f);
 	json_object_object_add(f, "failure_kind", jstr_or_null(r->kind));
-	json_object_object_add(f, "harness_fault", json_object_new_boolean(0));
+	if (harness_signal(r))
+		phn_errs_add(&r->errs, "the signal came from the harness "
+		    "(PHN_HARNESS_SIGNALS=1): a harness fault, retried");
+	json_object_object_add(f, "harness_fault", json_object_new_boolean(
+	    harness_signal(r)));
 	json_object_object_add(f, "errors", errs_json(&r->errs));
 	json_object_object_add(f, "exit_code", r->exit_code >= 0 ?
 	    json_object_new_int(r->exit_code) : NULL);

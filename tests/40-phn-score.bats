@@ -49,7 +49,7 @@ step_field() {	# STEP FIELD: from phn-score --steps; phn-score's status
 
 @test "an empty store: empty system scoreboard, exit 0" {
 	run -0 phn-score --json
-	assert_output '{"system":[]}'
+	assert_output '{"system":[],"runners":[]}'
 	run -0 phn-score
 	assert_line --index 0 --partial 'BATCH'
 }
