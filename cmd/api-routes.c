@@ -82,15 +82,17 @@ api_route_of(const char *method, const char *url, struct req *rq, int *bad)
 	rq->nseg = 0;
 	for (s = rq->path; *s == '/'; s++)
 		;
-	while (*s != '\0' && rq->nseg < 8) {
+	while (*s != '\0') {
+		if (rq->nseg == 8) {
+			rq->nseg = 9;	/* too long: matches nothing */
+			break;
+		}
 		rq->seg[rq->nseg++] = s;
 		if ((t = strchr(s, '/')) == NULL)
 			break;
 		*t = '\0';
 		s = t + 1;
 	}
-	if (s != NULL && rq->nseg == 8 && strchr(s, '/') != NULL)
-		rq->nseg = 9;	/* too long: matches nothing */
 	*bad = MHD_HTTP_NOT_FOUND;
 	rq->gate = GATE_WORK;	/* unknown routes are for the authorized */
 	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {

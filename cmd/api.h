@@ -16,7 +16,7 @@ struct api {
 	const char *auth;	/* none, local_trust, token */
 	const char *token;	/* token mode: the expected token */
 	size_t	 body_max;	/* the largest request body */
-	int	 stopping;
+	volatile int stopping;
 };
 extern struct api A;
 

@@ -284,6 +284,8 @@ submit() {
 	[ "$(code -X POST "$URL/v1/batches/$B/jobs/nope/steps/s/force-retry")" = 404 ]
 	[ "$(code -X POST "$URL/v1/batches/batch_x/jobs/j/steps/s/force-retry")" = 404 ]
 	[ "$(code -X POST "$S/explode")" = 404 ]
+	[ "$(code -X POST "$S/force-retry/more")" = 404 ]
+	[ "$(jq -r .steps.s.force_retry_nonce "runs/$B/j/overrides.json")" = 1 ]
 	[ "$(code "$S/force-retry")" = 405 ]
 }
 

@@ -134,3 +134,23 @@ teardown() {
 	wait "$tick"
 	[ "$(jq -r .ok tick.out)" = true ]
 }
+
+@test "eight requests holding the workers and a full queue: 503 at once; /health still answers" {
+	api_conf '{"max_pending_requests": 0, "connection_timeout_seconds": 60}'
+	start_api
+	port=$(cat "$T/api.port")
+	# each is admitted (a worker) and then never sends its body
+	for fd in 20 21 22 23 24 25 26 27; do
+		eval "exec $fd<>/dev/tcp/127.0.0.1/$port"
+		printf 'POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n' >&"$fd"
+	done
+	wait_for sh -c "[ \"\$(curl -s -m 5 -o /dev/null -w '%{http_code}' '$URL/v1/scoreboards/system')\" = 503 ]"
+	run -0 curl -s -m 5 -D hdr "$URL/v1/scoreboards/system"
+	jq -e '.error | test("busy")' <<<"$output"
+	grep -qi '^retry-after: 1' hdr
+	[ "$(code -m 2 "$URL/health")" = 200 ]
+	for fd in 20 21 22 23 24 25 26 27; do
+		eval "exec $fd>&-"
+	done
+	wait_for sh -c "[ \"\$(curl -s -m 5 -o /dev/null -w '%{http_code}' '$URL/v1/scoreboards/system')\" = 200 ]"
+}
