@@ -231,6 +231,7 @@ struct claimer {
 	double	 tick, outchecked;
 	long long total;
 	int	 werr;		/* writing standard output failed */
+	int	 serr;		/* syncing the store failed */
 	int	 cerr;		/* a claim failed on a system call */
 	char	 token[96];
 };
@@ -1014,6 +1015,12 @@ try_hand(struct tryop *t)
 	struct out *o;
 
 	unlink(t->cl);
+	/* The claim durable before anyone can start it (phn(5)). */
+	if (phn_durable_flush() == -1) {
+		c->serr = errno ? errno : EIO;
+		unclaim(c, t->res.dir);
+		return T_STOP;
+	}
 	if (fprintf(c->o->out, "%s%c", t->res.dir, c->o->nul ? '\0' :
 	    '\n') < 0 || fflush(c->o->out) == EOF) {
 		c->werr = errno ? errno : EIO;
@@ -1607,7 +1614,7 @@ claimer_loop(struct claimer *c)
 		if (now - c->tick >= POLL_SECONDS)
 			poll_tick(c, now);
 		claimed = claimer_turn(c);
-		if (c->werr)
+		if (c->werr || c->serr)
 			break;
 		if (claimed)
 			continue;
@@ -1650,6 +1657,11 @@ claimer_done(struct claimer *c)
 
 	/* Nothing claimed because a claim failed: 111, not "nothing". */
 	r = c->total > 0 ? 0 : c->cerr ? PHN_EXIT_TEMP : c->o->follow ? 0 : 1;
+	if (c->serr) {
+		errno = c->serr;
+		phn_warn("unable to sync the store %s:", c->s.p->runs);
+		r = PHN_EXIT_TEMP;
+	}
 	if (c->werr) {
 		errno = c->werr;
 		phn_warn("unable to write standard output:");
@@ -1695,6 +1707,7 @@ phn_claim_run(const struct phn_paths *p, const struct phn_config *cfg,
 	struct claimer c;
 
 	claimer_init(&c, p, cfg, o);
+	phn_durable_group(p->runs);	/* flushed before each hand-over */
 	claimer_open(&c);
 	claimer_loop(&c);
 	claimer_save(&c);

@@ -65,6 +65,7 @@ void	phn_errs_free(struct phn_errs *);
 #define PHN_MKDIR	4	/* create the directory if it is missing */
 void	phn_store_confine(const char *);
 int	phn_dir_open(const char *, const char *, int, char **);
+void	phn_dir_forget(void);
 int	phn_store_confined(const char *);
 int	phn_mkdirs(const char *, int);
 int	phn_fsync_dir(const char *);
@@ -78,6 +79,10 @@ int	phn_copy_file(const char *, const char *, int);
 int	phn_rmtree(const char *);
 int	phn_write_new(const char *, const void *, size_t);
 int	phn_syncfs(const char *);
+void	phn_durable_group(const char *);
+int	phn_durable_deferred(const char *);
+int	phn_durable_flush(void);
+void	phn_durable_atexit(void);
 
 /* The one tree copier (atomic.c): what to leave out, and what failed. */
 struct phn_copy {
