@@ -166,8 +166,12 @@ uninstall:
 	rm -f $(DESTDIR)$(DATADIR)/run_report.schema.json
 	-rmdir $(DESTDIR)$(DATADIR)
 
+# The performance table (bench/table.sh; BENCH_SIZES="1000" for a quick one).
+bench: all tests/t-finish
+	nice sh bench/table.sh
+
 clean:
 	rm -f $(CMDS) $(TESTPROGS) lib/*.o lib/libphn.a tests/*.o
 	rm -rf tests/fuzz/build
 
-.PHONY: all deps check test check-sanitize fuzz-check fuzz mutate demo install uninstall clean
+.PHONY: all deps check test check-sanitize fuzz-check fuzz mutate demo install uninstall clean bench
