@@ -30,6 +30,7 @@
  * The protocol, what survives a crash and a power loss where: phn(5)
  * DURABILITY.
  */
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -113,6 +114,26 @@ static struct dircache {
 } dircache[DIRCACHE];
 static unsigned dirnext;
 
+/* How many to keep: none where descriptors are scarce (a low ulimit -n). */
+static size_t
+dircache_cap(void)
+{
+	static size_t cap = (size_t)-1;
+	struct rlimit rl;
+
+	if (cap == (size_t)-1) {
+		cap = 0;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+		    rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= 256)
+			cap = rl.rlim_cur / 16 < DIRCACHE ? rl.rlim_cur / 16 :
+			    DIRCACHE;
+		else if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+		    rl.rlim_cur == RLIM_INFINITY)
+			cap = DIRCACHE;
+	}
+	return cap;
+}
+
 static void
 dircache_drop(struct dircache *d)
 {
@@ -162,10 +183,13 @@ dircache_get(const char *top, const char *dir, const char **restp)
 static int
 dircache_put(const char *top, const char *dir, int fd)
 {
-	struct dircache *d = &dircache[dirnext++ % DIRCACHE];
+	struct dircache *d;
 	struct stat st;
 	int e;
 
+	if (dircache_cap() == 0)
+		return fd;	/* not kept: dir_walk says it is the caller's */
+	d = &dircache[dirnext++ % dircache_cap()];
 	if (fstat(fd, &st) == -1) {
 		e = errno;
 		close(fd);
@@ -202,7 +226,7 @@ phn_dir_forget(void)
  * free).
  */
 static int
-dir_walk(const char *top, const char *dir, int mode, char **badp)
+dir_walk(const char *top, const char *dir, int mode, char **badp, int *ownp)
 {
 	const char *rel = below(top, dir), *from;
 	char *cp, *s, *save = NULL, *sub;
@@ -211,6 +235,7 @@ dir_walk(const char *top, const char *dir, int mode, char **badp)
 
 	if (badp)
 		*badp = NULL;
+	*ownp = 0;
 	if (rel == NULL) {
 		if (badp)
 			*badp = phn_strdup(dir);
@@ -257,7 +282,8 @@ dir_walk(const char *top, const char *dir, int mode, char **badp)
 		close(fd);
 		fd = nfd;
 		/* The levels on the way, for the walks to their siblings. */
-		if (save != NULL && *save != '\0' && (e = fcntl(fd,
+		if (dircache_cap() > 0 && save != NULL && *save != '\0' &&
+		    (e = fcntl(fd,
 		    F_DUPFD_CLOEXEC, 0)) != -1) {
 			sub = phn_asprintf("%.*s", (int)(rel - dir + (s - cp) +
 			    strlen(s)), dir);
@@ -267,6 +293,7 @@ dir_walk(const char *top, const char *dir, int mode, char **badp)
 		}
 	}
 	free(cp);
+	*ownp = dircache_cap() == 0;
 	return dircache_put(top, dir, fd);
 }
 
@@ -280,16 +307,20 @@ dir_walk(const char *top, const char *dir, int mode, char **badp)
 int
 phn_dir_open(const char *top, const char *dir, int mode, char **badp)
 {
-	int fd = dir_walk(top, dir, mode, badp);
+	int own, fd = dir_walk(top, dir, mode, badp, &own);
 
-	return fd == -1 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	return fd == -1 || own ? fd : fcntl(fd, F_DUPFD_CLOEXEC, 0);
 }
 
 /* phn_dir_open, closed again: 0 or -1. */
 static int
 dir_check(const char *top, const char *dir, int mode)
 {
-	return dir_walk(top, dir, mode, NULL) == -1 ? -1 : 0;
+	int own, fd = dir_walk(top, dir, mode, NULL, &own);
+
+	if (fd != -1 && own)
+		close(fd);
+	return fd == -1 ? -1 : 0;
 }
 
 /* 0 if dir is outside the confined store or reached through real
@@ -650,15 +681,18 @@ phn_write_new(const char *path, const void *buf, size_t len)
 {
 	char *dir = phn_path_dirname(path);
 	const char *base = strrchr(path, '/');
-	int fd, dfd = AT_FDCWD, e;
+	int fd, dfd = AT_FDCWD, e, own = 0;
 
-	if (in_store(dir) && (dfd = dir_walk(confine, dir, 0, NULL)) == -1) {
+	if (in_store(dir) && (dfd = dir_walk(confine, dir, 0, NULL, &own)) ==
+	    -1) {
 		free(dir);
 		return -1;
 	}
 	fd = openat(dfd, dfd == AT_FDCWD ? path : base + 1, O_WRONLY | O_CREAT |
 	    O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	e = errno;
+	if (own)
+		close(dfd);
 	free(dir);
 	errno = e;
 	if (fd == -1)

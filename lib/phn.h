@@ -172,11 +172,23 @@ char	*phn_path_rel(const char *, const char *);
 char	*phn_path_dirname(const char *);
 char	*phn_datadir_file(const char *);
 
+/* summary.c: a batch's scoreboard row kept while the batch is at rest */
+void	phn_batch_changed(const char *);
+char	*phn_attempt_batchdir(const char *);
+int	phn_summary_key(const struct phn_paths *, const char *, const char *,
+	    char *, size_t);
+struct json_object *phn_summary_get(const struct phn_paths *, const char *,
+	    const char *);
+void	phn_summary_put(const struct phn_paths *, const char *, const char *,
+	    struct json_object *);
+
 /* layout.c: the runs store's paths and index entry names (phn(5)) */
 char	*phn_system_path(const struct phn_paths *, const char *);
 char	*phn_batch_path(const struct phn_paths *, const char *, const char *);
 char	*phn_job_path(const struct phn_paths *, const char *, const char *,
 	    const char *);
+char	*phn_changes_path(const char *);
+char	*phn_summary_path(const struct phn_paths *, const char *);
 char	*phn_step_path(const struct phn_paths *, const char *, const char *,
 	    const char *, const char *);
 char	*phn_attempt_rel(const char *, const char *, const char *,
