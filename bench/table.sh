@@ -8,7 +8,7 @@
 # with one batch of N one-step jobs, and in it:
 #   ingest     wall time of phn-ingest of the table (goal: 100k under 5 s)
 #   sys/att    fsync-class calls (fsync, fdatasync, syncfs) and opens
-#              (open, openat) per attempt, from strace -f -c of
+#              (open, openat, openat2) per attempt, from strace -f -c of
 #                phn-claim --follow -j 8 -n 100 | xargs -P 8 phn-spawn
 #              (--no-codex) on the first 100 steps of the store
 #              (goal: at most 4 syncs, about 30 opens)
@@ -108,13 +108,15 @@ for n in $sizes; do
 	b=$(phn-ingest "$root/lt.json")
 	ing=$(since "$t0")
 	# the system calls of the claim -> run -> end path, per attempt
+	# (the batch's schedule, built once on first sight, built before)
+	phn-claim --rescan -b "$b" >/dev/null
 	k=100
 	[ "$n" -ge "$k" ] || k=$n
 	strace -f -c -o "$root/strace" sh -c 'phn-claim --follow -j 8 -0 \
 	    -n "$1" | xargs -0 -r -P 8 -n 1 phn-spawn --no-codex' sh "$k" \
 	    >/dev/null
 	sy=$(calls "$root/strace" fsync fdatasync syncfs)
-	op=$(calls "$root/strace" open openat)
+	op=$(calls "$root/strace" open openat openat2)
 	sy=$(echo "$sy $k" | awk '{ printf "%.1f", $1 / $2 }')
 	op=$(echo "$op $k" | awk '{ printf "%.0f", $1 / $2 }')
 	# the claim cost over the rest

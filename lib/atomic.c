@@ -32,7 +32,11 @@
  */
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
+#ifdef __linux__
+#include <linux/openat2.h>
+#endif
 
 #include <dirent.h>
 #include <errno.h>
@@ -64,6 +68,7 @@
 static char *confine;
 
 static char *group;		/* the store of an open group commit */
+static int groupfd = -1;	/* its descriptor, for syncfs */
 static int group_dirty;		/* a write in it is not yet durable */
 
 void
@@ -217,6 +222,51 @@ phn_dir_forget(void)
 			dircache_drop(&dircache[i]);
 }
 
+/* Has path a "." or ".." part? */
+static int
+dotted(const char *path)
+{
+	const char *s = path;
+
+	while (*s != '\0') {
+		if (s[0] == '.' && (s[1] == '/' || s[1] == '\0' ||
+		    (s[1] == '.' && (s[2] == '/' || s[2] == '\0'))))
+			return 1;
+		if ((s = strchr(s, '/')) == NULL)
+			break;
+		while (*s == '/')
+			s++;
+	}
+	return 0;
+}
+
+/*
+ * The directory rel below the directory fd, in one openat2(2) that
+ * refuses every symbolic link on the way (what the walk below does a
+ * level at a time); -1 when that fails for any reason, or the system has
+ * no openat2: the walk then does it again, and says why.
+ */
+static int
+open_beneath(int fd, const char *rel)
+{
+#if defined(__linux__) && defined(SYS_openat2) && defined(RESOLVE_NO_SYMLINKS)
+	struct open_how how;
+
+	if (*rel == '\0' || dotted(rel))
+		return -1;
+	memset(&how, 0, sizeof(how));
+	how.flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+	how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH |
+	    RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+	return (int)syscall(SYS_openat2, fd, rel, &how, sizeof(how));
+#else
+	(void)fd;
+	(void)rel;
+	errno = ENOSYS;
+	return -1;
+#endif
+}
+
 /*
  * Open directory dir, which lies below top, through real directories
  * only (see above); with mode != 0 the missing ones are made.  Returns
@@ -245,10 +295,23 @@ dir_walk(const char *top, const char *dir, int mode, char **badp, int *ownp)
 	if ((fd = dircache_get(top, dir, &from)) != -1) {
 		if (*from == '\0')
 			return fd;
+		if ((nfd = open_beneath(fd, from)) != -1) {
+			*ownp = dircache_cap() == 0;
+			return dircache_put(top, dir, nfd);
+		}
 		fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 		rel = from;
-	} else
-		fd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	} else if ((fd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) !=
+	    -1 && dircache_cap() > 0) {
+		/* the top, kept: the walks below it start there */
+		if ((nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) != -1 &&
+		    dircache_put(top, top, nfd) == -1)
+			errno = 0;
+		if ((nfd = open_beneath(fd, rel)) != -1) {
+			close(fd);
+			return dircache_put(top, dir, nfd);
+		}
+	}
 	if (fd == -1) {
 		if (badp)
 			*badp = phn_strdup(top);
@@ -509,6 +572,9 @@ phn_durable_group(const char *runs)
 
 	free(group);
 	group = phn_strdup(runs);
+	if (groupfd != -1)
+		close(groupfd);
+	groupfd = -1;
 	if (!registered && atexit(phn_durable_atexit) == 0)
 		registered = 1;
 }
@@ -533,7 +599,10 @@ phn_durable_flush(void)
 {
 	if (group == NULL || !group_dirty)
 		return 0;
-	if (phn_syncfs(group) == -1)
+	if (groupfd == -1 && (groupfd = open(group, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) == -1)
+		return -1;
+	if (syncfs(groupfd) == -1)
 		return -1;
 	group_dirty = 0;
 	return 0;
