@@ -84,6 +84,11 @@ store() {
 	PHN_ROOT=$1
 	export PHN_ROOT
 	phn-init >/dev/null
+	# more jobs than limits.max_jobs_per_batch (10000) allows by default
+	c=$1/runs/_system/harness_config.json
+	jq --argjson n "$2" '.limits.max_jobs_per_batch |=
+	    (if . < $n then $n else . end)' "$c" >"$c.new"
+	mv "$c.new" "$c"
 	table "$2" >"$1/lt.json"
 }
 

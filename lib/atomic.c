@@ -113,6 +113,7 @@ in_store(const char *dir)
 #define DIRCACHE	64
 static struct dircache {
 	char	*top, *dir;
+	size_t	 len;		/* of dir */
 	int	 fd;
 	dev_t	 dev;
 	ino_t	 ino;
@@ -165,13 +166,14 @@ dircache_get(const char *top, const char *dir, const char **restp)
 
 	for (i = 0; i < DIRCACHE; i++) {
 		struct dircache *d = &dircache[i];
-		if (d->dir == NULL || strcmp(d->top, top) != 0 ||
-		    (r = below(d->dir, dir)) == NULL)
+		if (d->dir == NULL || (best != NULL && d->len <= best->len) ||
+		    strncmp(d->dir, dir, d->len) != 0 || (dir[d->len] != '/' &&
+		    dir[d->len] != '\0') || strcmp(d->top, top) != 0)
 			continue;
-		if (best == NULL || strlen(d->dir) > strlen(best->dir)) {
-			best = d;
-			rest = r;
-		}
+		for (r = dir + d->len; *r == '/'; r++)
+			;
+		best = d;
+		rest = r;
 	}
 	if (best == NULL)
 		return -1;
@@ -205,6 +207,9 @@ dircache_put(const char *top, const char *dir, int fd)
 		dircache_drop(d);
 	d->top = phn_strdup(top);
 	d->dir = phn_strdup(dir);
+	d->len = strlen(d->dir);
+	while (d->len > 1 && d->dir[d->len - 1] == '/')
+		d->dir[--d->len] = '\0';
 	d->fd = fd;
 	d->dev = st.st_dev;
 	d->ino = st.st_ino;
@@ -429,10 +434,16 @@ mkdirs_plain(const char *path, int mode)
 int
 phn_mkdirs(const char *path, int mode)
 {
+	static char *made;	/* the confined root, known to be there */
+
 	if (!in_store(path))
 		return mkdirs_plain(path, mode);
-	if (mkdirs_plain(confine, mode) == -1)
-		return -1;
+	if (made == NULL || strcmp(made, confine) != 0) {
+		if (mkdirs_plain(confine, mode) == -1)
+			return -1;
+		free(made);
+		made = phn_strdup(confine);
+	}
 	return dir_check(confine, path, mode);
 }
 
