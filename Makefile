@@ -56,7 +56,8 @@ LIB_CORE = lib/err.o lib/atomic.o lib/lock.o lib/jscan.o lib/json.o \
 	lib/sha.o lib/time.o lib/id.o lib/path.o lib/layout.o lib/config.o \
 	lib/proc.o lib/opt.o
 LIB_TABLE = lib/lt.o lib/schema.o
-LIB_STORE = lib/store.o lib/liveness.o lib/overrides.o lib/runner.o
+LIB_STORE = lib/store.o lib/liveness.o lib/overrides.o lib/runner.o \
+	lib/summary.o
 LIB_POLICY = lib/policy.o
 LIB_CLAIM = lib/sched.o lib/claim.o
 LIB_RUN = lib/spawn.o lib/codex.o lib/supervise.o lib/report.o \
@@ -176,8 +177,12 @@ uninstall:
 	rm -f $(DESTDIR)$(DATADIR)/dashboard.html
 	-rmdir $(DESTDIR)$(DATADIR)
 
+# The performance table (bench/table.sh; BENCH_SIZES="1000" for a quick one).
+bench: all tests/t-finish
+	nice sh bench/table.sh
+
 clean:
 	rm -f $(CMDS) $(TESTPROGS) lib/*.o lib/libphn.a tests/*.o
 	rm -rf tests/fuzz/build
 
-.PHONY: all deps check test check-sanitize fuzz-check fuzz mutate demo install uninstall clean
+.PHONY: all deps check test check-sanitize fuzz-check fuzz mutate demo install uninstall clean bench

@@ -30,7 +30,7 @@ main(int argc, char *argv[])
 	struct phn_paths P;
 	struct json_object *o, *old;
 	struct phn_errs e = { 0 };
-	char msg[512], iso[PHN_ISO_LEN], *f;
+	char msg[512], iso[PHN_ISO_LEN], *f, *bdir;
 
 	PROG = "phn-close-batch";
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -57,6 +57,9 @@ main(int argc, char *argv[])
 		phn_paths_free(&P);
 		return PHN_EXIT_NO;
 	}
+	bdir = phn_batch_path(&P, argv[0], NULL);
+	phn_batch_changed(bdir);	/* after the change (summary.c) */
+	free(bdir);
 	json_object_object_add(o, "ok", json_object_new_boolean(1));
 	json_object_object_add(o, "action", json_object_new_string(
 	    "close-batch"));

@@ -396,6 +396,18 @@ compute(const char *only, int want_steps, struct scores *sc)
 		n = 0;
 	}
 	for (i = 0; i < n; i++) {
+		/* A batch at rest: its kept row, while nothing changed
+		 * (summary.c); else computed, and with -W kept. */
+		char key[128];
+		struct json_object *row;
+		int haskey = phn_summary_key(&P, v[i], C.version, key,
+		    sizeof(key)) == 0;
+		if (haskey && !want_steps && !Wflag && only == NULL &&
+		    (row = phn_summary_get(&P, v[i], key)) != NULL) {
+			sc->code = worse(sc->code, phn_score_exit(row));
+			json_object_array_add(sc->rows, row);
+			continue;
+		}
 		sb = phn_score_batch(&P, C.doc, v[i], now, sc->steps, msg,
 		    sizeof(msg));
 		if (sb == NULL) {
@@ -406,7 +418,10 @@ compute(const char *only, int want_steps, struct scores *sc)
 			continue;
 		}
 		sc->code = worse(sc->code, phn_score_exit(sb));
-		json_object_array_add(sc->rows, phn_score_row(sb));
+		row = phn_score_row(sb);
+		if (haskey && Wflag)	/* reading alone writes nothing */
+			phn_summary_put(&P, v[i], key, row);
+		json_object_array_add(sc->rows, row);
 		json_object_array_add(sc->sbs, sb);
 	}
 	phn_dir_list_free(v, n);

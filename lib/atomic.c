@@ -19,9 +19,24 @@
  *
  * phn_atomic_open/commit/abort are its two halves, for content that is
  * not one buffer (a gzip stream, a file staged now and linked later).
+ *
+ * Group commit: a process that makes many durable writes on its way to
+ * one point that must be durable (phn-claim before it prints an attempt,
+ * phn-spawn before it releases dependents) opens a group on the store
+ * with phn_durable_group; from then on PHN_DURABLE writes below the store
+ * are only atomic, and phn_durable_flush makes all of them durable at
+ * once with one syncfs(2) of the store's file system, before the point
+ * that needs them.  A group still unflushed at exit is flushed then.
+ * The protocol, what survives a crash and a power loss where: phn(5)
+ * DURABILITY.
  */
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
+#ifdef __linux__
+#include <linux/openat2.h>
+#endif
 
 #include <dirent.h>
 #include <errno.h>
@@ -51,6 +66,10 @@
  * create attempts (claim, spawn) to say which one.
  */
 static char *confine;
+
+static char *group;		/* the store of an open group commit */
+static int groupfd = -1;	/* its descriptor, for syncfs */
+static int group_dirty;		/* a write in it is not yet durable */
 
 void
 phn_store_confine(const char *runs)
@@ -82,29 +101,223 @@ in_store(const char *dir)
 }
 
 /*
+ * The directories a process has walked, kept open: it writes many files
+ * into the same few (an attempt's, its job's, a batch's indexes), and a
+ * walk costs an open(2) per level.  An entry stands while lstat(2) of its
+ * path still finds the directory that was walked; an entry's path whose
+ * last part has been made a link, or replaced, finds another file and the
+ * entry is dropped, so the walk runs again and refuses the link.  (A link
+ * planted above an entry that leads back to the very same directory is
+ * let through: what is written lands in that real directory.)
+ */
+#define DIRCACHE	64
+static struct dircache {
+	char	*top, *dir;
+	size_t	 len;		/* of dir */
+	int	 fd;
+	dev_t	 dev;
+	ino_t	 ino;
+} dircache[DIRCACHE];
+static unsigned dirnext;
+
+/* How many to keep: none where descriptors are scarce (a low ulimit -n). */
+static size_t
+dircache_cap(void)
+{
+	static size_t cap = (size_t)-1;
+	struct rlimit rl;
+
+	if (cap == (size_t)-1) {
+		cap = 0;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+		    rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= 256)
+			cap = rl.rlim_cur / 16 < DIRCACHE ? rl.rlim_cur / 16 :
+			    DIRCACHE;
+		else if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+		    rl.rlim_cur == RLIM_INFINITY)
+			cap = DIRCACHE;
+	}
+	return cap;
+}
+
+static void
+dircache_drop(struct dircache *d)
+{
+	free(d->top);
+	free(d->dir);
+	if (d->fd != -1)
+		close(d->fd);
+	memset(d, 0, sizeof(*d));
+	d->fd = -1;
+}
+
+/*
+ * The cached directory of top that is dir or its nearest ancestor, still
+ * valid: its descriptor (the cache's), *restp the part of dir below it;
+ * or -1.
+ */
+static int
+dircache_get(const char *top, const char *dir, const char **restp)
+{
+	struct dircache *best = NULL;
+	struct stat st;
+	const char *rest = NULL, *r;
+	size_t i;
+
+	for (i = 0; i < DIRCACHE; i++) {
+		struct dircache *d = &dircache[i];
+		if (d->dir == NULL || (best != NULL && d->len <= best->len) ||
+		    strncmp(d->dir, dir, d->len) != 0 || (dir[d->len] != '/' &&
+		    dir[d->len] != '\0') || strcmp(d->top, top) != 0)
+			continue;
+		for (r = dir + d->len; *r == '/'; r++)
+			;
+		best = d;
+		rest = r;
+	}
+	if (best == NULL)
+		return -1;
+	if (lstat(best->dir, &st) == 0 && S_ISDIR(st.st_mode) &&
+	    st.st_dev == best->dev && st.st_ino == best->ino) {
+		*restp = rest;
+		return best->fd;
+	}
+	dircache_drop(best);
+	return dircache_get(top, dir, restp);
+}
+
+/* Keep fd, walked to dir below top: returns it, now the cache's, or -1. */
+static int
+dircache_put(const char *top, const char *dir, int fd)
+{
+	struct dircache *d;
+	struct stat st;
+	int e;
+
+	if (dircache_cap() == 0)
+		return fd;	/* not kept: dir_walk says it is the caller's */
+	d = &dircache[dirnext++ % dircache_cap()];
+	if (fstat(fd, &st) == -1) {
+		e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	if (d->dir != NULL)
+		dircache_drop(d);
+	d->top = phn_strdup(top);
+	d->dir = phn_strdup(dir);
+	d->len = strlen(d->dir);
+	while (d->len > 1 && d->dir[d->len - 1] == '/')
+		d->dir[--d->len] = '\0';
+	d->fd = fd;
+	d->dev = st.st_dev;
+	d->ino = st.st_ino;
+	return fd;
+}
+
+/* Forget every walked directory (a tree was moved or removed). */
+void
+phn_dir_forget(void)
+{
+	size_t i;
+
+	for (i = 0; i < DIRCACHE; i++)
+		if (dircache[i].dir != NULL)
+			dircache_drop(&dircache[i]);
+}
+
+/* Has path a "." or ".." part? */
+static int
+dotted(const char *path)
+{
+	const char *s = path;
+
+	while (*s != '\0') {
+		if (s[0] == '.' && (s[1] == '/' || s[1] == '\0' ||
+		    (s[1] == '.' && (s[2] == '/' || s[2] == '\0'))))
+			return 1;
+		if ((s = strchr(s, '/')) == NULL)
+			break;
+		while (*s == '/')
+			s++;
+	}
+	return 0;
+}
+
+/*
+ * The directory rel below the directory fd, in one openat2(2) that
+ * refuses every symbolic link on the way (what the walk below does a
+ * level at a time); -1 when that fails for any reason, or the system has
+ * no openat2: the walk then does it again, and says why.
+ */
+static int
+open_beneath(int fd, const char *rel)
+{
+#if defined(__linux__) && defined(SYS_openat2) && defined(RESOLVE_NO_SYMLINKS)
+	struct open_how how;
+
+	if (*rel == '\0' || dotted(rel))
+		return -1;
+	memset(&how, 0, sizeof(how));
+	how.flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+	how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH |
+	    RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+	return (int)syscall(SYS_openat2, fd, rel, &how, sizeof(how));
+#else
+	(void)fd;
+	(void)rel;
+	errno = ENOSYS;
+	return -1;
+#endif
+}
+
+/*
  * Open directory dir, which lies below top, through real directories
  * only (see above); with mode != 0 the missing ones are made.  Returns
- * its descriptor, or -1 with errno (ELOOP: a symbolic link, ENOTDIR:
- * not a directory, EXDEV: dir is not below top) and, when badp is not
- * NULL, *badp the path that failed (to free).
+ * a descriptor the caller must not close (the cache's), or -1 with errno
+ * (ELOOP: a symbolic link, ENOTDIR: not a directory, EXDEV: dir is not
+ * below top) and, when badp is not NULL, *badp the path that failed (to
+ * free).
  */
-int
-phn_dir_open(const char *top, const char *dir, int mode, char **badp)
+static int
+dir_walk(const char *top, const char *dir, int mode, char **badp, int *ownp)
 {
-	const char *rel = below(top, dir);
-	char *cp, *s, *save = NULL;
+	const char *rel = below(top, dir), *from;
+	char *cp, *s, *save = NULL, *sub;
 	struct stat st;
 	int fd, nfd, e;
 
 	if (badp)
 		*badp = NULL;
+	*ownp = 0;
 	if (rel == NULL) {
 		if (badp)
 			*badp = phn_strdup(dir);
 		errno = EXDEV;
 		return -1;
 	}
-	if ((fd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+	if ((fd = dircache_get(top, dir, &from)) != -1) {
+		if (*from == '\0')
+			return fd;
+		if ((nfd = open_beneath(fd, from)) != -1) {
+			*ownp = dircache_cap() == 0;
+			return dircache_put(top, dir, nfd);
+		}
+		fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		rel = from;
+	} else if ((fd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) !=
+	    -1 && dircache_cap() > 0) {
+		/* the top, kept: the walks below it start there */
+		if ((nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) != -1 &&
+		    dircache_put(top, top, nfd) == -1)
+			errno = 0;
+		if ((nfd = open_beneath(fd, rel)) != -1) {
+			close(fd);
+			return dircache_put(top, dir, nfd);
+		}
+	}
+	if (fd == -1) {
 		if (badp)
 			*badp = phn_strdup(top);
 		return -1;
@@ -136,21 +349,46 @@ phn_dir_open(const char *top, const char *dir, int mode, char **badp)
 		}
 		close(fd);
 		fd = nfd;
+		/* The levels on the way, for the walks to their siblings. */
+		if (dircache_cap() > 0 && save != NULL && *save != '\0' &&
+		    (e = fcntl(fd,
+		    F_DUPFD_CLOEXEC, 0)) != -1) {
+			sub = phn_asprintf("%.*s", (int)(rel - dir + (s - cp) +
+			    strlen(s)), dir);
+			if (dircache_put(top, sub, e) == -1)
+				errno = 0;
+			free(sub);
+		}
 	}
 	free(cp);
-	return fd;
+	*ownp = dircache_cap() == 0;
+	return dircache_put(top, dir, fd);
+}
+
+/*
+ * Open directory dir, which lies below top, through real directories
+ * only (see above); with mode != 0 the missing ones are made.  Returns
+ * its descriptor (the caller's to close), or -1 with errno (ELOOP: a
+ * symbolic link, ENOTDIR: not a directory, EXDEV: dir is not below top)
+ * and, when badp is not NULL, *badp the path that failed (to free).
+ */
+int
+phn_dir_open(const char *top, const char *dir, int mode, char **badp)
+{
+	int own, fd = dir_walk(top, dir, mode, badp, &own);
+
+	return fd == -1 || own ? fd : fcntl(fd, F_DUPFD_CLOEXEC, 0);
 }
 
 /* phn_dir_open, closed again: 0 or -1. */
 static int
 dir_check(const char *top, const char *dir, int mode)
 {
-	int fd = phn_dir_open(top, dir, mode, NULL);
+	int own, fd = dir_walk(top, dir, mode, NULL, &own);
 
-	if (fd == -1)
-		return -1;
-	close(fd);
-	return 0;
+	if (fd != -1 && own)
+		close(fd);
+	return fd == -1 ? -1 : 0;
 }
 
 /* 0 if dir is outside the confined store or reached through real
@@ -196,10 +434,16 @@ mkdirs_plain(const char *path, int mode)
 int
 phn_mkdirs(const char *path, int mode)
 {
+	static char *made;	/* the confined root, known to be there */
+
 	if (!in_store(path))
 		return mkdirs_plain(path, mode);
-	if (mkdirs_plain(confine, mode) == -1)
-		return -1;
+	if (made == NULL || strcmp(made, confine) != 0) {
+		if (mkdirs_plain(confine, mode) == -1)
+			return -1;
+		free(made);
+		made = phn_strdup(confine);
+	}
 	return dir_check(confine, path, mode);
 }
 
@@ -303,6 +547,8 @@ phn_atomic_commit(int fd, char *tmp, const char *path, int flags)
 	char *dir;
 	int r = 0, e;
 
+	if ((flags & PHN_DURABLE) && phn_durable_deferred(path))
+		flags &= ~PHN_DURABLE;
 	if ((flags & PHN_DURABLE) && fsync(fd) == -1)
 		r = -1;
 	e = errno;
@@ -324,6 +570,63 @@ phn_atomic_commit(int fd, char *tmp, const char *path, int flags)
 	}
 	errno = e;
 	return r;
+}
+
+/*
+ * Open a group commit on the store runs (see the top): PHN_DURABLE
+ * writes below it wait for phn_durable_flush.
+ */
+void
+phn_durable_group(const char *runs)
+{
+	static int registered;
+
+	free(group);
+	group = phn_strdup(runs);
+	if (groupfd != -1)
+		close(groupfd);
+	groupfd = -1;
+	if (!registered && atexit(phn_durable_atexit) == 0)
+		registered = 1;
+}
+
+/* Does a durable write of path wait for the group's flush?  It is noted. */
+int
+phn_durable_deferred(const char *path)
+{
+	if (group == NULL || below(group, path) == NULL)
+		return 0;
+	group_dirty = 1;
+	return 1;
+}
+
+/*
+ * Make every write of the open group durable: one syncfs(2) of the
+ * store's file system, if any write waits for it.  0, or -1 with errno
+ * (the writes are then not known to be durable, and stay waiting).
+ */
+int
+phn_durable_flush(void)
+{
+	if (group == NULL || !group_dirty)
+		return 0;
+	if (groupfd == -1 && (groupfd = open(group, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) == -1)
+		return -1;
+	if (syncfs(groupfd) == -1)
+		return -1;
+	group_dirty = 0;
+	return 0;
+}
+
+/* At exit: what the group still holds is flushed, as best it can be. */
+void
+phn_durable_atexit(void)
+{
+	int e = errno;
+
+	(void)phn_durable_flush();
+	errno = e;
 }
 
 /* The atomic writer: buf as path's new content (see the flags above). */
@@ -458,16 +761,17 @@ phn_write_new(const char *path, const void *buf, size_t len)
 {
 	char *dir = phn_path_dirname(path);
 	const char *base = strrchr(path, '/');
-	int fd, dfd = AT_FDCWD, e;
+	int fd, dfd = AT_FDCWD, e, own = 0;
 
-	if (in_store(dir) && (dfd = phn_dir_open(confine, dir, 0, NULL)) == -1) {
+	if (in_store(dir) && (dfd = dir_walk(confine, dir, 0, NULL, &own)) ==
+	    -1) {
 		free(dir);
 		return -1;
 	}
 	fd = openat(dfd, dfd == AT_FDCWD ? path : base + 1, O_WRONLY | O_CREAT |
 	    O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	e = errno;
-	if (dfd != AT_FDCWD)
+	if (own)
 		close(dfd);
 	free(dir);
 	errno = e;

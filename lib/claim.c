@@ -231,6 +231,7 @@ struct claimer {
 	double	 tick, outchecked;
 	long long total;
 	int	 werr;		/* writing standard output failed */
+	int	 serr;		/* syncing the store failed */
 	int	 cerr;		/* a claim failed on a system call */
 	char	 token[96];
 	struct phn_runner run;	/* its health.json, its admission */
@@ -1024,6 +1025,12 @@ try_hand(struct tryop *t)
 	struct out *o;
 
 	unlink(t->cl);
+	/* The claim durable before anyone can start it (phn(5)). */
+	if (phn_durable_flush() == -1) {
+		c->serr = errno ? errno : EIO;
+		unclaim(c, t->res.dir);
+		return T_STOP;
+	}
 	if (fprintf(c->o->out, "%s%c", t->res.dir, c->o->nul ? '\0' :
 	    '\n') < 0 || fflush(c->o->out) == EOF) {
 		c->werr = errno ? errno : EIO;
@@ -1625,7 +1632,7 @@ claimer_loop(struct claimer *c)
 		if (now - c->tick >= POLL_SECONDS)
 			poll_tick(c, now);
 		claimed = claimer_turn(c);
-		if (c->werr)
+		if (c->werr || c->serr)
 			break;
 		if (claimed)
 			continue;
@@ -1671,6 +1678,11 @@ claimer_done(struct claimer *c)
 	if (r == 1 && c->run.waiting[0])
 		phn_warn("runner %s claimed nothing: %s", c->o->runner,
 		    c->run.waiting);
+	if (c->serr) {
+		errno = c->serr;
+		phn_warn("unable to sync the store %s:", c->s.p->runs);
+		r = PHN_EXIT_TEMP;
+	}
 	phn_runner_close(&c->run);
 	if (c->werr) {
 		errno = c->werr;
@@ -1727,6 +1739,7 @@ phn_claim_run(const struct phn_paths *p, const struct phn_config *cfg,
 	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		sigaction(sigs[i], &sa, NULL);
 	claimer_init(&c, p, cfg, o);
+	phn_durable_group(p->runs);	/* flushed before each hand-over */
 	claimer_open(&c);
 	claimer_loop(&c);
 	claimer_save(&c);

@@ -127,46 +127,63 @@ phn_secret_name(const char *name)
 	return secret_key(name);
 }
 
-/* Walk the whole tree for secret-like keys and private key material. */
+/*
+ * Walk the whole tree for secret-like keys and private key material.
+ * path holds the JSON path of o (grown and cut back on the way down, not
+ * made afresh for every key).
+ */
 static void
-secrets(struct json_object *o, const char *path,
-    struct phn_errs *e)
+secrets_at(struct json_object *o, struct phn_buf *path, struct phn_errs *e)
 {
-	size_t i, n;
+	size_t i, n, at = path->len;
+	char idx[32];
 
 	switch (json_object_get_type(o)) {
 	case json_type_object: {	/* a block: the macro declares */
 		json_object_object_foreach(o, k, v) {
-			char *sub = *path ? phn_asprintf("%s.%s", path, k) :
-			    phn_strdup(k);
+			if (at > 0)
+				phn_buf_put(path, ".", 1);
+			phn_buf_put(path, k, strlen(k));
 			if (secret_key(k))
 				phn_errs_add(e, "%s: secret-like key not allowed "
 				    "(keep credentials out of the runs store)",
-				    sub);
-			secrets(v, sub, e);
-			free(sub);
+				    path->s);
+			secrets_at(v, path, e);
+			path->len = at;
+			path->s[at] = '\0';
 		}
 		break;
 	}
 	case json_type_array:
 		n = json_object_array_length(o);
 		for (i = 0; i < n; i++) {
-			char *sub = phn_asprintf("%s[%zu]", path, i);
-			secrets(json_object_array_get_idx(o, i), sub,
-			    e);
-			free(sub);
+			snprintf(idx, sizeof(idx), "[%zu]", i);
+			phn_buf_put(path, idx, strlen(idx));
+			secrets_at(json_object_array_get_idx(o, i), path, e);
+			path->len = at;
+			path->s[at] = '\0';
 		}
 		break;
 	case json_type_string: {
 		const char *s = json_object_get_string(o);
 		if (strstr(s, "-----BEGIN") && strstr(s, "PRIVATE KEY-----"))
 			phn_errs_add(e, "%s: private key material not allowed",
-			    *path ? path : "(root)");
+			    at > 0 ? path->s : "(root)");
 		break;
 	}
 	default:
 		break;
 	}
+}
+
+static void
+secrets(struct json_object *o, struct phn_errs *e)
+{
+	struct phn_buf path = { NULL, 0, 0 };
+
+	phn_buf_put(&path, "", 0);
+	secrets_at(o, &path, e);
+	free(path.s);
 }
 
 static void
@@ -376,7 +393,7 @@ check(struct json_object *doc, struct phn_errs *e)
 	}
 	check_ref_roots(doc, e);
 	check_api(doc, e);
-	secrets(doc, "", e);
+	secrets(doc, e);
 	return e->n > before ? -1 : 0;
 }
 

@@ -157,6 +157,17 @@ string(struct scan *s, struct key *out)
 			return fail(s, q0, "unterminated string");
 		}
 		unsigned c = *s->p;
+		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+			/* a run of plain ASCII at once */
+			const unsigned char *r = s->p + 1;
+			while (r < s->end && *r >= 0x20 && *r < 0x80 &&
+			    *r != '"' && *r != '\\')
+				r++;
+			if (out)
+				put(&buf, &len, &cap, s->p, (size_t)(r - s->p));
+			s->p = r;
+			continue;
+		}
 		if (c == '"')
 			break;
 		if (c < 0x20) {

@@ -127,9 +127,61 @@ bputs(struct phn_buf *b, const char *s)
 static void
 indent(struct phn_buf *b, int n)
 {
-	bputs(b, "\n");
-	while (n-- > 0)
-		bputs(b, "  ");
+	static const char sp[] = "\n                                ";
+	int k;
+
+	phn_buf_put(b, sp, 1);
+	for (n *= 2; n > 0; n -= k) {
+		k = n < (int)sizeof(sp) - 2 ? n : (int)sizeof(sp) - 2;
+		phn_buf_put(b, sp + 1, (size_t)k);
+	}
+}
+
+/*
+ * s (n bytes) as a JSON string, escaped as json-c's
+ * json_object_to_json_string_ext(JSON_C_TO_STRING_PLAIN |
+ * JSON_C_TO_STRING_NOSLASHESCAPE) does, without making an object for it:
+ * the documents are byte for byte the same.
+ */
+static void
+bstring(struct phn_buf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i, run = 0;
+	char esc[8];
+
+	phn_buf_put(b, "\"", 1);
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		const char *e = NULL;
+		switch (c) {
+		case '\b': e = "\\b"; break;
+		case '\n': e = "\\n"; break;
+		case '\r': e = "\\r"; break;
+		case '\t': e = "\\t"; break;
+		case '\f': e = "\\f"; break;
+		case '"': e = "\\\""; break;
+		case '\\': e = "\\\\"; break;
+		default:
+			if (c < ' ') {
+				memcpy(esc, "\\u00", 4);
+				esc[4] = hex[c >> 4];
+				esc[5] = hex[c & 0xf];
+				esc[6] = '\0';
+				e = esc;
+			}
+			break;
+		}
+		if (e == NULL) {
+			run++;
+			continue;
+		}
+		phn_buf_put(b, s + i - run, run);
+		run = 0;
+		bputs(b, e);
+	}
+	phn_buf_put(b, s + n - run, run);
+	phn_buf_put(b, "\"", 1);
 }
 
 static int
@@ -163,12 +215,8 @@ pretty(struct phn_buf *b, struct json_object *o, int depth)
 		qsort(keys, n, sizeof(*keys), strp_cmp);
 		bputs(b, "{");
 		for (i = 0; i < n; i++) {
-			struct json_object *k = json_object_new_string(keys[i]);
 			indent(b, depth + 1);
-			bputs(b, json_object_to_json_string_ext(k,
-			    JSON_C_TO_STRING_PLAIN |
-			    JSON_C_TO_STRING_NOSLASHESCAPE));
-			json_object_put(k);
+			bstring(b, keys[i], strlen(keys[i]));
 			bputs(b, ": ");
 			pretty(b, json_object_object_get(o, keys[i]), depth + 1);
 			if (i + 1 < n)
@@ -194,6 +242,10 @@ pretty(struct phn_buf *b, struct json_object *o, int depth)
 		}
 		indent(b, depth);
 		bputs(b, "]");
+		return;
+	case json_type_string:
+		bstring(b, json_object_get_string(o),
+		    (size_t)json_object_get_string_len(o));
 		return;
 	default:
 		bputs(b, json_object_to_json_string_ext(o,

@@ -63,6 +63,20 @@ phn_batch_path(const struct phn_paths *p, const char *batch,
 	return join(p->runs, batch, file, NULL);
 }
 
+/* BATCHDIR/_sched/changes: one byte per change to the batch (summary.c) */
+char *
+phn_changes_path(const char *bdir)
+{
+	return join(bdir, "_sched", "changes", NULL);
+}
+
+/* RUNS/BATCH/_sched/summary.json: the batch's kept row (summary.c) */
+char *
+phn_summary_path(const struct phn_paths *p, const char *batch)
+{
+	return join(p->runs, batch, "_sched", "summary.json");
+}
+
 /* RUNS/BATCH/JOB[/FILE] */
 char *
 phn_job_path(const struct phn_paths *p, const char *batch, const char *job,

@@ -1283,6 +1283,7 @@ struct valop {
 	struct json_object *jobids;	/* job id -> its index in jobs */
 	const char *dflt_pack;
 	char	*wrabs;			/* working_root, absolute */
+	char	*lastwd, *lastreal;	/* the last job's workdir, realpath */
 	struct jobinfo *ji;
 	size_t	 nj;
 	struct graph g;
@@ -1428,8 +1429,16 @@ v_job_fields(struct valop *r, struct jobinfo *j, struct json_object *job)
 		else if (!S_ISDIR(st.st_mode))
 			E("%s.working_directory: %s is %s, not a directory", jp,
 			    j->workdir, file_kind(st.st_mode));
-		else
+		else if (r->lastwd != NULL && strcmp(r->lastwd,
+		    j->workdir) == 0 && r->lastreal != NULL)
+			j->realwd = phn_strdup(r->lastreal);	/* as the last job's */
+		else {
 			j->realwd = realpath(j->workdir, NULL);
+			free(r->lastwd);
+			free(r->lastreal);
+			r->lastwd = phn_strdup(j->workdir);
+			r->lastreal = j->realwd ? phn_strdup(j->realwd) : NULL;
+		}
 		json_object_object_add(job, "job_workdir",
 		    json_object_new_string(j->workdir));
 	}
@@ -1616,6 +1625,8 @@ val_done(struct valop *r)
 		free(r->paths[i]);
 	free(r->paths);
 	free(r->wrabs);
+	free(r->lastwd);
+	free(r->lastreal);
 	if (r->c->errs.n > 0) {
 		json_object_put(r->lt);
 		return NULL;

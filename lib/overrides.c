@@ -147,7 +147,7 @@ overrides_apply(const struct phn_paths *p, const char *batch,
 {
 	char *lp = phn_job_path(p, batch, job, "overrides.lock");
 	char *f = phn_job_path(p, batch, job, "overrides.json");
-	char iso[PHN_ISO_LEN];
+	char iso[PHN_ISO_LEN], *lp2;
 	struct json_object *ov, *steps, *se, *o, *ended = NULL;
 	long long n;
 	int fd, bad;
@@ -225,6 +225,9 @@ overrides_apply(const struct phn_paths *p, const char *batch,
 		return -1;
 	}
 	phn_lock_close(fd);
+	lp2 = phn_batch_path(p, batch, NULL);
+	phn_batch_changed(lp2);		/* after the change (summary.c) */
+	free(lp2);
 
 	/* The mirror in current.json, for readers of the reference's keys. */
 	if (strcmp(action, "mark-failed") == 0) {

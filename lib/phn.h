@@ -65,6 +65,7 @@ void	phn_errs_free(struct phn_errs *);
 #define PHN_MKDIR	4	/* create the directory if it is missing */
 void	phn_store_confine(const char *);
 int	phn_dir_open(const char *, const char *, int, char **);
+void	phn_dir_forget(void);
 int	phn_store_confined(const char *);
 int	phn_mkdirs(const char *, int);
 int	phn_fsync_dir(const char *);
@@ -78,6 +79,10 @@ int	phn_copy_file(const char *, const char *, int);
 int	phn_rmtree(const char *);
 int	phn_write_new(const char *, const void *, size_t);
 int	phn_syncfs(const char *);
+void	phn_durable_group(const char *);
+int	phn_durable_deferred(const char *);
+int	phn_durable_flush(void);
+void	phn_durable_atexit(void);
 
 /* The one tree copier (atomic.c): what to leave out, and what failed. */
 struct phn_copy {
@@ -167,11 +172,23 @@ char	*phn_path_rel(const char *, const char *);
 char	*phn_path_dirname(const char *);
 char	*phn_datadir_file(const char *);
 
+/* summary.c: a batch's scoreboard row kept while the batch is at rest */
+void	phn_batch_changed(const char *);
+char	*phn_attempt_batchdir(const char *);
+int	phn_summary_key(const struct phn_paths *, const char *, const char *,
+	    char *, size_t);
+struct json_object *phn_summary_get(const struct phn_paths *, const char *,
+	    const char *);
+void	phn_summary_put(const struct phn_paths *, const char *, const char *,
+	    struct json_object *);
+
 /* layout.c: the runs store's paths and index entry names (phn(5)) */
 char	*phn_system_path(const struct phn_paths *, const char *);
 char	*phn_batch_path(const struct phn_paths *, const char *, const char *);
 char	*phn_job_path(const struct phn_paths *, const char *, const char *,
 	    const char *);
+char	*phn_changes_path(const char *);
+char	*phn_summary_path(const struct phn_paths *, const char *);
 char	*phn_step_path(const struct phn_paths *, const char *, const char *,
 	    const char *, const char *);
 char	*phn_attempt_rel(const char *, const char *, const char *,

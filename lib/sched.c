@@ -1363,7 +1363,8 @@ env_snapshot(struct phn_sched *s, const char *batch, struct json_object *info,
 	static const char *const pre[] = { "PHN_", "CODEX_", "OPENAI_", NULL };
 	struct json_object *o = json_object_new_object(), *wp, *env;
 	const char *wd = phn_jstr(jd, "workdir"), *job = phn_jstr(jd, "job_id");
-	struct passwd *pw = getpwuid(geteuid());
+	static char *user;	/* one lookup of the password file per process */
+	struct passwd *pw;
 	char *codex, *why = NULL, *ws, *name;
 	size_t i, k, n;
 	int code;
@@ -1393,14 +1394,11 @@ env_snapshot(struct phn_sched *s, const char *batch, struct json_object *info,
 	} else
 		json_object_object_add(o, "workspace_root", phn_json_string(wd));
 	json_object_object_add(o, "host", json_object_new_string(phn_hostname()));
-	if (pw != NULL)
-		json_object_object_add(o, "user", json_object_new_string(
-		    pw->pw_name));
-	else {
-		name = phn_asprintf("%lu", (unsigned long)geteuid());
-		json_object_object_add(o, "user", json_object_new_string(name));
-		free(name);
-	}
+	if (user == NULL)
+		user = (pw = getpwuid(geteuid())) != NULL ?
+		    phn_strdup(pw->pw_name) : phn_asprintf("%lu",
+		    (unsigned long)geteuid());
+	json_object_object_add(o, "user", json_object_new_string(user));
 	json_object_object_add(o, "phn_version", json_object_new_string(
 	    PHN_VERSION));
 	codex = phn_codex_find(&code, &why);

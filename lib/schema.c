@@ -1249,6 +1249,7 @@ int
 phn_schema_validate(struct json_object *schema, struct json_object *doc,
     struct phn_errs *errs)
 {
+	static locale_t utf8;
 	struct ctx c;
 	size_t i;
 	int r = -1;
@@ -1256,8 +1257,11 @@ phn_schema_validate(struct json_object *schema, struct json_object *doc,
 	memset(&c, 0, sizeof(c));
 	c.root = schema;
 	c.errs = errs;
-	c.utf8 = newlocale(LC_CTYPE_MASK | LC_COLLATE_MASK, "C.UTF-8",
-	    (locale_t)0);
+	/* made once per process: each newlocale reads the locale files */
+	if (utf8 == (locale_t)0)
+		utf8 = newlocale(LC_CTYPE_MASK | LC_COLLATE_MASK, "C.UTF-8",
+		    (locale_t)0);
+	c.utf8 = utf8;
 	check(&c, schema, "#");
 	for (; c.qhead < c.nqueue; c.qhead++)
 		check(&c, c.queue[c.qhead].s, c.queue[c.qhead].ptr);
@@ -1273,7 +1277,5 @@ phn_schema_validate(struct json_object *schema, struct json_object *doc,
 	free(c.rx);
 	free(c.node);
 	free(c.path.s);
-	if (c.utf8)
-		freelocale(c.utf8);
 	return r;
 }

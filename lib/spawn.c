@@ -126,6 +126,8 @@ phn_run_start(struct phn_run *r, const char *dir)
 		    "RUNS/BATCH/JOB/steps/STEP/attempts/NAME)", dir);
 		return PHN_EXIT_PERM;
 	}
+	/* Durable writes wait for phn_run_end's two flushes (phn(5)). */
+	phn_durable_group(r->p->runs);
 	lp = phn_path_join(r->a.dir, "spawn.lock");
 	if ((r->lockfd = phn_lock_open(lp, LOCK_EX | LOCK_NB)) == -1) {
 		rc = errno == EWOULDBLOCK ? PHN_EXIT_PERM : PHN_EXIT_TEMP;
@@ -724,7 +726,11 @@ fsync_path(const char *path)
 	return r;
 }
 
-/* fsync what the attempt wrote without it, and the staged files. */
+/*
+ * Make durable what the attempt wrote without it, and the staged files:
+ * with the group commit phn_run_start opened, one syncfs covers them all
+ * (and the running state); else each is fsynced.
+ */
 static int
 sync_files(struct phn_run *r)
 {
@@ -733,6 +739,8 @@ sync_files(struct phn_run *r)
 	size_t i;
 	int rc = 0;
 
+	if (phn_durable_deferred(r->a.dir))
+		return phn_durable_flush();
 	for (i = 0; names[i]; i++) {
 		char *f = phn_path_join(r->a.dir, names[i]);
 		if (fsync_path(f) == -1)
@@ -846,6 +854,14 @@ phn_run_end(struct phn_run *r, int json)
 	if (st != NULL && phn_current_note(r->p, &r->a, st) == -1)
 		phn_warn("%s: warning: unable to update current.json:",
 		    r->a.jobdir);
+	/* The terminal state and current.json durable before dependents
+	 * are released (the second flush of the group commit). */
+	if (phn_durable_flush() == -1) {
+		phn_warn("%s: unable to sync the terminal state.json; its "
+		    "dependents are not released:", r->a.dir);
+		json_object_put(st);
+		return PHN_EXIT_TEMP;
+	}
 	if (phn_sched_attempt_ended(r->p, &r->a) == -1)
 		phn_warn("%s: warning: unable to update the ready index",
 		    r->a.batch);

@@ -199,6 +199,10 @@ phn_state_update(const char *dir, const char *status, struct json_object *fields
 	sp = phn_path_join(dir, "state.json");
 	r = phn_json_write(sp, cur, PHN_DURABLE) == -1 ? -1 : 1;
 	free(sp);
+	if (r == 1 && (sp = phn_attempt_batchdir(dir)) != NULL) {
+		phn_batch_changed(sp);	/* after the change (summary.c) */
+		free(sp);
+	}
 	json_object_put(cur);
 	phn_lock_close(fd);
 	return r;
