@@ -229,18 +229,21 @@ check_num(struct json_object *doc, const char *path, struct phn_errs *e)
 	free(parent);
 }
 
-/* limits.ref_roots: absolute directories prompt_ref files may lie under. */
+/*
+ * A list of absolute directories at path (limits.ref_roots,
+ * interfaces.api_mode.allowed_roots): absent, or an array of them.
+ */
 static void
-check_ref_roots(struct json_object *doc, struct phn_errs *e)
+check_dirs(struct json_object *doc, const char *path, struct phn_errs *e)
 {
-	struct json_object *v = phn_json_path_get(doc, "limits.ref_roots"), *x;
+	struct json_object *v = phn_json_path_get(doc, path), *x;
 	size_t i, n;
 
 	if (v == NULL)
 		return;
 	if (!json_object_is_type(v, json_type_array)) {
-		phn_errs_add(e, "limits.ref_roots: must be an array of absolute "
-		    "directory paths (is %s)", phn_json_type(v));
+		phn_errs_add(e, "%s: must be an array of absolute directory "
+		    "paths (is %s)", path, phn_json_type(v));
 		return;
 	}
 	n = json_object_array_length(v);
@@ -250,8 +253,8 @@ check_ref_roots(struct json_object *doc, struct phn_errs *e)
 		    strlen(json_object_get_string(x)) !=
 		    (size_t)json_object_get_string_len(x) ||
 		    json_object_get_string(x)[0] != '/')
-			phn_errs_add(e, "limits.ref_roots[%zu]: must be an "
-			    "absolute directory path (is %s)", i,
+			phn_errs_add(e, "%s[%zu]: must be an absolute directory "
+			    "path (is %s)", path, i,
 			    json_object_to_json_string_ext(x,
 			    JSON_C_TO_STRING_NOSLASHESCAPE));
 	}
@@ -268,10 +271,10 @@ check_api(struct json_object *doc, struct phn_errs *e)
 	    "max_connections_per_ip", "connection_timeout_seconds",
 	    "max_pending_requests", NULL };
 	struct json_object *am = phn_json_path_get(doc, "interfaces.api_mode"),
-	    *v, *x;
+	    *v;
 	const char *s;
 	char *path;
-	size_t i, n;
+	size_t i;
 
 	if (am == NULL)
 		return;
@@ -310,26 +313,7 @@ check_api(struct json_object *doc, struct phn_errs *e)
 	    phn_json_is_int(v) && json_object_get_int64(v) > PHN_LT_MAX_BYTES)
 		phn_errs_add(e, "interfaces.api_mode.max_body_bytes: at most "
 		    "%ld (64 MiB, the largest Launch Table)", PHN_LT_MAX_BYTES);
-	if ((v = phn_json_get(am, "allowed_roots")) == NULL)
-		return;
-	if (!json_object_is_type(v, json_type_array)) {
-		phn_errs_add(e, "interfaces.api_mode.allowed_roots: must be an "
-		    "array of absolute directory paths (is %s)",
-		    phn_json_type(v));
-		return;
-	}
-	n = json_object_array_length(v);
-	for (i = 0; i < n; i++) {
-		x = json_object_array_get_idx(v, i);
-		if (!json_object_is_type(x, json_type_string) ||
-		    strlen(json_object_get_string(x)) !=
-		    (size_t)json_object_get_string_len(x) ||
-		    json_object_get_string(x)[0] != '/')
-			phn_errs_add(e, "interfaces.api_mode.allowed_roots[%zu]: "
-			    "must be an absolute directory path (is %s)", i,
-			    json_object_to_json_string_ext(x,
-			    JSON_C_TO_STRING_NOSLASHESCAPE));
-	}
+	check_dirs(doc, "interfaces.api_mode.allowed_roots", e);
 }
 
 static int
@@ -391,7 +375,7 @@ check(struct json_object *doc, struct phn_errs *e)
 				    "must be an integer >= 1", k);
 		}
 	}
-	check_ref_roots(doc, e);
+	check_dirs(doc, "limits.ref_roots", e);
 	check_api(doc, e);
 	secrets(doc, e);
 	return e->n > before ? -1 : 0;
