@@ -158,6 +158,8 @@ health_isnt() {
 	assert_stderr_line --partial "phn-claim: --memfree: invalid size '12Q'"
 	run -100 --separate-stderr phn-claim --load -1
 	assert_stderr_line --partial "phn-claim: --load: invalid value '-1'"
+	run -100 --separate-stderr phn-claim --memfree 0
+	assert_stderr_line --partial "phn-claim: --memfree: invalid size '0'"
 	run -100 --separate-stderr phn-claim --rescan --load 3
 	config '.defaults.runner_pool.min_free_memory_bytes = "1G" |
 	    .defaults.runner_pool.max_load = -2'
