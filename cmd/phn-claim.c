@@ -50,12 +50,13 @@ set_memfree(void *v, const char *s)
 {
 	double *d = v;
 
-	if ((*d = phn_size_parse(s)) < 0)
+	if ((*d = phn_size_parse(s)) <= 0)
 		phn_die(PHN_EXIT_PERM, "--memfree: invalid size '%s' (want a "
-		    "number with an optional K, M, G or T suffix: 100M, 2G)", s);
+		    "number > 0 with an optional K, M, G or T suffix: 100M, "
+		    "2G)", s);
 }
 
-/* --load MAX: a 1-minute load average, >= 0. */
+/* --load MAX: a 1-minute load average, > 0. */
 static void
 set_load(void *v, const char *s)
 {
@@ -63,9 +64,9 @@ set_load(void *v, const char *s)
 	char *end;
 
 	*d = strtod(s, &end);
-	if (end == s || *end != '\0' || !isfinite(*d) || *d < 0)
+	if (end == s || *end != '\0' || !isfinite(*d) || *d <= 0)
 		phn_die(PHN_EXIT_PERM, "--load: invalid value '%s' (want a "
-		    "load average >= 0, such as 4 or 1.5)", s);
+		    "load average > 0, such as 4 or 1.5)", s);
 }
 
 /* runner_<hostname>, with characters ids may not hold replaced. */
@@ -202,10 +203,9 @@ main(int argc, char *argv[])
 	memset(&o, 0, sizeof(o));
 	o.batches = phn_malloc((size_t)argc * sizeof(*o.batches));
 	o.n = -1;	/* not given */
-	o.memfree = o.maxload = -1;	/* not given: the config's */
 	phn_opts_parse(&opts, &argc, &argv, options);
 	if ((o.jobs > 0 && !o.follow) || ((sflag || iflag) && (o.follow ||
-	    o.n >= 0 || o.jobs || o.nul || o.memfree >= 0 || o.maxload >= 0)) ||
+	    o.n >= 0 || o.jobs || o.nul || o.memfree > 0 || o.maxload > 0)) ||
 	    (iflag && (sflag || o.nbatches || runner || o.concurrency)))
 		phn_usage(&opts, PHN_EXIT_PERM);
 	if (o.n < 0)

@@ -59,7 +59,7 @@ struct phn_claim_opts {
 	long long concurrency;	/* overrides each batch's; 0: the batch's */
 	int	 follow, nul;
 	const char *runner;
-	double	 memfree, maxload;	/* admission (runner.c); < 0: config */
+	double	 memfree, maxload;	/* admission (runner.c); 0: config's */
 	FILE	*out;
 };
 int	phn_claim_run(const struct phn_paths *, const struct phn_config *,

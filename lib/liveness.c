@@ -124,18 +124,22 @@ phn_attempt_reap_locked(const struct phn_paths *p, const struct phn_attempt *a,
 }
 
 /*
- * Liveness across hosts (phn(5), "Liveness"): an attempt run or claimed
- * by another host, or by an earlier boot of this one, is never judged
- * by a pid; phn_attempt_fault judges it by its heartbeat age, and this
- * by the health of the runner that claimed it (state.json runner_id):
- *  - running, and that runner's health names the attempt's host with
- *    another boot id, written after the attempt's last heartbeat: the
- *    host rebooted, the attempt died with it (orphaned);
- *  - that runner stopped (a clean exit) more than stale/2 seconds ago
- *    and the attempt was not heard of since (last heartbeat, else start,
- *    else claim, before stopped_at): orphaned if it was running,
- *    claim_expired if still queued.  stale/2 exceeds the heartbeat
- *    interval (phn(5)), so a spawner still alive has written since.
+ * Liveness across hosts (phn(5), "Runners and liveness"): a running
+ * attempt of another host, or of an earlier boot of this one, is never
+ * judged by a pid; phn_attempt_fault judges it by its heartbeat age, and
+ * this by the health of the runner that claimed it (state.json
+ * runner_id), orphaned when:
+ *  - that runner's health names the attempt's host with another boot
+ *    id, written after the attempt's last heartbeat: the host rebooted,
+ *    the attempt died with it;
+ *  - that runner stopped (a clean exit, or a signal: a Slurm task's
+ *    cancel) more than stale/2 seconds ago and the attempt was not heard
+ *    of since (last heartbeat, else start, before stopped_at).  stale/2
+ *    exceeds the heartbeat interval (phn(5)), so a spawner still alive
+ *    has written since.
+ * A running attempt of a runner merely gone may still have a live
+ * spawner: its own heartbeat decides.  A queued attempt is left to its
+ * claim lease (a one-shot claimer stops right after claiming).
  * A spawn.lock held is always life.  Returns a PHN_FAULT_*.
  */
 static int
@@ -146,22 +150,19 @@ runner_rule(const struct phn_paths *p, struct json_object *st, double now,
 	    "runner_id"), *host = phn_jstr(st, "host"), *boot, *hs;
 	struct json_object *h;
 	double t, seen, stop;
-	int fault = PHN_FAULT_NONE, running;
+	int fault = PHN_FAULT_NONE;
 
-	if (s == NULL || rid == NULL || !phn_id_valid(rid, strlen(rid)))
-		return PHN_FAULT_NONE;
-	running = strcmp(s, "running") == 0;
-	if (!running && strcmp(s, "queued") != 0)
+	if (s == NULL || strcmp(s, "running") != 0 || rid == NULL ||
+	    !phn_id_valid(rid, strlen(rid)))
 		return PHN_FAULT_NONE;
 	if ((h = phn_runner_health(p, rid)) == NULL)
 		return PHN_FAULT_NONE;
 	if (phn_iso_parse(phn_jstr(st, "last_heartbeat_at"), &t) == -1 &&
-	    phn_iso_parse(phn_jstr(st, "started_at"), &t) == -1 &&
-	    phn_iso_parse(phn_jstr(st, "claimed_at"), &t) == -1)
+	    phn_iso_parse(phn_jstr(st, "started_at"), &t) == -1)
 		t = 0;
 	hs = phn_jstr(h, "state");
 	boot = phn_jstr(st, "boot_id");
-	if (running && host && boot && phn_jstr(h, "host") &&
+	if (host && boot && phn_jstr(h, "host") &&
 	    phn_jstr(h, "boot_id") && strcmp(host, phn_jstr(h, "host")) == 0 &&
 	    strcmp(boot, phn_jstr(h, "boot_id")) != 0 &&
 	    phn_iso_parse(phn_jstr(h, "last_seen_at"), &seen) == 0 && seen > t)
@@ -169,7 +170,7 @@ runner_rule(const struct phn_paths *p, struct json_object *st, double now,
 	else if (hs != NULL && strcmp(hs, "stopped") == 0 &&
 	    phn_iso_parse(phn_jstr(h, "stopped_at"), &stop) == 0 &&
 	    t < stop && now - stop > stale / 2)
-		fault = running ? PHN_FAULT_ORPHAN : PHN_FAULT_LEASE;
+		fault = PHN_FAULT_ORPHAN;
 	json_object_put(h);
 	return fault;
 }

@@ -186,7 +186,7 @@ phn_size_parse(const char *s)
 }
 
 /*
- * The admission limits: the options where given (>= 0), else the
+ * The admission limits: the options where given (> 0), else the
  * config's defaults.runner_pool.min_free_memory_bytes and max_load
  * (null or absent: off).
  */
@@ -194,9 +194,9 @@ void
 phn_runner_limits(struct phn_runner *r, const struct phn_config *cfg,
     double memfree, double maxload)
 {
-	r->memfree = memfree >= 0 ? memfree : phn_config_num(cfg,
+	r->memfree = memfree > 0 ? memfree : phn_config_num(cfg,
 	    "defaults.runner_pool.min_free_memory_bytes", -1);
-	r->maxload = maxload >= 0 ? maxload : phn_config_num(cfg,
+	r->maxload = maxload > 0 ? maxload : phn_config_num(cfg,
 	    "defaults.runner_pool.max_load", -1);
 	r->every = phn_config_num(cfg,
 	    "defaults.scoreboard.heartbeat_interval_seconds", 30);

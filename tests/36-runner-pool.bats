@@ -158,6 +158,8 @@ health_isnt() {
 	assert_stderr_line --partial "phn-claim: --memfree: invalid size '12Q'"
 	run -100 --separate-stderr phn-claim --load -1
 	assert_stderr_line --partial "phn-claim: --load: invalid value '-1'"
+	run -100 --separate-stderr phn-claim --memfree 0
+	assert_stderr_line --partial "phn-claim: --memfree: invalid size '0'"
 	run -100 --separate-stderr phn-claim --rescan --load 3
 	config '.defaults.runner_pool.min_free_memory_bytes = "1G" |
 	    .defaults.runner_pool.max_load = -2'
@@ -218,7 +220,8 @@ health_isnt() {
 	mk_batch '[{"job_id": "j", "working_directory": ".", "steps": [
 	    {"step_id": "a", "prompt": "x"}, {"step_id": "b", "prompt": "x"},
 	    {"step_id": "c", "prompt": "x"}, {"step_id": "d", "prompt": "x"},
-	    {"step_id": "e", "prompt": "x"}]}]'
+	    {"step_id": "e", "prompt": "x"}, {"step_id": "f", "prompt": "x"},
+	    {"step_id": "g", "prompt": "x"}]}]'
 	remote='.host = "elsewhere" | .boot_id = "b-1" | .spawner_pid = 1 |
 	    .last_heartbeat_at = $now'
 	# a: its runner stopped 40 s ago (> stale/2), no heartbeat since
@@ -236,16 +239,22 @@ health_isnt() {
 	# d: runner alive, heartbeat fresh: alive, whatever pid 1 is here
 	mk_attempt j d running "$remote | .runner_id = \"ra\""
 	mk_health ra
-	# e: queued by a runner that stopped 40 s ago: its claim is dead
+	# e: queued by a runner that stopped 40 s ago: left to its lease
+	# (a one-shot phn-claim stops right after claiming)
 	mk_attempt j e queued '.runner_id = "rs"'
 	E=$ATT
+	# f: running for a runner gone, heartbeat fresh: its spawner lives
+	mk_attempt j f running "$remote | .runner_id = \"rg\""
+	mk_health rg ".last_seen_at = \"$(iso_ago 70)\""
+	# g: the same, heartbeat stale: orphaned by its heartbeat
+	mk_attempt j g running "$remote | .runner_id = \"rg\" | .last_heartbeat_at = \"$(iso_ago 65)\""
 	run -1 phn-heartbeat --stale -J
 	run jq -r -s -c 'map([.step_id, .fault]) | sort' <<<"$output"
-	assert_output '[["a","orphaned"],["c","orphaned"],["e","claim_expired"]]'
+	assert_output '[["a","orphaned"],["c","orphaned"],["g","orphaned"]]'
 	run -0 phn-heartbeat --reap -J
 	[ "$(jq -r .failure_kind "runs/$A/state.json")" = orphaned ]
 	[ "$(jq -r .failure_kind "runs/$C/state.json")" = orphaned ]
-	[ "$(jq -r .failure_kind "runs/$E/state.json")" = claim_expired ]
+	[ "$(jq -r .status "runs/$E/state.json")" = queued ]
 	[ "$(jq -r .status "runs/$Bt/state.json")" = running ]
 	# a spawn.lock held is life, whatever the runner says
 	mk_attempt j b running "$remote | .runner_id = \"rs\" | .last_heartbeat_at = \"$(iso_ago 45)\""

@@ -185,10 +185,15 @@ array_gone() {
 	slurm_lt 1 2 >lt.json
 	B=$(phn submit lt.json)
 	touch "$T/slow"
-	bg sh -c 'phn-slurm --tasks 1 --per-task 1 --wait >job.txt'
+	bg sh -c 'phn-slurm --tasks 1 --per-task 1 --throttle 1 --wait \
+	    --sbatch-arg --job-name=phn-w3 >job.txt'
 	wait_for test -s job.txt
 	J=$(cat job.txt)
 	JOBS=$J
+	# --sbatch-arg reaches sbatch; --throttle is the array's %N
+	run -0 scontrol show job "$J"
+	assert_output --partial "JobName=phn-w3"
+	assert_output --partial "ArrayTaskThrottle=1"
 	wait_for invoked_at_least 1
 	run -0 scancel "$J"
 	st=0
