@@ -359,7 +359,6 @@ claim_all(struct tcase *c, char **dirs)
 	o.batches = b;
 	o.nbatches = 1;
 	o.runner = "r1";
-	o.memfree = o.maxload = -1;	/* no admission by pressure */
 	if ((o.out = open_memstream(&buf, &len)) == NULL)
 		phn_die(PHN_EXIT_TEMP, "open_memstream:");
 	phn_claim_run(&P, &CFG, &o);
