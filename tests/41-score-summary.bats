@@ -102,9 +102,11 @@ score_reads() {
 
 @test "a batch in progress is not kept; a changes file unreadable is not trusted" {
 	run -0 phn-claim -n 1
+	A=$output
 	run phn-score --write --quiet
 	[ "$status" -eq 3 ]
 	[ ! -e "runs/$B/_sched/summary.json" ]
+	run -0 phn-spawn --no-codex "$A"
 	run_all
 	rm "runs/$B/_sched/changes"
 	run -0 phn-score --write --quiet
