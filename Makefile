@@ -50,7 +50,7 @@ LIB_CORE = lib/err.o lib/atomic.o lib/lock.o lib/jscan.o lib/json.o \
 	lib/sha.o lib/time.o lib/id.o lib/path.o lib/layout.o lib/config.o \
 	lib/proc.o lib/opt.o
 LIB_TABLE = lib/lt.o lib/schema.o
-LIB_STORE = lib/store.o lib/liveness.o lib/overrides.o
+LIB_STORE = lib/store.o lib/liveness.o lib/overrides.o lib/pause.o
 LIB_POLICY = lib/policy.o
 LIB_CLAIM = lib/sched.o lib/claim.o
 LIB_RUN = lib/spawn.o lib/codex.o lib/supervise.o lib/report.o \

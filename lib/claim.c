@@ -17,6 +17,12 @@
  * its lock and creates the attempt, and puts the entry back if a limit
  * was in the way.  Its own renames back into _ready/ are remembered so
  * that their inotify events do not wake it up again: it never spins.
+ *
+ * While the store's rate-limit pause lasts (pause.c), a claimer claims
+ * nothing.  A --follow claimer drains on SIGHUP or while runs/_system/HALT
+ * exists: it claims nothing more, waits for the attempts it claimed to
+ * end, and returns 0; a second SIGHUP, or SIGTERM while draining,
+ * cancels those attempts first.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -233,7 +239,97 @@ struct claimer {
 	int	 werr;		/* writing standard output failed */
 	int	 cerr;		/* a claim failed on a system call */
 	char	 token[96];
+	struct phn_pause_cache pause;
+	double	 pause_said;	/* the pause last reported on stderr */
+	int	 drain_said, canceled;
+	double	 kill_grace;	/* defaults.kill_grace_seconds */
 };
+
+/* Drain (one SIGHUP) and cancel (two, or SIGTERM while draining). */
+static volatile sig_atomic_t sig_hups, sig_terms;
+
+static void
+on_drain_signal(int s)
+{
+	if (s == SIGHUP)
+		sig_hups++;
+	else if (sig_hups > 0)
+		sig_terms++;
+	else {
+		signal(SIGTERM, SIG_DFL);
+		raise(SIGTERM);
+	}
+}
+
+static void
+drain_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_drain_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+/* The store's rate-limit pause: 1 while it lasts (said once on stderr). */
+static int
+paused(struct claimer *c, double now)
+{
+	double until = phn_pause_until(c->s.p, now, &c->pause);
+	char iso[PHN_ISO_LEN];
+
+	if (until <= 0)
+		return 0;
+	if (until != c->pause_said) {
+		phn_iso(until, iso);
+		phn_warn("rate-limit pause: claiming nothing until %s (%s/"
+		    "_system/pause.json)", iso, c->s.p->runs);
+		c->pause_said = until;
+	}
+	return 1;
+}
+
+/*
+ * Draining: 1 once a SIGHUP came or HALT exists; then, on a second
+ * SIGHUP or a SIGTERM, cancel what this claimer claimed (once).
+ */
+static int
+draining(struct claimer *c)
+{
+	struct json_object *res;
+	struct phn_attempt a;
+	double grace;
+	size_t i;
+
+	if (!c->o->follow || (sig_hups == 0 && !phn_halted(c->s.p)))
+		return 0;
+	if (!c->drain_said) {
+		phn_warn("draining: claiming nothing more; waiting for %zu "
+		    "claimed attempt%s to end (SIGHUP again or SIGTERM "
+		    "cancels them)", c->nov, c->nov == 1 ? "" : "s");
+		c->drain_said = 1;
+		if (sig_hups == 0)
+			sig_hups = 1;	/* HALT: a SIGHUP now cancels */
+	}
+	if ((sig_hups > 1 || sig_terms > 0) && !c->canceled) {
+		c->canceled = 1;
+		grace = c->kill_grace;
+		phn_warn("canceling %zu claimed attempt%s", c->nov,
+		    c->nov == 1 ? "" : "s");
+		for (i = 0; i < c->nov; i++) {
+			if (phn_attempt_parse(c->s.p, c->ov[i]->dir, &a) == -1)
+				continue;
+			res = NULL;
+			if (phn_cancel(c->s.p, &a, grace, &res) == -1)
+				phn_warn("%s: unable to cancel:", a.dir);
+			json_object_put(res);
+			phn_attempt_free(&a);
+		}
+	}
+	return 1;
+}
 
 /*
  * inotify, where there is one; elsewhere the poll does all the work.
@@ -1606,7 +1702,14 @@ claimer_loop(struct claimer *c)
 		heap_due(c, now);
 		if (now - c->tick >= POLL_SECONDS)
 			poll_tick(c, now);
-		claimed = claimer_turn(c);
+		if (draining(c)) {
+			outs_compact(c, 1);
+			if (c->nov == 0)
+				break;
+			wait_events(c, phn_now());
+			continue;
+		}
+		claimed = paused(c, now) ? 0 : claimer_turn(c);
 		if (c->werr)
 			break;
 		if (claimed)
@@ -1694,7 +1797,10 @@ phn_claim_run(const struct phn_paths *p, const struct phn_config *cfg,
 {
 	struct claimer c;
 
+	if (o->follow)
+		drain_signals();
 	claimer_init(&c, p, cfg, o);
+	c.kill_grace = phn_config_num(cfg, "defaults.kill_grace_seconds", 10);
 	claimer_open(&c);
 	claimer_loop(&c);
 	claimer_save(&c);

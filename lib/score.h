@@ -13,5 +13,6 @@ struct json_object *phn_score_batch(const struct phn_paths *,
 int	phn_score_exit(struct json_object *);
 struct json_object *phn_score_row(struct json_object *);
 void	phn_score_sort_rows(struct json_object *);
+struct json_object *phn_score_pause(const struct phn_paths *, double);
 
 #endif

@@ -441,11 +441,14 @@ start(struct sup *s)
 
 	for (i = 0; environ[i]; i++)
 		;
-	envp = phn_malloc((i + 3) * sizeof(*envp));
+	envp = phn_malloc((i + 4) * sizeof(*envp));
 	for (i = 0; environ[i]; i++)
 		if (strncmp(environ[i], "CODEX_HOME=", 11) != 0 &&
-		    strncmp(environ[i], "TMPDIR=", 7) != 0)
+		    strncmp(environ[i], "TMPDIR=", 7) != 0 &&
+		    strncmp(environ[i], "TZ=", 3) != 0)
 			envp[n++] = environ[i];
+	/* codex prints a usage limit's reset time in its TZ (pause.c) */
+	envp[n++] = "TZ=UTC";
 	envp[n++] = phn_asprintf("CODEX_HOME=%s", r->home);
 	envp[n++] = phn_asprintf("TMPDIR=%s", tmp);
 	envp[n] = NULL;
