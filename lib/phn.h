@@ -434,6 +434,8 @@ double	phn_pause_until(const struct phn_paths *, double,
 int	phn_pause_note(const struct phn_paths *, double, int, double,
 	    const char *, const char *, double, double, struct json_object **);
 int	phn_halted(const struct phn_paths *);
+/* replay.c: a recorded attempt replayed as codex (phn-replay) */
+int	phn_replay(const char *, double, const char *);
 /* codex.c: the codex binary (PHN_CODEX, else PATH) and its version */
 char	*phn_codex_find(int *, char **);
 char	*phn_codex_version(const struct phn_paths *, const char *,

@@ -706,7 +706,8 @@ static int
 sync_files(struct phn_run *r)
 {
 	static const char *names[] = { "prompt.txt", "codex.command.txt",
-	    "codex.events.jsonl", "codex.stderr.txt", "final.txt", NULL };
+	    "codex.events.jsonl", "codex.events.times", "codex.stderr.txt",
+	    "final.txt", NULL };
 	size_t i;
 	int rc = 0;
 
