@@ -18,31 +18,18 @@
 #include "phn.h"
 
 static const char usage[] =
-    "usage: PHN_REPLAY=attempt_dir [PHN_REPLAY_SPEED=factor] phn-replay "
+    "usage: phn-replay [-r root] [--runs-root dir] [--runners-root dir] "
     "exec [codex options] -\n"
     "       phn-replay --version\n";
 
-int
-main(int argc, char *argv[])
+/* Codex's command line: only -o matters. */
+static const char *
+out_file(int argc, char *argv[])
 {
-	const char *dir = getenv("PHN_REPLAY"), *sp = getenv("PHN_REPLAY_SPEED");
 	const char *out = NULL;
-	double speed = 1;
-	char buf[65536], *e;
 	int i;
 
-	PROG = "phn-replay";
-	signal(SIGPIPE, SIG_IGN);
-	if (argc > 1 && (strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "--help") == 0)) {
-		fputs(usage, stdout);
-		return 0;
-	}
-	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-		printf("codex-cli phn-replay\n");
-		return 0;
-	}
-	for (i = 1; i < argc; i++) {
+	for (i = 2; i < argc; i++) {
 		if ((strcmp(argv[i], "-o") == 0 ||
 		    strcmp(argv[i], "--output-last-message") == 0) &&
 		    i + 1 < argc)
@@ -50,9 +37,31 @@ main(int argc, char *argv[])
 		else if (strncmp(argv[i], "--output-last-message=", 22) == 0)
 			out = argv[i] + 22;
 	}
+	return out;
+}
+
+int
+main(int argc, char *argv[])
+{
+	const char *dir = getenv("PHN_REPLAY"), *sp = getenv("PHN_REPLAY_SPEED");
+	int vflag = 0;
+	const struct phn_option options[] = {
+		PHN_FLAG(0, "version", &vflag),
+		PHN_END
+	};
+	struct phn_opts opts = { .usage = usage, .nargs = PHN_ARGS_ANY };
+	double speed = 1;
+	char buf[65536], *e;
+
+	PROG = "phn-replay";
+	signal(SIGPIPE, SIG_IGN);
 	if (argc < 2 || strcmp(argv[1], "exec") != 0) {
-		fputs(usage, stderr);
-		return PHN_EXIT_PERM;
+		/* Not codex's command line: our own options. */
+		phn_opts_parse(&opts, &argc, &argv, options);
+		if (!vflag || argc > 0)
+			phn_usage(&opts, PHN_EXIT_PERM);
+		printf("codex-cli phn-replay\n");
+		return PHN_EXIT_OK;
 	}
 	if (dir == NULL || *dir == '\0') {
 		phn_warn("PHN_REPLAY is not set (want the directory of the "
@@ -69,5 +78,5 @@ main(int argc, char *argv[])
 	/* The prompt, as codex reads it: to the end, then ignored. */
 	while (read(0, buf, sizeof(buf)) > 0)
 		;
-	return phn_replay(dir, speed, out);
+	return phn_replay(dir, speed, out_file(argc, argv));
 }

@@ -128,7 +128,7 @@ same() { # FILTER: the same in both attempts' state.json
 
 @test "phn-replay: --help, --version, and its errors" {
 	run -0 phn-replay --help
-	assert_output --partial "usage: PHN_REPLAY=attempt_dir"
+	assert_output --partial "usage: phn-replay "
 	run -0 phn-replay --version
 	assert_output "codex-cli phn-replay"
 	run -100 --separate-stderr env -u PHN_REPLAY phn-replay exec -
@@ -140,7 +140,9 @@ same() { # FILTER: the same in both attempts' state.json
 	run -100 --separate-stderr env PHN_REPLAY="$T" PHN_REPLAY_SPEED=x phn-replay exec -
 	assert_stderr_line "phn-replay: PHN_REPLAY_SPEED=x: want a number > 0"
 	run -100 --separate-stderr phn-replay bogus
-	assert_stderr_line --partial "usage: PHN_REPLAY=attempt_dir"
+	assert_stderr_line --partial "usage: phn-replay "
+	run -100 --separate-stderr phn-replay --no-such-option
+	assert_stderr_line "phn-replay: unrecognized option '--no-such-option'"
 	# an attempt that never ran codex
 	one "MOCK:ok"
 	jq_edit "$A/state.json" '.status = "failed" | .failure_kind = "spawn_error" | del(.started_at)'
