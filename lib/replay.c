@@ -10,6 +10,7 @@
  * file existed has its events written at once, then the recorded run
  * time (ended_at - started_at) is waited out.
  *
+ * The events may have been compressed by phn-gc (read through gzip -dc).
  * The end: an attempt that was stopped (failure kind timeout or
  * canceled) hangs after its last event until it is killed, so that the
  * new attempt is stopped the same way; one that died by a signal raises
@@ -55,6 +56,34 @@ file(const char *dir, const char *name, size_t *len, int *missing)
 	}
 	free(f);
 	return buf;
+}
+
+/* codex.events.jsonl.gz (phn-gc compressed it): its text, or NULL. */
+static char *
+gz_events(const char *dir, size_t *len)
+{
+	char *f = phn_path_join(dir, "codex.events.jsonl.gz"), b[65536];
+	struct phn_buf out = { 0 };
+	ssize_t n;
+	pid_t pid;
+	int fd;
+
+	*len = 0;
+	if (access(f, F_OK) == -1 || (fd = phn_gzip_open(f, &pid)) == -1) {
+		free(f);
+		return NULL;
+	}
+	while ((n = read(fd, b, sizeof(b))) > 0 || (n == -1 && errno == EINTR))
+		if (n > 0)
+			phn_buf_put(&out, b, (size_t)n);
+	if (phn_gzip_close(fd, pid) == -1 || n == -1) {
+		phn_warn("warning: %s: unable to decompress it fully", f);
+	}
+	free(f);
+	if (out.s == NULL)
+		phn_buf_put(&out, "", 0);
+	*len = out.len;
+	return out.s;
 }
 
 /* The recorded times, one per line; *n of them. */
@@ -122,7 +151,9 @@ phn_replay(const char *dir, double speed, const char *out)
 	}
 	kind = phn_jstr(st, "failure_kind");
 	if ((ev = file(dir, "codex.events.jsonl", &elen, &missing)) == NULL &&
-	    !missing) {
+	    missing)
+		ev = gz_events(dir, &elen);
+	if (ev == NULL && !missing) {
 		phn_warn("%s/codex.events.jsonl:", dir);
 		json_object_put(st);
 		return PHN_EXIT_TEMP;

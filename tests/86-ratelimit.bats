@@ -240,3 +240,60 @@ expire_pause() {
 	[ "$c" -ge $((now + 3)) ]
 	assert_stderr_line --partial "rate-limit pause: claiming nothing until"
 }
+
+# A scripted codex (not the real one): its turn fails with $RL_MSG, or
+# with RL_STDERR set, it only says that on stderr and exits 1.
+rl_codex() {
+	cat >"$T/rl-codex" <<'SH'
+#!/bin/sh
+[ "$1" = --version ] && { echo 'codex-cli 0.171.0-test'; exit 0; }
+cat >/dev/null
+if [ -n "${RL_STDERR:-}" ]; then
+	echo "$RL_STDERR" >&2
+	exit 1
+fi
+echo '{"type":"thread.started","thread_id":"01fa5700-0000-7000-8000-00000000beef"}'
+echo '{"type":"turn.started"}'
+jq -cn --arg m "$RL_MSG" '{type: "turn.failed", error: {message: $m}}'
+exit 1
+SH
+	chmod +x "$T/rl-codex"
+}
+
+@test "classifying: a 'try again in Ns' hint, an exhausted quota, a 429 said only on stderr" {
+	rl_codex
+	one "x"
+	now=$(date +%s)
+	run env PHN_CODEX="$T/rl-codex" RL_MSG="Rate limit reached for gpt-x. Please try again in 120s." phn-spawn "$A"
+	assert_failure 1
+	assert_outcome failed model_error
+	[ "$(pz .reason)" = rate_limit ]
+	u=$(secs "$(pz .until)")
+	[ "$u" -ge $((now + 119)) ]
+	[ "$u" -le $(( $(date +%s) + 121)) ]
+
+	rm "$PZ"
+	claim s
+	run env PHN_CODEX="$T/rl-codex" RL_MSG="You exceeded your current quota (insufficient_quota)" phn-spawn "$A"
+	assert_failure 1
+	[ "$(pz .reason)" = usage_limit ]
+	[ "$(pause_len)" -ge 30 ]
+	[ "$(pause_len)" -le 38 ]
+	[ "$(pz .reset_hint)" = null ]
+
+	rm "$PZ"
+	claim s
+	run env PHN_CODEX="$T/rl-codex" RL_STDERR="Error: unexpected status 429 Too Many Requests" phn-spawn "$A"
+	assert_failure 1
+	assert_outcome failed model_error
+	[ "$(st .rate_limited)" = true ]
+	st '.errors[0]' | grep -q '429 Too Many Requests'
+
+	# an ordinary failure is not a rate limit
+	rm "$PZ"
+	claim s
+	run env PHN_CODEX="$T/rl-codex" RL_STDERR="Error: segfault" phn-spawn "$A"
+	assert_failure 1
+	assert_outcome failed codex_exit
+	[ ! -e "$PZ" ]
+}

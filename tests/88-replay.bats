@@ -117,13 +117,20 @@ same() { # FILTER: the same in both attempts' state.json
 	[ "$(alive_in_group "$(st .pgid)")" -eq 0 ]
 }
 
-@test "a record without codex.events.times (older phn) replays its events at once" {
+@test "a record without codex.events.times (older phn) replays its events at once; compressed events are read" {
 	record "MOCK:ok"
 	rm "$R/codex.events.times"
 	replay
 	assert_success
 	cmp "$R/final.json" "$A/final.json"
 	cmp "$R/codex.events.jsonl" "$A/codex.events.jsonl"
+	# as phn-gc leaves it
+	cp "$R/codex.events.jsonl" "$T/events.orig"
+	gzip "$R/codex.events.jsonl"
+	replay
+	assert_success
+	cmp "$T/events.orig" "$A/codex.events.jsonl"
+	cmp "$R/final.json" "$A/final.json"
 }
 
 @test "phn-replay: --help, --version, and its errors" {
