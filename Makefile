@@ -26,7 +26,7 @@ SAN_SKIP_SUITES =
 CMDS_STORE = cmd/phn-init cmd/phn-ingest
 CMDS_CLAIM = cmd/phn-claim cmd/phn-close-batch
 CMDS_OVERRIDE = cmd/phn-force-retry cmd/phn-mark-failed cmd/phn-requeue
-CMDS_RUN = cmd/phn-spawn cmd/phn-heartbeat
+CMDS_RUN = cmd/phn-spawn cmd/phn-heartbeat cmd/phn-replay
 CMDS_OBSERVE = cmd/phn-score cmd/phn-cancel cmd/phn-gc cmd/phn-artifact \
 	cmd/phn-tail
 CMDS_LIBPHN = $(CMDS_STORE) $(CMDS_CLAIM) $(CMDS_OVERRIDE) $(CMDS_RUN) \
@@ -49,7 +49,8 @@ SCRIPTS = cmd/phn cmd/phn-slurm
 #   claim   the schedule and ready indexes, the claimer (claim.h):
 #           phn-claim, and whoever ends an attempt or readies a step
 #   run     running one attempt (spawn, supervise, codex, report,
-#           workspace): phn-spawn, phn-heartbeat
+#           workspace) and replaying one (replay): phn-spawn,
+#           phn-heartbeat, phn-replay
 #   observe the scoreboards and the operator commands' helpers:
 #           phn-score, phn-cancel, phn-gc, phn-artifact, phn-tail
 LIB_CORE = lib/err.o lib/atomic.o lib/lock.o lib/jscan.o lib/json.o \
@@ -57,11 +58,11 @@ LIB_CORE = lib/err.o lib/atomic.o lib/lock.o lib/jscan.o lib/json.o \
 	lib/proc.o lib/opt.o
 LIB_TABLE = lib/lt.o lib/schema.o
 LIB_STORE = lib/store.o lib/liveness.o lib/overrides.o lib/runner.o \
-	lib/summary.o
+	lib/summary.o lib/pause.o
 LIB_POLICY = lib/policy.o
 LIB_CLAIM = lib/sched.o lib/claim.o
 LIB_RUN = lib/spawn.o lib/codex.o lib/supervise.o lib/report.o \
-	lib/workspace.o
+	lib/workspace.o lib/replay.o
 LIB_OBSERVE = lib/score.o lib/ops.o
 LIBOBJ = $(LIB_CORE) $(LIB_TABLE) $(LIB_STORE) $(LIB_POLICY) $(LIB_CLAIM) \
 	$(LIB_RUN) $(LIB_OBSERVE)
@@ -69,7 +70,7 @@ MAN1_INGEST = man/phn-ingest.1 man/phn-init.1 man/phn.1
 MAN1_CLAIM = man/phn-claim.1 man/phn-force-retry.1 man/phn-mark-failed.1 \
 	man/phn-slurm.1 \
 	man/phn-requeue.1 man/phn-close-batch.1
-MAN1_SPAWN = man/phn-spawn.1 man/phn-heartbeat.1
+MAN1_SPAWN = man/phn-spawn.1 man/phn-heartbeat.1 man/phn-replay.1
 MAN1_SCORE = man/phn-score.1 man/phn-cancel.1 man/phn-gc.1 \
 	man/phn-artifact.1 man/phn-tail.1
 MAN1_API = man/phn-api.1

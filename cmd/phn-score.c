@@ -490,10 +490,26 @@ of_batch(struct json_object *steps, const char *batch)
 	return o;
 }
 
+/* The store's rate-limit pause, if one is in force: one line. */
+static void
+pause_line(void)
+{
+	struct json_object *pz = phn_score_pause(&P, phn_now());
+
+	if (pz == NULL)
+		return;
+	printf("PAUSED until %s (%s, %llds left; seen by %s): nothing is "
+	    "claimed\n", phn_jstr(pz, "until"), phn_jstr(pz, "reason") ?
+	    phn_jstr(pz, "reason") : "rate_limit",
+	    (long long)phn_json_int(pz, "remaining_seconds", 0),
+	    phn_jstr(pz, "attempt") ? phn_jstr(pz, "attempt") : "?");
+	json_object_put(pz);
+}
+
 static void
 output(struct scores *sc, const char *batch)
 {
-	struct json_object *o, *sb = batch ? pick(sc, batch) : NULL;
+	struct json_object *o, *pz, *sb = batch ? pick(sc, batch) : NULL;
 	size_t i, n;
 
 	if (qflag)
@@ -504,6 +520,8 @@ output(struct scores *sc, const char *batch)
 		    json_object_get(batch ? sb : sc->rows));
 		json_object_object_add(o, "runners",
 		    json_object_get(sc->runners));
+		if ((pz = phn_score_pause(&P, phn_now())) != NULL)
+			json_object_object_add(o, "pause", pz);
 		phn_json_emit(stdout, o);
 		json_object_put(o);
 	} else if (Sflag) {
@@ -515,10 +533,12 @@ output(struct scores *sc, const char *batch)
 				phn_json_emit(stdout, o);
 		}
 	} else if (batch != NULL) {
+		pause_line();
 		o = of_batch(sc->steps, batch);
 		batch_table(sb, o);
 		json_object_put(o);
 	} else {
+		pause_line();
 		system_table(sc->rows);
 		runner_table(sc->runners, 0);
 	}
@@ -534,6 +554,7 @@ frame(struct scores *sc, const char *batch)
 		fputs("\033[H\033[2J", stdout);
 	phn_iso(phn_now(), iso);
 	printf("phn-score --watch  %.19sZ  %s\n\n", iso, P.runs);
+	pause_line();
 	if (n == 0)
 		printf("no batches\n");
 	for (i = 0; i < n; i++) {

@@ -17,6 +17,12 @@
  * its lock and creates the attempt, and puts the entry back if a limit
  * was in the way.  Its own renames back into _ready/ are remembered so
  * that their inotify events do not wake it up again: it never spins.
+ *
+ * While the store's rate-limit pause lasts (pause.c), a claimer claims
+ * nothing.  A --follow claimer drains on SIGHUP or while runs/_system/HALT
+ * exists: it claims nothing more, waits for the attempts it claimed to
+ * end, and returns 0; a second SIGHUP, or SIGTERM while draining,
+ * cancels those attempts first.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -235,15 +241,88 @@ struct claimer {
 	int	 cerr;		/* a claim failed on a system call */
 	char	 token[96];
 	struct phn_runner run;	/* its health.json, its admission */
+	struct phn_pause_cache pause;
+	double	 pause_said;	/* the pause last reported on stderr */
+	int	 drain_said, canceled;
+	double	 kill_grace;	/* defaults.kill_grace_seconds */
 };
 
-static volatile sig_atomic_t claim_sig;	/* SIGTERM, SIGINT, SIGHUP */
+/*
+ * Signals.  With --follow, SIGHUP drains (claim nothing more, let what
+ * was claimed end) and a second SIGHUP, or a SIGTERM while draining,
+ * cancels what was claimed.  Any other SIGTERM, SIGINT or SIGHUP ends
+ * the loop (no SA_RESTART: it wakes the wait), so that the runner is
+ * marked stopped; then it is raised again.
+ */
+static volatile sig_atomic_t claim_sig, sig_hups, sig_terms, sig_follow;
 
 static void
 on_signal(int sig)
 {
-	if (claim_sig == 0)
+	if (sig_follow && sig == SIGHUP)
+		sig_hups++;
+	else if (sig_follow && sig == SIGTERM && sig_hups > 0)
+		sig_terms++;
+	else if (claim_sig == 0)
 		claim_sig = sig;
+}
+
+/* The store's rate-limit pause: 1 while it lasts (said once on stderr). */
+static int
+paused(struct claimer *c, double now)
+{
+	double until = phn_pause_until(c->s.p, now, &c->pause);
+	char iso[PHN_ISO_LEN];
+
+	if (until <= 0)
+		return 0;
+	if (until != c->pause_said) {
+		phn_iso(until, iso);
+		phn_warn("rate-limit pause: claiming nothing until %s (%s/"
+		    "_system/pause.json)", iso, c->s.p->runs);
+		c->pause_said = until;
+	}
+	return 1;
+}
+
+/*
+ * Draining: 1 once a SIGHUP came or HALT exists; then, on a second
+ * SIGHUP or a SIGTERM, cancel what this claimer claimed (once).
+ */
+static int
+draining(struct claimer *c)
+{
+	struct json_object *res;
+	struct phn_attempt a;
+	double grace;
+	size_t i;
+
+	if (!c->o->follow || (sig_hups == 0 && !phn_halted(c->s.p)))
+		return 0;
+	if (!c->drain_said) {
+		phn_warn("draining: claiming nothing more; waiting for %zu "
+		    "claimed attempt%s to end (SIGHUP again or SIGTERM "
+		    "cancels them)", c->nov, c->nov == 1 ? "" : "s");
+		c->drain_said = 1;
+		if (sig_hups == 0)
+			sig_hups = 1;	/* HALT: a SIGHUP now cancels */
+	}
+	if ((sig_hups > 1 || sig_terms > 0) && !c->canceled) {
+		c->canceled = 1;
+		grace = c->kill_grace;
+		phn_warn("canceling %zu claimed attempt%s", c->nov,
+		    c->nov == 1 ? "" : "s");
+		for (i = 0; i < c->nov; i++) {
+			if (phn_attempt_parse(c->s.p, c->ov[i]->dir, &a) == -1)
+				continue;
+			res = NULL;
+			if (phn_cancel(c->s.p, &a, grace, &res) == -1)
+				phn_warn("%s: unable to cancel:", a.dir);
+			json_object_put(res);
+			phn_attempt_free(&a);
+		}
+	}
+	return 1;
 }
 
 /*
@@ -1623,7 +1702,8 @@ claimer_loop(struct claimer *c)
 
 	for (;;) {
 		now = phn_now();
-		phn_runner_beat(&c->run, (long long)c->nov, c->drained, 0);
+		phn_runner_beat(&c->run, (long long)c->nov, c->drained ||
+		    c->drain_said, 0);
 		if (claim_sig)
 			break;
 		events(c);
@@ -1631,7 +1711,14 @@ claimer_loop(struct claimer *c)
 		heap_due(c, now);
 		if (now - c->tick >= POLL_SECONDS)
 			poll_tick(c, now);
-		claimed = claimer_turn(c);
+		if (draining(c)) {
+			outs_compact(c, 1);
+			if (c->nov == 0)
+				break;
+			wait_events(c, phn_now());
+			continue;
+		}
+		claimed = paused(c, now) ? 0 : claimer_turn(c);
 		if (c->werr || c->serr)
 			break;
 		if (claimed)
@@ -1731,14 +1818,14 @@ phn_claim_run(const struct phn_paths *p, const struct phn_config *cfg,
 	int r, sigs[] = { SIGTERM, SIGINT, SIGHUP };
 	size_t i;
 
-	/* A signal ends the loop (no SA_RESTART: it wakes the wait), so
-	 * that the runner is marked stopped; then it is raised again. */
+	sig_follow = o->follow;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
 	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		sigaction(sigs[i], &sa, NULL);
 	claimer_init(&c, p, cfg, o);
+	c.kill_grace = phn_config_num(cfg, "defaults.kill_grace_seconds", 10);
 	phn_durable_group(p->runs);	/* flushed before each hand-over */
 	claimer_open(&c);
 	claimer_loop(&c);

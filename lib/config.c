@@ -54,6 +54,7 @@ static const char default_config[] =
 "  \"scoreboard\": {\"heartbeat_interval_seconds\": 30,"
 "   \"heartbeat_stale_after_seconds\": 300, \"stuck_after_seconds\": 1800},"
 "  \"workspace_policy\": {\"mode\": \"shared\"},"
+"  \"rate_limit\": {\"pause_seconds\": 30},"
 "  \"claim_lease_seconds\": 300,"
 "  \"kill_grace_seconds\": 10"
 " },"
@@ -344,6 +345,11 @@ check(struct json_object *doc, struct phn_errs *e)
 	check_int(doc, "defaults.scoreboard.stuck_after_seconds", 1, 0, e);
 	check_int(doc, "defaults.claim_lease_seconds", 1, 0, e);
 	check_int(doc, "defaults.kill_grace_seconds", 0, 0, e);
+	if ((v = phn_json_path_get(doc, "defaults.rate_limit")) != NULL &&
+	    !json_object_is_type(v, json_type_object))
+		phn_errs_add(e, "defaults.rate_limit: must be an object "
+		    "{\"pause_seconds\": N} (is %s)", phn_json_type(v));
+	check_int(doc, "defaults.rate_limit.pause_seconds", 1, 0, e);
 	check_int(doc, "defaults.runner_capacity", 1, 1, e);
 	check_int(doc, "defaults.runner_pool.min_free_memory_bytes", 0, 1, e);
 	check_num(doc, "defaults.runner_pool.max_load", e);

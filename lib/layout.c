@@ -55,6 +55,20 @@ phn_system_path(const struct phn_paths *p, const char *file)
 	return join(p->runs, "_system", file, NULL);
 }
 
+/* RUNS/_system/pause.json: the store-wide rate-limit pause (pause.c) */
+char *
+phn_pause_path(const struct phn_paths *p)
+{
+	return join(p->runs, "_system", "pause.json", NULL);
+}
+
+/* RUNS/_system/HALT: claimers drain while it exists (pause.c) */
+char *
+phn_halt_path(const struct phn_paths *p)
+{
+	return join(p->runs, "_system", "HALT", NULL);
+}
+
 /* RUNS/BATCH[/FILE] */
 char *
 phn_batch_path(const struct phn_paths *p, const char *batch,

@@ -184,6 +184,8 @@ void	phn_summary_put(const struct phn_paths *, const char *, const char *,
 
 /* layout.c: the runs store's paths and index entry names (phn(5)) */
 char	*phn_system_path(const struct phn_paths *, const char *);
+char	*phn_pause_path(const struct phn_paths *);
+char	*phn_halt_path(const struct phn_paths *);
 char	*phn_batch_path(const struct phn_paths *, const char *, const char *);
 char	*phn_job_path(const struct phn_paths *, const char *, const char *,
 	    const char *);
@@ -471,6 +473,27 @@ int	phn_attempt_runner_fault(const struct phn_paths *, const char *,
 	    struct json_object *, double, double);
 int	phn_attempt_judge(const struct phn_paths *, const char *,
 	    struct json_object *, double, double, double, double);
+/* pause.c: the store-wide rate-limit pause, the drain switch */
+#define PHN_RL_NONE	0
+#define PHN_RL_RATE	1	/* a rate limit: back off */
+#define PHN_RL_USAGE	2	/* a usage limit or quota: until its reset */
+struct phn_pause_cache {
+	double	 until;
+	ino_t	 ino;
+	time_t	 mtime;
+	long	 mtime_ns;
+	off_t	 size;
+};
+int	phn_ratelimit_classify(const char *, double, double *);
+const char *phn_ratelimit_name(int);
+struct json_object *phn_pause_read(const struct phn_paths *);
+double	phn_pause_until(const struct phn_paths *, double,
+	    struct phn_pause_cache *);
+int	phn_pause_note(const struct phn_paths *, double, int, double,
+	    const char *, const char *, double, double, struct json_object **);
+int	phn_halted(const struct phn_paths *);
+/* replay.c: a recorded attempt replayed as codex (phn-replay) */
+int	phn_replay(const char *, double, const char *);
 /* codex.c: the codex binary (PHN_CODEX, else PATH) and its version */
 char	*phn_codex_find(int *, char **);
 char	*phn_codex_version(const struct phn_paths *, const char *,

@@ -25,11 +25,14 @@
  *     step's retry_policy, else the batch's retries, replaced whole):
  *     counted attempts below max_attempts, the latest status or failure
  *     kind in retry_on_statuses (default ["failed"]), not before the end
- *     of the latest attempt plus the backoff;
+ *     of the latest attempt plus the backoff; the latest attempt
+ *     rate-limited (state.json rate_limited, pause.c): retried, and
+ *     no rate-limited attempt counts against max_attempts;
  *  6. every depends_on step has a succeeded attempt, and resume_from
  *     resolves to a finished attempt whose codex_home exists: else
  *     blocked, with every reason;
- *  7. ready (or waiting until not_before).
+ *  7. ready (or waiting until not_before, at least until the end of
+ *     the store's rate-limit pause, env.pause_until).
  * A step that may run is resumed from its resume_from source; else, in
  * retry mode resume_last_attempt, from the newest earlier attempt that
  * has a codex thread and a codex_home; else it is a fresh exec.
@@ -78,6 +81,7 @@ phn_asum_state(struct phn_asum *a, struct json_object *st)
 	a->runner = dupstr(phn_jstr(st, "runner_id"));
 	a->hf = (json_object_is_type(v, json_type_boolean) &&
 	    json_object_get_boolean(v)) || phn_fault_kind(a->kind);
+	a->rl = phn_json_bool(st, "rate_limited", 0);
 	a->ended = phn_iso_parse(phn_jstr(st, "ended_at"), &t) == 0 ? t : -1;
 	a->started = phn_iso_parse(phn_jstr(st, "started_at"), &t) == 0 ? t :
 	    -1;
@@ -597,6 +601,8 @@ retry_rule(struct phn_policy_env *e, const struct phn_asums *as,
 
 	for (i = 0; i < as->n; i++) {
 		succ |= as->v[i].st == PHN_AST_SUCCEEDED;
+		if (as->v[i].rl && !as->v[i].hf)
+			continue;
 		if (as->v[i].hf) {
 			trailing++;
 			continue;
@@ -628,6 +634,10 @@ retry_rule(struct phn_policy_env *e, const struct phn_asums *as,
 		return decide(v, PHN_V_DONE, PHN_AST_SUCCEEDED, "succeeded");
 	if (l == NULL) {
 		v->why_ready = "new";
+		return PHN_V_READY;
+	}
+	if (l->rl && !l->hf) {
+		v->why_ready = "rate_limit_retry";
 		return PHN_V_READY;
 	}
 	if (l->hf) {
@@ -762,6 +772,14 @@ phn_policy_eval(struct phn_policy_env *e, const char *job, const char *step,
 	if (rf == NULL && as->n > 0 && mode != NULL &&
 	    strcmp(mode, "resume_last_attempt") == 0)
 		retry_resume(e, job, step, as, v);
+	if (v->reasons == NULL && e->pause_until > e->now &&
+	    v->not_before < e->pause_until) {
+		char iso[PHN_ISO_LEN];
+		phn_iso(e->pause_until, iso);
+		v->not_before = e->pause_until;
+		return decide(v, PHN_V_WAIT, 0, "rate-limit pause until %s",
+		    iso);
+	}
 	if (v->reasons != NULL) {
 		v->not_before = 0;
 		v->verdict = PHN_V_BLOCKED;

@@ -16,6 +16,7 @@ struct phn_asum {
 	const char *run_id;	/* inside name */
 	int	 st;		/* PHN_AST_*; no state.json yet: queued */
 	int	 hf;		/* harness fault: orphaned or claim_expired */
+	int	 rl;		/* rate-limited: not counted (pause.c) */
 	double	 ended;		/* -1: unknown */
 	char	*kind;		/* failure_kind, or NULL */
 	char	*thread;	/* codex_thread_id, or NULL */
@@ -48,6 +49,7 @@ struct phn_policy_env {
 	int	 locality;	/* judge resume sources' runners (phn-score) */
 	struct json_object *runner_ids;	/* runner_pool.runner_ids */
 	struct json_object *runners;	/* cache: the available runners */
+	double	 pause_until;	/* the store's rate-limit pause, or 0 */
 };
 void	phn_policy_env_free(struct phn_policy_env *);
 
@@ -64,7 +66,8 @@ struct phn_verdict {
 	int	 forced;	/* DONE: by an operator's mark-failed */
 	long	 active;	/* ACTIVE: index of the active attempt */
 	double	 not_before;	/* WAIT */
-	const char *why_ready;	/* new, retry, harness_retry, force_retry */
+	const char *why_ready;	/* new, retry, harness_retry, force_retry,
+				   rate_limit_retry */
 	char	 why[512];	/* the first reason, in words */
 	struct json_object *reasons;	/* BLOCKED: every reason */
 	long long attempt_number;	/* of the next attempt */

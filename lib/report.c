@@ -47,6 +47,24 @@ artifact(struct phn_run *r, const char *name, const char *kind,
 	free(rel);
 }
 
+/*
+ * Did the provider rate-limit the attempt?  The turn's error, the last
+ * error event, then stderr's last line, as pause.c reads them.
+ */
+static int
+rate_limited(struct phn_run *r)
+{
+	const char *m[3] = { r->model_error, r->last_error, r->stderr_tail };
+	double now = phn_now();
+	int i;
+
+	for (i = 0; i < 3 && r->rl == PHN_RL_NONE; i++)
+		if ((r->rl = phn_ratelimit_classify(m[i], now,
+		    &r->rl_reset)) != PHN_RL_NONE)
+			r->rl_msg = m[i];
+	return r->rl != PHN_RL_NONE;
+}
+
 /* How codex itself ended; leaves r->status NULL if that part succeeded. */
 static void
 ended(struct phn_run *r)
@@ -83,6 +101,11 @@ ended(struct phn_run *r)
 	    !r->turn_completed)) {
 		phn_errs_add(&r->errs, "model error: %s", r->model_error ?
 		    r->model_error : r->last_error);
+		set(r, "failed", "model_error", 1);
+		rate_limited(r);
+	} else if (r->exit_code != 0 && r->signal == 0 && rate_limited(r)) {
+		phn_errs_add(&r->errs, "model error: codex exited with status "
+		    "%d: %s", r->exit_code, r->rl_msg);
 		set(r, "failed", "model_error", 1);
 	} else if (r->exit_code != 0) {
 		if (r->signal > 0)

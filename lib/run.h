@@ -37,6 +37,9 @@ struct phn_run {
 	int	 turn_completed, turn_failed;
 	char	*thread_id, *current_item, *model_error, *last_error;
 	char	*stderr_tail, *version;
+	int	 rl;			/* PHN_RL_*: the provider rate-limited */
+	double	 rl_reset;		/* its reset time, or 0 */
+	const char *rl_msg;		/* the message that said so */
 	double	 last_event_at;
 	struct json_object *usage, *usage_base, *usage_attempt;
 	struct phn_errs errs;

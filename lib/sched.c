@@ -656,11 +656,12 @@ expire(struct phn_sched *s, const char *dir, double now)
  * Evaluate a step with the step policy, from its attempts (through the
  * cache c).  With s->reap, faulted attempts of the step (expired lease,
  * dead spawner, missing state) are ended first.  The caller checks the
- * overrides' readability.
+ * overrides' readability.  pause: the store's rate-limit pause (claims
+ * only; 0 for the ready index, so that lifting a pause early frees it).
  */
 static int
 evaluate(struct phn_sched *s, struct acache *c, struct json_object *jd,
-    const char *step, struct json_object *ov, double now,
+    const char *step, struct json_object *ov, double now, double pause,
     struct phn_verdict *v)
 {
 	struct phn_policy_env env;
@@ -698,6 +699,7 @@ evaluate(struct phn_sched *s, struct acache *c, struct json_object *jd,
 	env.atts = acache_get;
 	env.ctx = c;
 	env.now = now;
+	env.pause_until = pause;
 	phn_policy_eval(&env, job, step, sd, phn_json_get(phn_json_get(ov,
 	    "steps"), step), v);
 	phn_policy_env_free(&env);
@@ -1206,7 +1208,7 @@ rescan_ready(struct rescanop *r)
 			(void)sv;
 			r->nsteps++;
 			if (bad || evaluate(r->s, &cache, jd, sid, ov, r->now,
-			    &ev) > PHN_V_WAIT) {
+			    0, &ev) > PHN_V_WAIT) {
 				if (!bad)
 					phn_verdict_free(&ev);
 				continue;
@@ -1582,7 +1584,9 @@ claim_recheck(struct claimop *c, double since)
 	if (bad)
 		return claim_fail(c, PHN_CLAIM_DROP, 0, "%s", m);
 	acache_init(&cache, c->s->p, c->batch, 16);
-	evaluate(c->s, &cache, c->jd, c->step, ov, c->now, &c->ev);
+	/* the rate-limit pause holds claims, not the ready index */
+	evaluate(c->s, &cache, c->jd, c->step, ov, c->now,
+	    phn_pause_until(c->s->p, c->now, NULL), &c->ev);
 	acache_free(&cache);
 	json_object_put(ov);
 	if (c->ev.verdict == PHN_V_WAIT)
@@ -1868,7 +1872,7 @@ phn_sched_create(struct phn_sched *s, const char *batch,
 		acache_init(&cache, s->p, batch, 16);
 		reap = s->reap;
 		s->reap = 0;	/* leave the step's other attempts as they are */
-		evaluate(s, &cache, jd, step, ov, c.now, &c.ev);
+		evaluate(s, &cache, jd, step, ov, c.now, 0, &c.ev);
 		s->reap = reap;
 		acache_free(&cache);
 		json_object_put(ov);

@@ -319,6 +319,9 @@ scan_state(const char *buf, size_t len, struct phn_asum *a, long long usage[4])
 		else if (KEY("harness_fault")) {
 			a->hf = p + 4 <= e && memcmp(p, "true", 4) == 0;
 			q = skipval(p, e, 1);
+		} else if (KEY("rate_limited")) {
+			a->rl = p + 4 <= e && memcmp(p, "true", 4) == 0;
+			q = skipval(p, e, 1);
 		} else if (*p == '"' && (KEY("status") || KEY("started_at") ||
 		    KEY("ended_at") || KEY("failure_kind") || KEY("runner_id") ||
 		    KEY("codex_thread_id"))) {
@@ -926,6 +929,7 @@ settings(struct ctx *c)
 	c->env.atts = step_atts;
 	c->env.ctx = c;
 	c->env.now = c->now;
+	c->env.pause_until = phn_pause_until(c->p, c->now, NULL);
 	c->env.locality = 1;
 	c->env.runner_ids = phn_json_path_get(c->cfg,
 	    "defaults.runner_pool.runner_ids");
@@ -1217,7 +1221,25 @@ board(struct ctx *c, struct lists *l)
 	jset(sb, "blocked", l->blk);
 	jset(sb, "failures", l->fail);
 	jset(sb, "resume_steps", l->res);
+	jset(sb, "pause", phn_score_pause(c->p, c->now));
 	return sb;
+}
+
+/*
+ * The store's rate-limit pause in force at now (pause.c): pause.json
+ * with "remaining_seconds", or NULL if there is none.
+ */
+struct json_object *
+phn_score_pause(const struct phn_paths *p, double now)
+{
+	double until = phn_pause_until(p, now, NULL);
+	struct json_object *o;
+
+	if (until <= 0 || (o = phn_pause_read(p)) == NULL)
+		return NULL;
+	jset(o, "remaining_seconds", json_object_new_int64((int64_t)ceil(
+	    until - now)));
+	return o;
 }
 
 /*

@@ -15,5 +15,6 @@ struct json_object *phn_score_row(struct json_object *);
 void	phn_score_sort_rows(struct json_object *);
 struct json_object *phn_score_runners(const struct phn_paths *,
 	    struct json_object *, double);
+struct json_object *phn_score_pause(const struct phn_paths *, double);
 
 #endif

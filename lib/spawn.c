@@ -735,7 +735,8 @@ static int
 sync_files(struct phn_run *r)
 {
 	static const char *names[] = { "prompt.txt", "codex.command.txt",
-	    "codex.events.jsonl", "codex.stderr.txt", "final.txt", NULL };
+	    "codex.events.jsonl", "codex.events.times", "codex.stderr.txt",
+	    "final.txt", NULL };
 	size_t i;
 	int rc = 0;
 
@@ -790,6 +791,51 @@ jstr_or_null(const char *s)
 }
 
 /*
+ * A rate-limited attempt: record the store-wide pause (pause.c) first,
+ * so that no claimer retries the step before it; then the attempt says
+ * so in state.json (rate_limited, which the step policy does not count
+ * against max_attempts).  If the pause cannot be written, the attempt
+ * counts as any other failure.
+ */
+static void
+note_pause(struct phn_run *r, struct json_object *f)
+{
+	struct json_object *pz = NULL, *o;
+	double base = num(phn_json_path_get(r->cfg,
+	    "defaults.rate_limit.pause_seconds"), 30);
+	double claimed = r->started > 0 ? r->started : -1;
+	char *rel;
+
+	if (r->rl == PHN_RL_NONE || r->status == NULL ||
+	    strcmp(r->status, "failed") != 0)
+		return;
+	/* when it was claimed: whether a pause held it back */
+	if (phn_iso_parse(phn_jstr(r->meta, "claimed_at"), &claimed) == -1)
+		claimed = r->started > 0 ? r->started : -1;
+	rel = phn_path_rel(r->p->runs, r->a.dir);
+	if (phn_pause_note(r->p, base, r->rl, r->rl_reset, r->rl_msg, rel,
+	    claimed, phn_now(), &pz) == -1) {
+		phn_errs_add(&r->errs, "unable to record the rate-limit pause "
+		    "in _system/pause.json: %s", strerror(errno));
+		free(rel);
+		return;
+	}
+	free(rel);
+	phn_errs_add(&r->errs, "%s: every claimer pauses until %s",
+	    phn_ratelimit_name(r->rl), phn_jstr(pz, "until"));
+	json_object_object_add(f, "rate_limited", json_object_new_boolean(1));
+	o = json_object_new_object();
+	json_object_object_add(o, "reason", json_object_new_string(
+	    phn_ratelimit_name(r->rl)));
+	json_object_object_add(o, "pause_until", json_object_get(
+	    phn_json_get(pz, "until")));
+	json_object_object_add(o, "reset_hint", json_object_get(
+	    phn_json_get(pz, "reset_hint")));
+	json_object_object_add(f, "rate_limit", o);
+	json_object_put(pz);
+}
+
+/*
  * Freeze the outcome: terminal state.json, then current.json, then the
  * scheduler's bookkeeping.  Returns phn-spawn's exit status.  If someone
  * else ended the attempt first (a cancel, a reaper), theirs stands.
@@ -808,6 +854,7 @@ phn_run_end(struct phn_run *r, int json)
 		    strerror(errno));
 	link_staged(r);
 	identity(r, f);
+	note_pause(r, f);
 	json_object_object_add(f, "failure_kind", jstr_or_null(r->kind));
 	if (harness_signal(r))
 		phn_errs_add(&r->errs, "the signal came from the harness "

@@ -9,7 +9,9 @@
  * poll()
  * loop reads its stdout (the --json events, appended to
  * codex.events.jsonl one whole line per write, and parsed for the thread
- * id, cumulative usage, the current item and the turn's end) and stderr
+ * id, cumulative usage, the current item and the turn's end; the time
+ * each line was received, in seconds since codex was started, goes to
+ * codex.events.times, one line per event line, for phn-replay) and stderr
  * (appended to codex.stderr.txt), feeds stdin, and wakes for signals (a
  * self-pipe), heartbeats, the timeout and the kill grace.
  *
@@ -49,6 +51,7 @@ struct sup {
 	struct phn_run *r;
 	int	 in, out, err;		/* our ends of codex's pipes */
 	int	 evfd, errfd;		/* codex.events.jsonl, codex.stderr.txt */
+	int	 tmfd;			/* codex.events.times */
 	size_t	 inoff;
 	char	*line;
 	size_t	 len, cap;
@@ -138,6 +141,19 @@ wfile(struct sup *s, int fd, const char *p, size_t n, const char *name)
 		p += w;
 		n -= (size_t)w;
 	}
+}
+
+/* An event line was received whole: when, for codex.events.times. */
+static void
+stamp(struct sup *s)
+{
+	char b[32];
+	int n;
+
+	if (s->tmfd < 0)
+		return;
+	n = snprintf(b, sizeof(b), "%.3f\n", phn_mono() - s->t0);
+	wfile(s, s->tmfd, b, (size_t)n, "codex.events.times");
 }
 
 static char *
@@ -250,14 +266,18 @@ out_data(struct sup *s, const char *p, size_t n)
 
 		if (s->overlong) {
 			wfile(s, s->evfd, p, seg, "codex.events.jsonl");
-			if (nl)
+			if (nl) {
 				s->overlong = 0;
+				stamp(s);
+			}
 		} else if (s->len + seg > PHN_EVENT_LINE_MAX) {
 			wfile(s, s->evfd, s->line, s->len, "codex.events.jsonl");
 			wfile(s, s->evfd, p, seg, "codex.events.jsonl");
 			s->r->last_event_at = phn_now();
 			s->len = 0;
 			s->overlong = nl == NULL;
+			if (nl)
+				stamp(s);
 		} else {
 			if (s->len + seg > s->cap) {
 				s->cap = (s->len + seg) * 2;
@@ -270,6 +290,7 @@ out_data(struct sup *s, const char *p, size_t n)
 			if (nl) {
 				wfile(s, s->evfd, s->line, s->len,
 				    "codex.events.jsonl");
+				stamp(s);
 				event(s, s->line, s->len - 1);
 				s->len = 0;
 			}
@@ -303,6 +324,7 @@ out_end(struct sup *s)
 {
 	if (s->len > 0) {
 		wfile(s, s->evfd, s->line, s->len, "codex.events.jsonl");
+		stamp(s);
 		event(s, s->line, s->len);
 		s->len = 0;
 	}
@@ -441,11 +463,14 @@ start(struct sup *s)
 
 	for (i = 0; environ[i]; i++)
 		;
-	envp = phn_malloc((i + 3) * sizeof(*envp));
+	envp = phn_malloc((i + 4) * sizeof(*envp));
 	for (i = 0; environ[i]; i++)
 		if (strncmp(environ[i], "CODEX_HOME=", 11) != 0 &&
-		    strncmp(environ[i], "TMPDIR=", 7) != 0)
+		    strncmp(environ[i], "TMPDIR=", 7) != 0 &&
+		    strncmp(environ[i], "TZ=", 3) != 0)
 			envp[n++] = environ[i];
+	/* codex prints a usage limit's reset time in its TZ (pause.c) */
+	envp[n++] = "TZ=UTC";
 	envp[n++] = phn_asprintf("CODEX_HOME=%s", r->home);
 	envp[n++] = phn_asprintf("TMPDIR=%s", tmp);
 	envp[n] = NULL;
@@ -667,7 +692,7 @@ sup_init(struct sup *s, struct phn_run *r)
 {
 	memset(s, 0, sizeof(*s));
 	s->r = r;
-	s->in = s->out = s->err = s->evfd = s->errfd = -1;
+	s->in = s->out = s->err = s->evfd = s->errfd = s->tmfd = -1;
 }
 
 /*
@@ -735,6 +760,8 @@ phn_run_supervise(struct phn_run *r, double fake_sleep)
 	    json_object_get_boolean(phn_json_path_get(r->policy,
 	    "capture_events_jsonl")))
 		s.evfd = open_log(r, "codex.events.jsonl");
+	if (s.evfd >= 0)
+		s.tmfd = open_log(r, "codex.events.times");
 	s.errfd = open_log(r, "codex.stderr.txt");
 	if (start(&s) == 0) {
 		loop(&s);
@@ -751,6 +778,8 @@ phn_run_supervise(struct phn_run *r, double fake_sleep)
 	}
 	if (s.evfd >= 0 && close(s.evfd) == -1)
 		phn_errs_add(&r->errs, "codex.events.jsonl: %s", strerror(errno));
+	if (s.tmfd >= 0 && close(s.tmfd) == -1)
+		phn_errs_add(&r->errs, "codex.events.times: %s", strerror(errno));
 	if (s.errfd >= 0 && close(s.errfd) == -1)
 		phn_errs_add(&r->errs, "codex.stderr.txt: %s", strerror(errno));
 	tail_line(&s);

@@ -30,6 +30,13 @@ Scenarios:
     minimal            two-frame minimal stream (no usage)
     reasoning          a reasoning item, then the ok report
     http500 / http400 / http429   that HTTP status with a JSON error body
+    rate_limit[:S]     HTTP 429, error type rate_limit_exceeded, header
+                       Retry-After: S (default 20): codex prints "exceeded
+                       retry limit, last status: 429 Too Many Requests"
+    usage_limit[:S]    HTTP 429, error type usage_limit_reached with
+                       resets_at = now + S (default 60) and resets_in_seconds
+                       S: codex prints "You've hit your usage limit. ... try
+                       again at <time in its TZ>"
     flaky[:N]          first N (default 1) requests carrying this same prompt
                        text get HTTP 500, later ones the ok report (counted
                        per server lifetime: put a unique token in the prompt;
@@ -101,6 +108,7 @@ LOGGED_HEADERS = (
 KNOWN = {
     "ok", "report_failed", "needs_attention", "not_json", "schema_invalid",
     "reply", "minimal", "reasoning", "http500", "http400", "http429", "flaky",
+    "rate_limit", "usage_limit",
     "failed_event", "drop", "hang", "hang_sse", "slow", "write_file", "patch_file",
 }
 
@@ -472,6 +480,21 @@ class Handler(BaseHTTPRequestHandler):
             typ = {500: "server_error", 400: "invalid_request_error",
                    429: "rate_limit_exceeded"}[code]
             self._send_json(code, {"error": {"message": msg, "type": typ, "code": typ}})
+        elif name == "rate_limit":
+            secs = int(arg) if arg.isdigit() else 20
+            rec["status"] = 429
+            self._send_json(429, {"error": {
+                "message": "Rate limit reached for requests (mock)",
+                "type": "rate_limit_exceeded", "code": "rate_limit_exceeded"}},
+                extra_headers=(("Retry-After", str(secs)),))
+        elif name == "usage_limit":
+            secs = int(arg) if arg.isdigit() else 60
+            rec["status"] = 429
+            rec["resets_at"] = int(time.time()) + secs
+            self._send_json(429, {"error": {
+                "message": "The usage limit has been reached (mock)",
+                "type": "usage_limit_reached", "plan_type": "plus",
+                "resets_at": rec["resets_at"], "resets_in_seconds": secs}})
         elif name == "flaky":
             want = int(arg) if arg.isdigit() else 1
             key = hashlib.sha256(info["last_prompt"].encode()).hexdigest()
