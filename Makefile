@@ -45,7 +45,8 @@ SCRIPTS = cmd/phn
 #   run     running one attempt (spawn, supervise, codex, report,
 #           workspace): phn-spawn, phn-heartbeat
 #   observe the scoreboards and the operator commands' helpers:
-#           phn-score, phn-cancel, phn-gc, phn-artifact, phn-tail
+#           phn-score, phn-cancel, phn-gc, phn-artifact, phn-tail;
+#           auto-remediation (remedy.c): phn-heartbeat --remediate
 LIB_CORE = lib/err.o lib/atomic.o lib/lock.o lib/jscan.o lib/json.o \
 	lib/sha.o lib/time.o lib/id.o lib/path.o lib/layout.o lib/config.o \
 	lib/proc.o lib/opt.o
@@ -55,7 +56,7 @@ LIB_POLICY = lib/policy.o
 LIB_CLAIM = lib/sched.o lib/claim.o
 LIB_RUN = lib/spawn.o lib/codex.o lib/supervise.o lib/report.o \
 	lib/workspace.o
-LIB_OBSERVE = lib/score.o lib/ops.o
+LIB_OBSERVE = lib/score.o lib/ops.o lib/remedy.o
 LIBOBJ = $(LIB_CORE) $(LIB_TABLE) $(LIB_STORE) $(LIB_POLICY) $(LIB_CLAIM) \
 	$(LIB_RUN) $(LIB_OBSERVE)
 MAN1_INGEST = man/phn-ingest.1 man/phn-init.1 man/phn.1

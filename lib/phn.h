@@ -390,6 +390,9 @@ struct phn_override_req {
 	const char *reason;	/* or NULL */
 	const char *runner;	/* requeue: this runner, or NULL */
 	int	 different;	/* requeue: any runner but the last one's */
+	const char *by;		/* force-retry: who asks (NULL: operator) */
+	struct json_object *record;	/* force-retry: an auto_remediation
+					 * action to record (remedy.c) */
 };
 int	phn_override_step(const struct phn_paths *,
 	    const struct phn_override_req *, struct json_object **,
@@ -431,5 +434,16 @@ int	phn_cancel(const struct phn_paths *, const struct phn_attempt *,
 int	phn_gzip_file(const char *);
 int	phn_gzip_open(const char *, pid_t *);
 int	phn_gzip_close(int, pid_t);
+/* remedy.c: auto-remediation (defaults.scoreboard.auto_remediation) */
+struct phn_remedy {
+	int	 enabled, legacy;
+	unsigned kinds;			/* 1 stuck, 2 needs_attention, 4 failed */
+	const char *action;		/* NULL: an unknown action, none */
+	long long per_tick, per_step;
+	double	 grace;
+};
+void	phn_remedy_init(struct phn_remedy *, struct json_object *);
+int	phn_remedy_apply(const struct phn_paths *, const struct phn_config *,
+	    const char *, int, FILE *);
 
 #endif

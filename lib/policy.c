@@ -21,7 +21,8 @@
  *     attempt);
  *  5. the latest attempt a harness fault (orphaned, claim_expired):
  *     retried at once, at most limits.max_harness_retries in a row, not
- *     counted against max_attempts; otherwise the retry policy (the
+ *     counted against max_attempts (nor is an attempt auto-remediation
+ *     canceled, phn_asum_counted); otherwise the retry policy (the
  *     step's retry_policy, else the batch's retries, replaced whole):
  *     counted attempts below max_attempts, the latest status or failure
  *     kind in retry_on_statuses (default ["failed"]), not before the end
@@ -81,6 +82,8 @@ phn_asum_state(struct phn_asum *a, struct json_object *st)
 	a->ended = phn_iso_parse(phn_jstr(st, "ended_at"), &t) == 0 ? t : -1;
 	a->started = phn_iso_parse(phn_jstr(st, "started_at"), &t) == 0 ? t :
 	    -1;
+	a->remedied = json_object_is_type(phn_json_get(st, "auto_remediation"),
+	    json_type_object);
 	a->st = phn_ast_of(phn_jstr(st, "status"));
 	if (a->st < 0) {
 		a->st = PHN_AST_QUEUED;
@@ -102,6 +105,17 @@ phn_asums_free(struct phn_asums *as)
 	}
 	free(as->v);
 	memset(as, 0, sizeof(*as));
+}
+
+/*
+ * Does the attempt count against max_attempts?  Not a harness fault,
+ * nor an attempt that auto-remediation canceled (remedy.c): the retry
+ * it forces is the attempt the stuck one should have been.
+ */
+int
+phn_asum_counted(const struct phn_asum *a)
+{
+	return !a->hf && !(a->remedied && a->st == PHN_AST_CANCELED);
 }
 
 static int
@@ -601,6 +615,8 @@ retry_rule(struct phn_policy_env *e, const struct phn_asums *as,
 			trailing++;
 			continue;
 		}
+		if (!phn_asum_counted(&as->v[i]))
+			continue;
 		trailing = 0;
 		counted++;
 	}

@@ -319,6 +319,9 @@ scan_state(const char *buf, size_t len, struct phn_asum *a, long long usage[4])
 		else if (KEY("harness_fault")) {
 			a->hf = p + 4 <= e && memcmp(p, "true", 4) == 0;
 			q = skipval(p, e, 1);
+		} else if (KEY("auto_remediation")) {
+			a->remedied = *p == '{';
+			q = skipval(p, e, 1);
 		} else if (*p == '"' && (KEY("status") || KEY("started_at") ||
 		    KEY("ended_at") || KEY("failure_kind") || KEY("runner_id") ||
 		    KEY("codex_thread_id"))) {
@@ -851,7 +854,7 @@ step_record(struct ctx *c, struct step *s)
 	size_t i;
 
 	for (i = 0; i < s->na; i++)
-		if (!s->a[i].hf)
+		if (phn_asum_counted(&s->a[i]))
 			counted++;
 	jset(o, "batch_id", json_object_new_string(c->batch));
 	jset(o, "job_id", json_object_new_string(s->jb->id));
