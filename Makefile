@@ -56,7 +56,7 @@ LIB_POLICY = lib/policy.o
 LIB_CLAIM = lib/sched.o lib/claim.o
 LIB_RUN = lib/spawn.o lib/codex.o lib/supervise.o lib/report.o \
 	lib/workspace.o
-LIB_OBSERVE = lib/score.o lib/ops.o lib/remedy.o
+LIB_OBSERVE = lib/score.o lib/ops.o lib/remedy.o lib/joblog.o
 LIBOBJ = $(LIB_CORE) $(LIB_TABLE) $(LIB_STORE) $(LIB_POLICY) $(LIB_CLAIM) \
 	$(LIB_RUN) $(LIB_OBSERVE)
 MAN1_INGEST = man/phn-ingest.1 man/phn-init.1 man/phn.1

@@ -434,6 +434,8 @@ int	phn_cancel(const struct phn_paths *, const struct phn_attempt *,
 int	phn_gzip_file(const char *);
 int	phn_gzip_open(const char *, pid_t *);
 int	phn_gzip_close(int, pid_t);
+/* joblog.c: the attempts as GNU parallel's joblog (phn-score --joblog) */
+int	phn_joblog(const struct phn_paths *, const char *, FILE *);
 /* remedy.c: auto-remediation (defaults.scoreboard.auto_remediation) */
 struct phn_remedy {
 	int	 enabled, legacy;
