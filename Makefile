@@ -19,7 +19,7 @@ BATS_JOBS = 2
 
 # The programs, by what they do.
 CMDS_STORE = cmd/phn-init cmd/phn-ingest
-CMDS_CLAIM = cmd/phn-claim cmd/phn-close-batch
+CMDS_CLAIM = cmd/phn-claim cmd/phn-close-batch cmd/phn-budget
 CMDS_OVERRIDE = cmd/phn-force-retry cmd/phn-mark-failed cmd/phn-requeue
 CMDS_RUN = cmd/phn-spawn cmd/phn-heartbeat
 CMDS_OBSERVE = cmd/phn-score cmd/phn-cancel cmd/phn-gc cmd/phn-artifact \
@@ -39,7 +39,8 @@ SCRIPTS = cmd/phn
 #           phn-spawn (the Run Report), phn-api
 #   store   attempts, state.json, current.json, liveness and reaping,
 #           operator overrides: every program that reads the store
-#   policy  the step policy (policy.h): phn-claim, phn-score
+#   policy  the step policy (policy.h) and the token budget (budget.c):
+#           phn-claim, phn-score
 #   claim   the schedule and ready indexes, the claimer (claim.h):
 #           phn-claim, and whoever ends an attempt or readies a step
 #   run     running one attempt (spawn, supervise, codex, report,
@@ -52,7 +53,7 @@ LIB_CORE = lib/err.o lib/atomic.o lib/lock.o lib/jscan.o lib/json.o \
 	lib/proc.o lib/opt.o
 LIB_TABLE = lib/lt.o lib/schema.o
 LIB_STORE = lib/store.o lib/liveness.o lib/overrides.o
-LIB_POLICY = lib/policy.o
+LIB_POLICY = lib/policy.o lib/budget.o
 LIB_CLAIM = lib/sched.o lib/claim.o
 LIB_RUN = lib/spawn.o lib/codex.o lib/supervise.o lib/report.o \
 	lib/workspace.o
@@ -61,7 +62,7 @@ LIBOBJ = $(LIB_CORE) $(LIB_TABLE) $(LIB_STORE) $(LIB_POLICY) $(LIB_CLAIM) \
 	$(LIB_RUN) $(LIB_OBSERVE)
 MAN1_INGEST = man/phn-ingest.1 man/phn-init.1 man/phn.1
 MAN1_CLAIM = man/phn-claim.1 man/phn-force-retry.1 man/phn-mark-failed.1 \
-	man/phn-requeue.1 man/phn-close-batch.1
+	man/phn-requeue.1 man/phn-close-batch.1 man/phn-budget.1
 MAN1_SPAWN = man/phn-spawn.1 man/phn-heartbeat.1
 MAN1_SCORE = man/phn-score.1 man/phn-cancel.1 man/phn-gc.1 \
 	man/phn-artifact.1 man/phn-tail.1

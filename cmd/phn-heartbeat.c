@@ -325,6 +325,9 @@ remediate(const char *batch, int dry, int follow, double interval)
 			r = phn_remedy_apply(&P, &C, batch, dry, stdout);
 			if (r == -1)
 				code = PHN_EXIT_TEMP;
+			/* on_exhausted cancel: a spent budget's attempts */
+			if (phn_budget_enforce(&P, &C, batch, dry, stdout) == -1)
+				code = PHN_EXIT_TEMP;
 			every = interval > 0 ? interval : phn_config_num(&C,
 			    "defaults.scoreboard.heartbeat_interval_seconds", 30);
 			phn_config_free(&C);

@@ -55,6 +55,7 @@ static const char default_config[] =
 "   \"heartbeat_stale_after_seconds\": 300, \"stuck_after_seconds\": 1800,"
 "   \"stuck_auto_remediation_enabled\": true},"
 "  \"workspace_policy\": {\"mode\": \"shared\"},"
+"  \"budget\": {\"max_total_tokens\": null},"
 "  \"claim_lease_seconds\": 300,"
 "  \"kill_grace_seconds\": 10"
 " },"
@@ -302,6 +303,35 @@ check_remedy(struct json_object *doc, struct phn_errs *e)
 		    json_object_to_json_string(v));
 }
 
+/* defaults.budget: the batches' token budget (budget.c, phn(5)). */
+static void
+check_budget(struct json_object *doc, struct phn_errs *e)
+{
+	struct json_object *b = phn_json_path_get(doc, "defaults.budget"), *v;
+
+	if (b == NULL)
+		return;
+	if (!json_object_is_type(b, json_type_object)) {
+		phn_errs_add(e, "defaults.budget: must be an object (is %s)",
+		    phn_json_type(b));
+		return;
+	}
+	json_object_object_foreach(b, key, val) {
+		(void)val;
+		if (strcmp(key, "max_total_tokens") &&
+		    strcmp(key, "on_exhausted"))
+			phn_errs_add(e, "defaults.budget.%s: unknown key (known: "
+			    "max_total_tokens, on_exhausted)", key);
+	}
+	check_int(doc, "defaults.budget.max_total_tokens", 1, 1, e);
+	if (json_object_object_get_ex(b, "on_exhausted", &v) &&
+	    (!json_object_is_type(v, json_type_string) ||
+	    (strcmp(json_object_get_string(v), "wait") &&
+	    strcmp(json_object_get_string(v), "cancel"))))
+		phn_errs_add(e, "defaults.budget.on_exhausted: must be \"wait\" "
+		    "or \"cancel\" (is %s)", json_object_to_json_string(v));
+}
+
 static int
 check(struct json_object *doc, struct phn_errs *e)
 {
@@ -361,6 +391,7 @@ check(struct json_object *doc, struct phn_errs *e)
 	}
 	check_ref_roots(doc, e);
 	check_remedy(doc, e);
+	check_budget(doc, e);
 	secrets(doc, "", e);
 	return e->n > before ? -1 : 0;
 }

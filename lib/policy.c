@@ -27,9 +27,10 @@
  *     counted attempts below max_attempts, the latest status or failure
  *     kind in retry_on_statuses (default ["failed"]), not before the end
  *     of the latest attempt plus the backoff;
- *  6. every depends_on step has a succeeded attempt, and resume_from
+ *  6. the batch's token budget is not spent (budget.c), every
+ *     depends_on step has a succeeded attempt, and resume_from
  *     resolves to a finished attempt whose codex_home exists: else
- *     blocked, with every reason;
+ *     blocked, with every reason (budget_exhausted first);
  *  7. ready (or waiting until not_before).
  * A step that may run is resumed from its resume_from source; else, in
  * retry mode resume_last_attempt, from the newest earlier attempt that
@@ -750,6 +751,10 @@ phn_policy_eval(struct phn_policy_env *e, const char *job, const char *step,
 		json_object_put(rr);
 		return v->verdict;
 	}
+	/* Rule 6 too: a batch whose token budget is spent runs nothing new. */
+	if (e->budget != NULL && e->budget->exhausted)
+		reason(v, "budget_exhausted: %lld tokens used of "
+		    "max_total_tokens %lld", e->budget->used, e->budget->max);
 	deps = phn_json_get(sd, "depends_on");
 	n = json_object_is_type(deps, json_type_array) ?
 	    json_object_array_length(deps) : 0;

@@ -47,6 +47,7 @@ struct phn_policy_env {
 	void	*ctx;
 	double	 now;
 	const char *closed;	/* the batch is closed: its reason, else NULL */
+	const struct phn_budget *budget;	/* the batch's, or NULL */
 	int	 locality;	/* judge resume sources' runners (phn-score) */
 	struct json_object *runner_ids;	/* runner_pool.runner_ids */
 	struct json_object *runners;	/* cache: the available runners */

@@ -109,6 +109,7 @@ struct ctx {
 	size_t	 ns;
 	struct step **ix;	/* steps sorted by job, id */
 	struct json_object *closed;
+	struct phn_budget budget;	/* the batch's token budget */
 	struct json_tokener *tok;
 	int	 bfd;		/* the batch directory */
 };
@@ -1211,6 +1212,7 @@ board(struct ctx *c, struct lists *l)
 	jset(sb, "outcome", json_object_new_string(progress ? "in_progress" :
 	    l->cnt[D_SUCCEEDED] == (long long)c->ns ? "succeeded" : "failed"));
 	jset(sb, "usage", usage_obj(l->usage));
+	jset(sb, "budget", phn_budget_json(&c->budget));
 	times(c, l, progress, sb);
 	sort_attention(l->attn);
 	jset(sb, "attention", l->attn);
@@ -1220,6 +1222,23 @@ board(struct ctx *c, struct lists *l)
 	jset(sb, "failures", l->fail);
 	jset(sb, "resume_steps", l->res);
 	return sb;
+}
+
+/* The batch's token budget from the usage read (budget.c), for the
+ * step policy and the scoreboard. */
+static void
+budget(struct ctx *c)
+{
+	long long in = 0, out = 0;
+	size_t i;
+
+	phn_budget_get(c->p, c->batch, c->meta, 0, &c->budget);
+	for (i = 0; i < c->ns; i++) {
+		in += c->steps[i].usage[0];	/* ukeys: input_tokens */
+		out += c->steps[i].usage[2];	/* output_tokens */
+	}
+	phn_budget_set_used(&c->budget, phn_budget_tokens(in, out));
+	c->env.budget = &c->budget;
 }
 
 /*
@@ -1247,6 +1266,7 @@ phn_score_batch(const struct phn_paths *p, struct json_object *cfg,
 		ctx_free(&c);
 		return NULL;
 	}
+	budget(&c);
 	memset(&l, 0, sizeof(l));
 	l.end = -1;
 	l.attn = json_object_new_array();
@@ -1313,7 +1333,8 @@ phn_score_row(struct json_object *sb)
 	char *pv = preview(phn_jstr(sb, "batch_goal_summary"));
 	static const char *keep[] = { "batch_id", "submitted_at", "jobs_total",
 	    "steps_total", "attempts_total", "counts", "closed", "outcome",
-	    "usage", "elapsed_seconds", "remaining_seconds_estimate", NULL };
+	    "usage", "budget", "elapsed_seconds", "remaining_seconds_estimate",
+	    NULL };
 	int64_t a;
 	int i;
 
