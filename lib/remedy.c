@@ -32,7 +32,9 @@
  * list is the count max_applies_per_step is held to, and an attempt
  * already named in it is never acted on twice, across processes and
  * restarts.  The attempt canceled does not count against max_attempts
- * (phn_asum_counted, policy.c).
+ * (phn_asum_counted, policy.c).  A stuck action cut short between its
+ * cancel and its retry (a crash) is finished by the next pass: the
+ * canceled attempt's record says so (interrupted()).
  */
 #include <errno.h>
 #include <math.h>
@@ -205,6 +207,29 @@ still_stuck(const struct phn_paths *p, const struct phn_config *cfg,
 	return r;
 }
 
+/*
+ * A stuck action interrupted between its cancel and its retry: the
+ * attempt at dir ended canceled with our record for run_id in its
+ * state.json (the record goes there first).  A copy of the record, or
+ * NULL.
+ */
+static struct json_object *
+interrupted(const char *dir, const char *run_id)
+{
+	struct json_object *st = phn_state_read(dir), *r = NULL, *ar;
+	const char *by, *rid;
+
+	ar = phn_json_get(st, "auto_remediation");
+	by = phn_jstr(ar, "by");
+	rid = phn_jstr(ar, "run_id");
+	if (phn_ast_of(phn_jstr(st, "status")) == PHN_AST_CANCELED &&
+	    by != NULL && strcmp(by, "auto_remediation") == 0 &&
+	    rid != NULL && strcmp(rid, run_id) == 0)
+		json_object_deep_copy(ar, &r, NULL);
+	json_object_put(st);
+	return r;
+}
+
 struct act {
 	const struct phn_paths *p;
 	const struct phn_config *cfg;
@@ -212,6 +237,7 @@ struct act {
 	const char *batch, *job, *step, *run_id, *kind, *why;
 	int	 dry;
 	FILE	*out;
+	int	 resume;	/* finish an interrupted stuck action */
 };
 
 static void
@@ -227,7 +253,7 @@ put(struct json_object *o, const char *k, const char *s)
 static int
 act(struct act *c)
 {
-	struct json_object *rec, *res = NULL, *out = NULL, *st, *f;
+	struct json_object *rec = NULL, *res = NULL, *out = NULL, *st, *f;
 	struct phn_override_req req = { .action = "force-retry" };
 	struct phn_errs e = { 0 };
 	struct phn_attempt a;
@@ -249,16 +275,33 @@ act(struct act *c)
 	if ((n = applied(c->p, c->batch, c->job, c->step, c->run_id,
 	    &done)) < 0 || done || n >= c->r->per_step || dir == NULL ||
 	    !is_latest(c->p, c->batch, c->job, c->step, c->run_id) ||
-	    (strcmp(c->kind, "stuck") == 0 && !still_stuck(c->p, c->cfg,
-	    c->batch, dir))) {
+	    (strcmp(c->kind, "stuck") == 0 && (c->resume ?
+	    (rec = interrupted(dir, c->run_id)) == NULL :
+	    !still_stuck(c->p, c->cfg, c->batch, dir)))) {
 		ret = n < 0 ? -1 : 0;
 		goto done;
 	}
 	if (phn_attempt_parse(c->p, dir, &a) == -1) {
+		json_object_put(rec);
 		ret = 0;
 		goto done;
 	}
 	phn_iso(phn_now(), iso);
+	if (c->resume) {
+		/* The cancel happened, the retry did not: finish it. */
+		why = phn_strdup(phn_jstr(rec, "reason") ? phn_jstr(rec,
+		    "reason") : "stuck");
+		put(rec, "completed_at", iso);
+		if (c->dry) {
+			out = json_object_new_object();
+			json_object_object_add(out, "ok",
+			    json_object_new_boolean(1));
+			json_object_object_add(out, "dry_run",
+			    json_object_new_boolean(1));
+			goto emit;
+		}
+		goto retry;
+	}
 	why = phn_asprintf("%s: %s", c->kind, c->why ? c->why : "attention");
 	rec = json_object_new_object();
 	put(rec, "by", "auto_remediation");
@@ -306,6 +349,7 @@ act(struct act *c)
 		json_object_put(st);
 		json_object_object_add(rec, "cancel", json_object_get(res));
 	}
+retry:
 	req.batch = c->batch;
 	req.job = c->job;
 	req.step = c->step;
@@ -365,7 +409,7 @@ phn_remedy_apply(const struct phn_paths *p, const struct phn_config *cfg,
     const char *batch, int dry, FILE *out)
 {
 	struct phn_remedy r;
-	struct json_object *sb, *attn, *it;
+	struct json_object *sb, *attn, *it, *steps;
 	char **v, msg[512];
 	size_t n, i, k, na;
 	long long left;
@@ -384,10 +428,12 @@ phn_remedy_apply(const struct phn_paths *p, const struct phn_config *cfg,
 	for (i = 0; i < n && left > 0; i++) {
 		if (closed(p, v[i]))
 			continue;
-		sb = phn_score_batch(p, cfg->doc, v[i], phn_now(), NULL, msg,
+		steps = json_object_new_array();
+		sb = phn_score_batch(p, cfg->doc, v[i], phn_now(), steps, msg,
 		    sizeof(msg));
 		if (sb == NULL) {
 			phn_warn("%s", msg);
+			json_object_put(steps);
 			failed = 1;
 			continue;
 		}
@@ -396,7 +442,7 @@ phn_remedy_apply(const struct phn_paths *p, const struct phn_config *cfg,
 		    json_object_array_length(attn) : 0;
 		for (k = 0; k < na && left > 0; k++) {
 			struct act c = { p, cfg, &r, v[i], NULL, NULL, NULL,
-			    NULL, NULL, dry, out };
+			    NULL, NULL, dry, out, 0 };
 			it = json_object_array_get_idx(attn, k);
 			c.job = phn_jstr(it, "job_id");
 			c.step = phn_jstr(it, "step_id");
@@ -412,6 +458,27 @@ phn_remedy_apply(const struct phn_paths *p, const struct phn_config *cfg,
 				left--;
 			}
 		}
+		/* Stuck actions a crash cut between cancel and retry. */
+		na = json_object_array_length(steps);
+		for (k = 0; k < na && left > 0; k++) {
+			struct act c = { p, cfg, &r, v[i], NULL, NULL, NULL,
+			    "stuck", NULL, dry, out, 1 };
+			it = json_object_array_get_idx(steps, k);
+			c.job = phn_jstr(it, "job_id");
+			c.step = phn_jstr(it, "step_id");
+			c.run_id = phn_jstr(it, "run_id");
+			if (!(r.kinds & 1) || strcmp(phn_jstr(it, "status") ?
+			    phn_jstr(it, "status") : "", "canceled") != 0 ||
+			    c.job == NULL || c.step == NULL || c.run_id == NULL)
+				continue;
+			if ((x = act(&c)) == -1)
+				failed = 1;
+			else if (x == 1) {
+				acted++;
+				left--;
+			}
+		}
+		json_object_put(steps);
 		json_object_put(sb);
 	}
 	phn_dir_list_free(v, n);

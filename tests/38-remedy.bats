@@ -126,6 +126,31 @@ atts() {
 	[ "$(ov '.steps.s.auto_remediation.applied_count_total')" = 2 ]
 }
 
+@test "a stuck action cut between its cancel and its retry is finished by the next pass" {
+	batch '[{"step_id": "s", "prompt": "x"}]'
+	# canceled with our record in state.json, but no retry recorded
+	mk_attempt j s canceled '.auto_remediation = {by: "auto_remediation",
+	    kind: "stuck", action: "cancel_and_force_retry", run_id: $r,
+	    reason: "stuck: no codex event for stuck_after_seconds"}'
+	run -0 phn-heartbeat --remediate --dry-run
+	jq -e '.dry_run == true and .remediation.run_id == "'"$RUN"'"' <<<"$output"
+	[ ! -e "runs/$B/j/overrides.json" ]
+	run -0 phn-heartbeat --remediate
+	[ "${#lines[@]}" -eq 1 ]
+	jq -e '.action == "cancel_and_force_retry" and
+	    .remediation.completed_at != null and .applied_count_total == 1' <<<"$output"
+	[ "$(ov '.steps.s.force_retry_nonce')" = 1 ]
+	[ "$(ov '.steps.s.auto_remediation.actions[0].run_id')" = "$RUN" ]
+	run -0 phn-heartbeat --remediate
+	assert_output ""
+	# an operator's cancel (no record) is left alone
+	batch '[{"step_id": "s", "prompt": "y"}]'
+	mk_attempt j s canceled
+	run -0 phn-heartbeat --remediate
+	assert_output ""
+	[ ! -e "runs/$B/j/overrides.json" ]
+}
+
 @test "kinds and action: failed only when asked, force_retry never cancels" {
 	batch '[{"step_id": "s", "prompt": "x"}]'
 	mk_attempt j s failed '.failure_kind = "codex_exit"'
