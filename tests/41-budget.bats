@@ -17,6 +17,7 @@ setup() {
 
 teardown() {
 	bg_cleanup
+	mock_cleanup
 }
 
 # A batch of N steps run one at a time; each fake codex run reports
@@ -60,6 +61,22 @@ budget_lt() {
 	# a second setting keeps the first in its history
 	run -0 phn-budget "$B" 2000
 	[ "$(jq -r '.history[0].max_total_tokens' "runs/$B/budget.json")" = 1000 ]
+}
+
+@test "the real codex CLI against the mock: the tokens it reports spend the budget" {
+	need_codex
+	jq -n --arg g "$(goal_words 151)" '{batch_goal_summary: $g,
+	    concurrency: 1, budget: {max_total_tokens: 1},
+	    execution_policy: {skip_git_repo_check: true},
+	    jobs: [{job_id: "j", working_directory: "w",
+	        steps: [range(3) | {step_id: "s\(.)", prompt: "Say hello."}]}]}' >lt.json
+	B=$(phn-ingest lt.json)
+	run -0 phn tick
+	run -1 phn-score -b "$B" --json
+	run jq -c '[.batch.counts.succeeded, .batch.counts.blocked,
+	    .batch.budget.exhausted, .batch.budget.used_tokens > 1,
+	    .batch.budget.used_tokens == .batch.usage.input_tokens + .batch.usage.output_tokens]' <<<"$output"
+	assert_output '[1,2,true,true,true]'
 }
 
 @test "no budget: nothing is blocked, the scoreboard says null" {
