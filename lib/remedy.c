@@ -137,12 +137,13 @@ item_kind(const struct phn_remedy *r, struct json_object *it)
 }
 
 /* The step's auto_remediation record in overrides.json: how many actions,
- * and whether run_id was acted on.  -1 when it cannot be read. */
+ * and whether run_id was acted on (or the operator marked the step
+ * failed: hands off).  -1 when it cannot be read. */
 static long long
 applied(const struct phn_paths *p, const char *batch, const char *job,
     const char *step, const char *run_id, int *done)
 {
-	struct json_object *ov, *l;
+	struct json_object *ov, *l, *se;
 	char msg[512];
 	size_t i, n;
 	int bad;
@@ -153,8 +154,11 @@ applied(const struct phn_paths *p, const char *batch, const char *job,
 		phn_warn("%s", msg);
 		return -1;
 	}
-	l = phn_json_get(phn_json_get(phn_json_get(phn_json_get(ov, "steps"),
-	    step), "auto_remediation"), "actions");
+	se = phn_json_get(phn_json_get(ov, "steps"), step);
+	/* An operator's mark-failed stands: a retry would undo it. */
+	if (phn_json_get(se, "forced_terminal") != NULL)
+		*done = 1;
+	l = phn_json_get(phn_json_get(se, "auto_remediation"), "actions");
 	n = json_object_is_type(l, json_type_array) ?
 	    json_object_array_length(l) : 0;
 	for (i = 0; i < n; i++) {

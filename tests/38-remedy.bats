@@ -158,6 +158,14 @@ atts() {
 	assert_output ""
 	cfg '.defaults.scoreboard.auto_remediation = {enabled: true,
 	    kinds: ["failed"], action: "force_retry"}'
+	# an operator's mark-failed is never undone
+	run -0 phn-mark-failed -m "by hand" "$B" j s
+	run -0 phn-heartbeat --remediate
+	assert_output ""
+	[ "$(ov '.steps.s.forced_terminal.status')" = failed ]
+	run -0 phn-force-retry "$B" j s
+	mk_attempt j s failed '.failure_kind = "codex_exit"'
+	jq_edit "runs/$ATT/meta.json" '.force_retry_applied_nonce = 1'
 	run -0 phn-heartbeat --remediate
 	jq -e '.action == "force_retry" and .remediation.kind == "failed"' <<<"$output"
 }
