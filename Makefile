@@ -24,7 +24,7 @@ SAN_SKIP_SUITES =
 
 # The programs, by what they do.
 CMDS_STORE = cmd/phn-init cmd/phn-ingest
-CMDS_CLAIM = cmd/phn-claim cmd/phn-close-batch
+CMDS_CLAIM = cmd/phn-claim cmd/phn-close-batch cmd/phn-budget
 CMDS_OVERRIDE = cmd/phn-force-retry cmd/phn-mark-failed cmd/phn-requeue
 CMDS_RUN = cmd/phn-spawn cmd/phn-heartbeat cmd/phn-replay
 CMDS_OBSERVE = cmd/phn-score cmd/phn-cancel cmd/phn-gc cmd/phn-artifact \
@@ -45,31 +45,33 @@ SCRIPTS = cmd/phn cmd/phn-slurm
 #   store   attempts, state.json, current.json, liveness and reaping,
 #           operator overrides, the runner pool: every program that
 #           reads the store
-#   policy  the step policy (policy.h): phn-claim, phn-score
+#   policy  the step policy (policy.h) and the token budget (budget.c):
+#           phn-claim, phn-score
 #   claim   the schedule and ready indexes, the claimer (claim.h):
 #           phn-claim, and whoever ends an attempt or readies a step
 #   run     running one attempt (spawn, supervise, codex, report,
 #           workspace) and replaying one (replay): phn-spawn,
 #           phn-heartbeat, phn-replay
 #   observe the scoreboards and the operator commands' helpers:
-#           phn-score, phn-cancel, phn-gc, phn-artifact, phn-tail
+#           phn-score, phn-cancel, phn-gc, phn-artifact, phn-tail;
+#           auto-remediation (remedy.c): phn-heartbeat --remediate
 LIB_CORE = lib/err.o lib/atomic.o lib/lock.o lib/jscan.o lib/json.o \
 	lib/sha.o lib/time.o lib/id.o lib/path.o lib/layout.o lib/config.o \
 	lib/proc.o lib/opt.o
 LIB_TABLE = lib/lt.o lib/schema.o
 LIB_STORE = lib/store.o lib/liveness.o lib/overrides.o lib/runner.o \
 	lib/summary.o lib/pause.o
-LIB_POLICY = lib/policy.o
+LIB_POLICY = lib/policy.o lib/budget.o
 LIB_CLAIM = lib/sched.o lib/claim.o
 LIB_RUN = lib/spawn.o lib/codex.o lib/supervise.o lib/report.o \
 	lib/workspace.o lib/replay.o
-LIB_OBSERVE = lib/score.o lib/ops.o
+LIB_OBSERVE = lib/score.o lib/ops.o lib/remedy.o lib/joblog.o
 LIBOBJ = $(LIB_CORE) $(LIB_TABLE) $(LIB_STORE) $(LIB_POLICY) $(LIB_CLAIM) \
 	$(LIB_RUN) $(LIB_OBSERVE)
 MAN1_INGEST = man/phn-ingest.1 man/phn-init.1 man/phn.1
 MAN1_CLAIM = man/phn-claim.1 man/phn-force-retry.1 man/phn-mark-failed.1 \
 	man/phn-slurm.1 \
-	man/phn-requeue.1 man/phn-close-batch.1
+	man/phn-requeue.1 man/phn-close-batch.1 man/phn-budget.1
 MAN1_SPAWN = man/phn-spawn.1 man/phn-heartbeat.1 man/phn-replay.1
 MAN1_SCORE = man/phn-score.1 man/phn-cancel.1 man/phn-gc.1 \
 	man/phn-artifact.1 man/phn-tail.1

@@ -13,14 +13,22 @@
  * alive, no codex event for stuck_after_seconds) are never reaped: they
  * go to stderr (or, with --json, out with "fault": "stuck").
  *
+ * --remediate: one pass of auto-remediation (remedy.c, as the harness
+ * config's defaults.scoreboard.auto_remediation says): one JSON line per
+ * action; --dry-run says what it would do; --follow repeats the pass
+ * every --interval seconds (default heartbeat_interval_seconds) until
+ * SIGTERM, SIGINT or SIGHUP (phn tick runs it so while it waits).
+ *
  * Invariant: a reap happens only with the attempt's spawn.lock held by
  * this process, after re-checking the state (phn_attempt_reap_locked), so
  * a live spawner is never touched.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "phn.h"
@@ -35,7 +43,9 @@ static const char usage[] =
     "       phn-heartbeat -l [-0J] [-b batch] [-r root] [--runs-root dir]\n"
     "                     [--runners-root dir]\n"
     "       phn-heartbeat -k [-0J] [-b batch] [-r root] [--runs-root dir]\n"
-    "                     [--runners-root dir]\n";
+    "                     [--runners-root dir]\n"
+    "       phn-heartbeat --remediate [-D] [-f [-I seconds]] [-b batch]\n"
+    "                     [-r root] [--runs-root dir] [--runners-root dir]\n";
 
 /* A beat for the attempt dir, in whichever store it lies (phn_attempt_locate). */
 static int
@@ -271,11 +281,78 @@ scan(const char *batch)
 	return !kflag && found ? PHN_EXIT_NO : PHN_EXIT_OK;
 }
 
+static volatile sig_atomic_t stop;
+
+static void
+on_stop(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+/*
+ * Auto-remediation passes: one, or with follow one every interval
+ * (<= 0: the config's heartbeat_interval_seconds) until a signal.
+ */
+static int
+remediate(const char *batch, int dry, int follow, double interval)
+{
+	struct sigaction sa;
+	struct phn_config C;
+	struct phn_errs e = { 0 };
+	struct timespec ts;
+	double every, end;
+	int r, code = PHN_EXIT_OK;
+
+	if (batch != NULL && phn_sched_step_check(&P, batch, NULL, NULL,
+	    &e) == -1)
+		phn_errs_die(&e);
+	if (follow) {
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_stop;
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGHUP, &sa, NULL);
+	}
+	do {
+		if (phn_config_read(&P, 0, &C, &e) == -1) {
+			if (!follow)
+				phn_errs_die(&e);
+			phn_warn("%s", e.n ? e.v[0] : "unable to read the config");
+			phn_errs_free(&e);
+			every = interval > 0 ? interval : 30;
+		} else {
+			r = phn_remedy_apply(&P, &C, batch, dry, stdout);
+			if (r == -1)
+				code = PHN_EXIT_TEMP;
+			/* on_exhausted cancel: a spent budget's attempts */
+			if (phn_budget_enforce(&P, &C, batch, dry, stdout) == -1)
+				code = PHN_EXIT_TEMP;
+			every = interval > 0 ? interval : phn_config_num(&C,
+			    "defaults.scoreboard.heartbeat_interval_seconds", 30);
+			phn_config_free(&C);
+		}
+		fflush(stdout);
+		for (end = phn_mono() + every; follow && !stop &&
+		    phn_mono() < end; ) {
+			ts.tv_sec = 0;
+			ts.tv_nsec = 100000000;
+			nanosleep(&ts, NULL);
+		}
+	} while (follow && !stop);
+	return follow ? PHN_EXIT_OK : code;
+}
+
 int
 main(int argc, char *argv[])
 {
-	int lflag = 0, code;
+	int lflag = 0, Rflag = 0, Dflag = 0, fflag = 0, code;
+	double interval = 0;
 	const struct phn_option options[] = {
+		PHN_FLAG('D', "dry-run", &Dflag),
+		PHN_FLAG('f', "follow", &fflag),
+		PHN_SECS('I', "interval", &interval, 0.1, 86400),
+		PHN_FLAG(0, "remediate", &Rflag),
 		PHN_FLAG('0', "null", &zflag),
 		PHN_FLAG('k', "reap", &kflag),
 		PHN_FLAG('l', "stale", &lflag),
@@ -288,8 +365,17 @@ main(int argc, char *argv[])
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	phn_opts_parse(&opts, &argc, &argv, options);
 	Jflag = opts.json;
-	if (lflag && kflag)
+	if (lflag + kflag + Rflag > 1 || ((Dflag || fflag) && !Rflag) ||
+	    (interval > 0 && !fflag) || (Rflag && (argc != 0 || zflag ||
+	    Jflag)))
 		phn_usage(&opts, PHN_EXIT_PERM);
+	if (Rflag) {
+		phn_opts_paths(&opts, &P);
+		code = remediate(opts.batch, Dflag, fflag, interval);
+		phn_paths_free(&P);
+		phn_stdout_close();
+		return code;
+	}
 	if ((lflag || kflag) ? argc != 0 : (argc < 1 || argc > 2 ||
 	    opts.batch || zflag || Jflag))
 		phn_usage(&opts, PHN_EXIT_PERM);

@@ -27,7 +27,7 @@
 
 #include "score.h"
 
-static int Jflag, qflag, Sflag, wflag, Wflag;
+static int Jflag, qflag, Sflag, wflag, Wflag, Lflag;
 static double interval = 2;
 static int color, tty;
 static struct phn_paths P;
@@ -36,7 +36,9 @@ static struct phn_config C;
 static const char usage[] =
     "usage: phn-score [-J | -S | -w [-I seconds] | -q] [-W] [-b batch] "
     "[-r root]\n"
-    "                 [--runs-root dir] [--runners-root dir]\n";
+    "                 [--runs-root dir] [--runners-root dir]\n"
+    "       phn-score --joblog [-b batch] [-r root] [--runs-root dir]\n"
+    "                 [--runners-root dir]\n";
 
 /* --- human output -------------------------------------------------- */
 
@@ -608,6 +610,7 @@ main(int argc, char *argv[])
 		PHN_FLAG('S', "steps", &Sflag),
 		PHN_FLAG('w', "watch", &wflag),
 		PHN_FLAG('W', "write", &Wflag),
+		PHN_FLAG(0, "joblog", &Lflag),
 		PHN_END
 	};
 	struct phn_opts opts = { .usage = usage,
@@ -622,7 +625,8 @@ main(int argc, char *argv[])
 	phn_opts_parse(&opts, &argc, &argv, options);
 	Jflag = opts.json;
 	batch = opts.batch;
-	if (Jflag + Sflag + wflag + qflag > 1)
+	if (Jflag + Sflag + wflag + qflag > 1 || (Lflag && Jflag + Sflag +
+	    wflag + qflag + Wflag > 0))
 		phn_usage(&opts, PHN_EXIT_PERM);
 	phn_opts_paths(&opts, &P);
 	if (batch != NULL && phn_sched_step_check(&P, batch, NULL, NULL,
@@ -630,6 +634,14 @@ main(int argc, char *argv[])
 		phn_errs_die(&e);
 	if (phn_config_read(&P, 0, &C, &e) == -1)
 		phn_errs_die(&e);
+	if (Lflag) {
+		code = phn_joblog(&P, batch, stdout) == -1 ? PHN_EXIT_TEMP :
+		    PHN_EXIT_OK;
+		phn_config_free(&C);
+		phn_paths_free(&P);
+		phn_stdout_close();
+		return code;
+	}
 	tty = isatty(STDOUT_FILENO);
 	color = tty && getenv("NO_COLOR") == NULL;
 	if (wflag)

@@ -52,9 +52,11 @@ static const char default_config[] =
 "   \"keep_final_outputs_days\": 3650,"
 "   \"allow_delete_success_final_outputs\": false},"
 "  \"scoreboard\": {\"heartbeat_interval_seconds\": 30,"
-"   \"heartbeat_stale_after_seconds\": 300, \"stuck_after_seconds\": 1800},"
+"   \"heartbeat_stale_after_seconds\": 300, \"stuck_after_seconds\": 1800,"
+"   \"stuck_auto_remediation_enabled\": true},"
 "  \"workspace_policy\": {\"mode\": \"shared\"},"
 "  \"rate_limit\": {\"pause_seconds\": 30},"
+"  \"budget\": {\"max_total_tokens\": null},"
 "  \"claim_lease_seconds\": 300,"
 "  \"kill_grace_seconds\": 10"
 " },"
@@ -317,6 +319,113 @@ check_api(struct json_object *doc, struct phn_errs *e)
 	check_dirs(doc, "interfaces.api_mode.allowed_roots", e);
 }
 
+/*
+ * defaults.scoreboard.auto_remediation (remedy.c reads it) and the
+ * legacy switch stuck_auto_remediation_enabled.
+ */
+static void
+check_remedy(struct json_object *doc, struct phn_errs *e)
+{
+	static const char *kinds[] = { "stuck", "needs_attention", "failed",
+	    NULL };
+	struct json_object *sb = phn_json_path_get(doc, "defaults.scoreboard");
+	struct json_object *ar, *v, *k;
+	const char *P = "defaults.scoreboard.auto_remediation";
+	size_t i, n;
+	int j, ok;
+
+	if (json_object_object_get_ex(sb, "stuck_auto_remediation_enabled",
+	    &v) && !json_object_is_type(v, json_type_boolean))
+		phn_errs_add(e, "defaults.scoreboard.stuck_auto_remediation_"
+		    "enabled: must be true or false (is %s)", phn_json_type(v));
+	if (!json_object_object_get_ex(sb, "auto_remediation", &ar) ||
+	    ar == NULL)
+		return;
+	if (!json_object_is_type(ar, json_type_object)) {
+		phn_errs_add(e, "%s: must be an object (is %s)", P,
+		    phn_json_type(ar));
+		return;
+	}
+	json_object_object_foreach(ar, key, val) {
+		(void)val;
+		if (strcmp(key, "enabled") && strcmp(key, "kinds") &&
+		    strcmp(key, "action") && strcmp(key, "max_actions_per_tick")
+		    && strcmp(key, "cancel_grace_seconds") &&
+		    strcmp(key, "max_applies_per_step"))
+			phn_errs_add(e, "%s.%s: unknown key (known: enabled, "
+			    "kinds, action, max_actions_per_tick, "
+			    "cancel_grace_seconds, max_applies_per_step)", P, key);
+	}
+	if (json_object_object_get_ex(ar, "enabled", &v) &&
+	    !json_object_is_type(v, json_type_boolean))
+		phn_errs_add(e, "%s.enabled: must be true or false (is %s)", P,
+		    phn_json_type(v));
+	if (json_object_object_get_ex(ar, "kinds", &v)) {
+		n = json_object_is_type(v, json_type_array) ?
+		    json_object_array_length(v) : 0;
+		if (n == 0)
+			phn_errs_add(e, "%s.kinds: must be a non-empty array of "
+			    "\"stuck\", \"needs_attention\", \"failed\"", P);
+		for (i = 0; i < n; i++) {
+			k = json_object_array_get_idx(v, i);
+			for (j = 0, ok = 0; kinds[j] && !ok; j++)
+				ok = json_object_is_type(k, json_type_string) &&
+				    strcmp(json_object_get_string(k),
+				    kinds[j]) == 0;
+			if (!ok)
+				phn_errs_add(e, "%s.kinds[%zu]: must be \"stuck\", "
+				    "\"needs_attention\" or \"failed\" (is %s)", P,
+				    i, json_object_to_json_string(k));
+		}
+	}
+	if (json_object_object_get_ex(ar, "action", &v) &&
+	    (!json_object_is_type(v, json_type_string) ||
+	    (strcmp(json_object_get_string(v), "cancel_and_force_retry") &&
+	    strcmp(json_object_get_string(v), "force_retry"))))
+		phn_errs_add(e, "%s.action: must be \"cancel_and_force_retry\" "
+		    "or \"force_retry\" (is %s)", P,
+		    json_object_to_json_string(v));
+	check_int(doc, "defaults.scoreboard.auto_remediation."
+	    "max_actions_per_tick", 1, 0, e);
+	check_int(doc, "defaults.scoreboard.auto_remediation."
+	    "max_applies_per_step", 1, 0, e);
+	if (json_object_object_get_ex(ar, "cancel_grace_seconds", &v) &&
+	    (!phn_json_is_num(v) || !(json_object_get_double(v) >= 0) ||
+	    json_object_get_double(v) > 86400))
+		phn_errs_add(e, "%s.cancel_grace_seconds: must be a number of "
+		    "seconds in [0, 86400] (is %s)", P,
+		    json_object_to_json_string(v));
+}
+
+/* defaults.budget: the batches' token budget (budget.c, phn(5)). */
+static void
+check_budget(struct json_object *doc, struct phn_errs *e)
+{
+	struct json_object *b = phn_json_path_get(doc, "defaults.budget"), *v;
+
+	if (b == NULL)
+		return;
+	if (!json_object_is_type(b, json_type_object)) {
+		phn_errs_add(e, "defaults.budget: must be an object (is %s)",
+		    phn_json_type(b));
+		return;
+	}
+	json_object_object_foreach(b, key, val) {
+		(void)val;
+		if (strcmp(key, "max_total_tokens") &&
+		    strcmp(key, "on_exhausted"))
+			phn_errs_add(e, "defaults.budget.%s: unknown key (known: "
+			    "max_total_tokens, on_exhausted)", key);
+	}
+	check_int(doc, "defaults.budget.max_total_tokens", 1, 1, e);
+	if (json_object_object_get_ex(b, "on_exhausted", &v) &&
+	    (!json_object_is_type(v, json_type_string) ||
+	    (strcmp(json_object_get_string(v), "wait") &&
+	    strcmp(json_object_get_string(v), "cancel"))))
+		phn_errs_add(e, "defaults.budget.on_exhausted: must be \"wait\" "
+		    "or \"cancel\" (is %s)", json_object_to_json_string(v));
+}
+
 static int
 check(struct json_object *doc, struct phn_errs *e)
 {
@@ -383,6 +492,8 @@ check(struct json_object *doc, struct phn_errs *e)
 	}
 	check_dirs(doc, "limits.ref_roots", e);
 	check_api(doc, e);
+	check_remedy(doc, e);
+	check_budget(doc, e);
 	secrets(doc, e);
 	return e->n > before ? -1 : 0;
 }

@@ -24,7 +24,7 @@
 #define W(...)	phn_errs_add(&c->warns, __VA_ARGS__)
 
 static const char *sections[] = { "execution_policy", "timeouts", "retries",
-    "retention_policy", "scoreboard", "workspace_policy", NULL };
+    "retention_policy", "scoreboard", "workspace_policy", "budget", NULL };
 
 static const char *retry_classes[] = { "failed", "needs_attention",
     "canceled", "timeout", "spawn_error", "codex_exit", "model_error",
@@ -306,6 +306,25 @@ v_scoreboard(struct phn_lt_ctx *c, struct json_object *o, const char *p)
 	}
 }
 
+/* budget: {max_total_tokens: N >= 1 or null, on_exhausted} (budget.c) */
+static void
+v_budget(struct phn_lt_ctx *c, struct json_object *o, const char *p)
+{
+	static const char *whens[] = { "wait", "cancel", NULL };
+
+	json_object_object_foreach(o, k, v) {
+		char *kp = phn_asprintf("%s.%s", p, k);
+		if (strcmp(k, "max_total_tokens") == 0) {
+			if (v != NULL)
+				want_int(c, v, kp, 1);
+		} else if (strcmp(k, "on_exhausted") == 0)
+			want_enum(c, v, kp, whens);
+		else
+			unknown_key(c, p, k);
+		free(kp);
+	}
+}
+
 static void
 v_workspace(struct phn_lt_ctx *c, struct json_object *o, const char *p)
 {
@@ -351,6 +370,8 @@ v_section(struct phn_lt_ctx *c, const char *name, struct json_object *o,
 		v_scoreboard(c, o, p);
 	else if (strcmp(name, "workspace_policy") == 0)
 		v_workspace(c, o, p);
+	else if (strcmp(name, "budget") == 0)
+		v_budget(c, o, p);
 }
 
 /* Count words as Python's str.split() does (its whitespace set). */

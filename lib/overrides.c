@@ -134,17 +134,48 @@ end_queued(const struct phn_paths *p, const char *batch, const char *job,
 }
 
 /*
+ * Append an auto-remediation action record to a step's entry se:
+ * steps.STEP.auto_remediation = {"applied_count_total": N, "last_applied_at":
+ * ISO, "last_applied_run_id": R, "actions": [...]}, N the number of
+ * actions (remedy.c counts them against max_applies_per_step).
+ */
+static void
+remedy_record(struct json_object *se, struct json_object *rec)
+{
+	struct json_object *ar = phn_json_get(se, "auto_remediation"), *l;
+
+	if (!json_object_is_type(ar, json_type_object)) {
+		ar = json_object_new_object();
+		json_object_object_add(se, "auto_remediation", ar);
+	}
+	if (!json_object_is_type((l = phn_json_get(ar, "actions")),
+	    json_type_array)) {
+		l = json_object_new_array();
+		json_object_object_add(ar, "actions", l);
+	}
+	json_object_array_add(l, json_object_get(rec));
+	json_object_object_add(ar, "applied_count_total",
+	    json_object_new_int64((int64_t)json_object_array_length(l)));
+	json_object_object_add(ar, "last_applied_at",
+	    json_object_get(phn_json_get(rec, "at")));
+	json_object_object_add(ar, "last_applied_run_id",
+	    json_object_get(phn_json_get(rec, "run_id")));
+}
+
+/*
  * Apply one override to a step (the caller checked that it exists):
  * action is "force-retry", "mark-failed" or "requeue" (with runner or
  * different).  *out gets the command's result object.  Returns 0, or -1
  * with msg (a system call failed).
  */
 static int
-overrides_apply(const struct phn_paths *p, const char *batch,
-    const char *job, const char *step, const char *action, const char *reason,
-    const char *runner, int different, struct json_object **out, char *msg,
-    size_t msglen)
+overrides_apply(const struct phn_paths *p, const struct phn_override_req *r,
+    struct json_object **out, char *msg, size_t msglen)
 {
+	const char *batch = r->batch, *job = r->job, *step = r->step;
+	const char *action = r->action, *reason = r->reason;
+	const char *runner = r->runner;
+	int different = r->different;
 	char *lp = phn_job_path(p, batch, job, "overrides.lock");
 	char *f = phn_job_path(p, batch, job, "overrides.json");
 	char iso[PHN_ISO_LEN], *lp2;
@@ -190,7 +221,11 @@ overrides_apply(const struct phn_paths *p, const char *batch,
 		    phn_json_string(reason));
 		json_object_object_add(se, "force_retry_requested_at",
 		    json_object_new_string(iso));
+		json_object_object_add(se, "force_retry_by",
+		    json_object_new_string(r->by ? r->by : "operator"));
 		json_object_object_del(se, "forced_terminal");
+		if (r->record != NULL)
+			remedy_record(se, r->record);
 	} else if (strcmp(action, "mark-failed") == 0) {
 		o = json_object_new_object();
 		json_object_object_add(o, "status", json_object_new_string(
@@ -314,8 +349,7 @@ phn_override_step(const struct phn_paths *p, const struct phn_override_req *r,
 		    r->runner);
 	if (phn_sched_step_check(p, r->batch, r->job, r->step, e) == -1)
 		return -1;
-	if (overrides_apply(p, r->batch, r->job, r->step, r->action,
-	    r->reason, r->runner, r->different, out, msg, sizeof(msg)) == -1)
+	if (overrides_apply(p, r, out, msg, sizeof(msg)) == -1)
 		return phn_errs_fail(e, 1, "%s", msg);
 	return 0;
 }

@@ -420,6 +420,9 @@ struct phn_override_req {
 	const char *reason;	/* or NULL */
 	const char *runner;	/* requeue: this runner, or NULL */
 	int	 different;	/* requeue: any runner but the last one's */
+	const char *by;		/* force-retry: who asks (NULL: operator) */
+	struct json_object *record;	/* force-retry: an auto_remediation
+					 * action to record (remedy.c) */
 };
 int	phn_override_step(const struct phn_paths *,
 	    const struct phn_override_req *, struct json_object **,
@@ -512,5 +515,35 @@ int	phn_cancel(const struct phn_paths *, const struct phn_attempt *,
 int	phn_gzip_file(const char *);
 int	phn_gzip_open(const char *, pid_t *);
 int	phn_gzip_close(int, pid_t);
+/* budget.c: a batch's token budget (budget.json, effective_defaults) */
+struct phn_budget {
+	long long max;		/* max_total_tokens; -1: none */
+	long long used;		/* input + output tokens of its attempts */
+	int	 exhausted;	/* max >= 0 && used >= max */
+	int	 cancel;	/* on_exhausted: cancel */
+};
+long long phn_budget_tokens(long long, long long);
+long long phn_budget_used(const struct phn_paths *, const char *);
+void	phn_budget_set_used(struct phn_budget *, long long);
+int	phn_budget_get(const struct phn_paths *, const char *,
+	    struct json_object *, int, struct phn_budget *);
+const struct phn_budget *phn_budget_cached(const struct phn_paths *,
+	    const char *, double);
+struct json_object *phn_budget_json(const struct phn_budget *);
+int	phn_budget_enforce(const struct phn_paths *, const struct phn_config *,
+	    const char *, int, FILE *);
+/* joblog.c: the attempts as GNU parallel's joblog (phn-score --joblog) */
+int	phn_joblog(const struct phn_paths *, const char *, FILE *);
+/* remedy.c: auto-remediation (defaults.scoreboard.auto_remediation) */
+struct phn_remedy {
+	int	 enabled, legacy;
+	unsigned kinds;			/* 1 stuck, 2 needs_attention, 4 failed */
+	const char *action;		/* NULL: an unknown action, none */
+	long long per_tick, per_step;
+	double	 grace;
+};
+void	phn_remedy_init(struct phn_remedy *, struct json_object *);
+int	phn_remedy_apply(const struct phn_paths *, const struct phn_config *,
+	    const char *, int, FILE *);
 
 #endif

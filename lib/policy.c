@@ -21,16 +21,18 @@
  *     attempt);
  *  5. the latest attempt a harness fault (orphaned, claim_expired):
  *     retried at once, at most limits.max_harness_retries in a row, not
- *     counted against max_attempts; otherwise the retry policy (the
+ *     counted against max_attempts (nor is an attempt auto-remediation
+ *     canceled, phn_asum_counted); otherwise the retry policy (the
  *     step's retry_policy, else the batch's retries, replaced whole):
  *     counted attempts below max_attempts, the latest status or failure
  *     kind in retry_on_statuses (default ["failed"]), not before the end
  *     of the latest attempt plus the backoff; the latest attempt
  *     rate-limited (state.json rate_limited, pause.c): retried, and
  *     no rate-limited attempt counts against max_attempts;
- *  6. every depends_on step has a succeeded attempt, and resume_from
+ *  6. the batch's token budget is not spent (budget.c), every
+ *     depends_on step has a succeeded attempt, and resume_from
  *     resolves to a finished attempt whose codex_home exists: else
- *     blocked, with every reason;
+ *     blocked, with every reason (budget_exhausted first);
  *  7. ready (or waiting until not_before, at least until the end of
  *     the store's rate-limit pause, env.pause_until).
  * A step that may run is resumed from its resume_from source; else, in
@@ -85,6 +87,8 @@ phn_asum_state(struct phn_asum *a, struct json_object *st)
 	a->ended = phn_iso_parse(phn_jstr(st, "ended_at"), &t) == 0 ? t : -1;
 	a->started = phn_iso_parse(phn_jstr(st, "started_at"), &t) == 0 ? t :
 	    -1;
+	a->remedied = json_object_is_type(phn_json_get(st, "auto_remediation"),
+	    json_type_object);
 	a->st = phn_ast_of(phn_jstr(st, "status"));
 	if (a->st < 0) {
 		a->st = PHN_AST_QUEUED;
@@ -106,6 +110,19 @@ phn_asums_free(struct phn_asums *as)
 	}
 	free(as->v);
 	memset(as, 0, sizeof(*as));
+}
+
+/*
+ * Does the attempt count against max_attempts?  Not a harness fault,
+ * nor a rate-limited one (pause.c: the provider, not the agent, ended
+ * it), nor an attempt that auto-remediation canceled (remedy.c): the
+ * retry it forces is the attempt the stuck one should have been.
+ */
+int
+phn_asum_counted(const struct phn_asum *a)
+{
+	return !a->hf && !a->rl && !(a->remedied &&
+	    a->st == PHN_AST_CANCELED);
 }
 
 static int
@@ -601,12 +618,12 @@ retry_rule(struct phn_policy_env *e, const struct phn_asums *as,
 
 	for (i = 0; i < as->n; i++) {
 		succ |= as->v[i].st == PHN_AST_SUCCEEDED;
-		if (as->v[i].rl && !as->v[i].hf)
-			continue;
 		if (as->v[i].hf) {
 			trailing++;
 			continue;
 		}
+		if (!phn_asum_counted(&as->v[i]))
+			continue;
 		trailing = 0;
 		counted++;
 	}
@@ -744,6 +761,10 @@ phn_policy_eval(struct phn_policy_env *e, const char *job, const char *step,
 		json_object_put(rr);
 		return v->verdict;
 	}
+	/* Rule 6 too: a batch whose token budget is spent runs nothing new. */
+	if (e->budget != NULL && e->budget->exhausted)
+		reason(v, "budget_exhausted: %lld tokens used of "
+		    "max_total_tokens %lld", e->budget->used, e->budget->max);
 	deps = phn_json_get(sd, "depends_on");
 	n = json_object_is_type(deps, json_type_array) ?
 	    json_object_array_length(deps) : 0;

@@ -22,6 +22,7 @@ struct phn_asum {
 	char	*thread;	/* codex_thread_id, or NULL */
 	char	*runner;	/* runner_id, or NULL */
 	double	 started;	/* -1: unknown (phn-score only) */
+	int	 remedied;	/* state.json has an auto_remediation record */
 };
 /* A step's attempts, oldest first. */
 struct phn_asums {
@@ -31,6 +32,7 @@ struct phn_asums {
 void	phn_asum_init(struct phn_asum *, char *);
 int	phn_asum_state(struct phn_asum *, struct json_object *);
 void	phn_asums_free(struct phn_asums *);
+int	phn_asum_counted(const struct phn_asum *);
 
 /*
  * Where the policy gets what it does not hold: the attempts of any step
@@ -46,6 +48,7 @@ struct phn_policy_env {
 	void	*ctx;
 	double	 now;
 	const char *closed;	/* the batch is closed: its reason, else NULL */
+	const struct phn_budget *budget;	/* the batch's, or NULL */
 	int	 locality;	/* judge resume sources' runners (phn-score) */
 	struct json_object *runner_ids;	/* runner_pool.runner_ids */
 	struct json_object *runners;	/* cache: the available runners */

@@ -700,6 +700,7 @@ evaluate(struct phn_sched *s, struct acache *c, struct json_object *jd,
 	env.ctx = c;
 	env.now = now;
 	env.pause_until = pause;
+	env.budget = phn_budget_cached(s->p, c->batch, phn_now());
 	phn_policy_eval(&env, job, step, sd, phn_json_get(phn_json_get(ov,
 	    "steps"), step), v);
 	phn_policy_env_free(&env);

@@ -109,6 +109,7 @@ struct ctx {
 	size_t	 ns;
 	struct step **ix;	/* steps sorted by job, id */
 	struct json_object *closed;
+	struct phn_budget budget;	/* the batch's token budget */
 	struct json_tokener *tok;
 	int	 bfd;		/* the batch directory */
 };
@@ -321,6 +322,8 @@ scan_state(const char *buf, size_t len, struct phn_asum *a, long long usage[4])
 			q = skipval(p, e, 1);
 		} else if (KEY("rate_limited")) {
 			a->rl = p + 4 <= e && memcmp(p, "true", 4) == 0;
+		} else if (KEY("auto_remediation")) {
+			a->remedied = *p == '{';
 			q = skipval(p, e, 1);
 		} else if (*p == '"' && (KEY("status") || KEY("started_at") ||
 		    KEY("ended_at") || KEY("failure_kind") || KEY("runner_id") ||
@@ -854,7 +857,7 @@ step_record(struct ctx *c, struct step *s)
 	size_t i;
 
 	for (i = 0; i < s->na; i++)
-		if (!s->a[i].hf)
+		if (phn_asum_counted(&s->a[i]))
 			counted++;
 	jset(o, "batch_id", json_object_new_string(c->batch));
 	jset(o, "job_id", json_object_new_string(s->jb->id));
@@ -1213,6 +1216,7 @@ board(struct ctx *c, struct lists *l)
 	jset(sb, "outcome", json_object_new_string(progress ? "in_progress" :
 	    l->cnt[D_SUCCEEDED] == (long long)c->ns ? "succeeded" : "failed"));
 	jset(sb, "usage", usage_obj(l->usage));
+	jset(sb, "budget", phn_budget_json(&c->budget));
 	times(c, l, progress, sb);
 	sort_attention(l->attn);
 	jset(sb, "attention", l->attn);
@@ -1223,6 +1227,23 @@ board(struct ctx *c, struct lists *l)
 	jset(sb, "resume_steps", l->res);
 	jset(sb, "pause", phn_score_pause(c->p, c->now));
 	return sb;
+}
+
+/* The batch's token budget from the usage read (budget.c), for the
+ * step policy and the scoreboard. */
+static void
+budget(struct ctx *c)
+{
+	long long in = 0, out = 0;
+	size_t i;
+
+	phn_budget_get(c->p, c->batch, c->meta, 0, &c->budget);
+	for (i = 0; i < c->ns; i++) {
+		in += c->steps[i].usage[0];	/* ukeys: input_tokens */
+		out += c->steps[i].usage[2];	/* output_tokens */
+	}
+	phn_budget_set_used(&c->budget, phn_budget_tokens(in, out));
+	c->env.budget = &c->budget;
 }
 
 /*
@@ -1267,6 +1288,7 @@ phn_score_batch(const struct phn_paths *p, struct json_object *cfg,
 		ctx_free(&c);
 		return NULL;
 	}
+	budget(&c);
 	memset(&l, 0, sizeof(l));
 	l.end = -1;
 	l.attn = json_object_new_array();
@@ -1333,7 +1355,8 @@ phn_score_row(struct json_object *sb)
 	char *pv = preview(phn_jstr(sb, "batch_goal_summary"));
 	static const char *keep[] = { "batch_id", "submitted_at", "jobs_total",
 	    "steps_total", "attempts_total", "counts", "closed", "outcome",
-	    "usage", "elapsed_seconds", "remaining_seconds_estimate", NULL };
+	    "usage", "budget", "elapsed_seconds", "remaining_seconds_estimate",
+	    NULL };
 	int64_t a;
 	int i;
 

@@ -491,7 +491,7 @@ IDMSG='must be 1-128 characters of [A-Za-z0-9._-] starting with a letter or digi
 	reject '.execution_policy = []'
 	assert_stderr_line "$E execution_policy: must be an object (is an array)"
 	reject '.defaults_overrides = {runner_pool: {}}'
-	assert_stderr_line "$E defaults_overrides.runner_pool: not a defaults section (want execution_policy | timeouts | retries | retention_policy | scoreboard | workspace_policy)"
+	assert_stderr_line "$E defaults_overrides.runner_pool: not a defaults section (want execution_policy | timeouts | retries | retention_policy | scoreboard | workspace_policy | budget)"
 	reject '.defaults_overrides = 5'
 	assert_stderr_line "$E defaults_overrides: must be an object (is an integer)"
 	reject '.defaults_overrides = {execution_policy: {sandbox: "x"}}'

@@ -1,0 +1,323 @@
+/*
+ * budget.c - a batch's token budget.
+ *
+ * The limit: runs/B/budget.json (phn-budget, the operator's, newest
+ * wins), else the batch's effective_defaults.budget.max_total_tokens (the
+ * Launch Table's budget over the harness config's defaults.budget; null
+ * or absent: none).  on_exhausted ("wait", default, or "cancel") comes
+ * from effective_defaults.budget.
+ *
+ * Tokens used: the sum over the batch's attempts of input_tokens +
+ * output_tokens of each state.json's usage_attempt, else usage (what a
+ * running attempt has reported so far counts) - phn_budget_tokens() is
+ * the one rule, phn_budget_used() the one walk.  phn-score sums the
+ * usage it reads anyway; a claimer asks phn_budget_cached(), which walks
+ * a batch's attempts at most every 0.25 s per process (or less often
+ * for a batch whose walk is slow), and only for a batch that has a
+ * limit.
+ *
+ * Once used >= the limit the batch is exhausted: the step policy blocks
+ * every step that would run (reason budget_exhausted), so nothing new is
+ * claimed; with on_exhausted cancel, phn-heartbeat --remediate cancels
+ * its running attempts (phn_budget_enforce).  Raising the limit
+ * (phn-budget) resumes the batch.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "phn.h"
+
+#define CACHE_TTL	0.25	/* seconds a claimer's budget view lives */
+#define CACHE_N		16
+
+/* The tokens a usage object counts for: input + output. */
+long long
+phn_budget_tokens(long long input, long long output)
+{
+	return input + output;
+}
+
+static long long
+ukey(struct json_object *u, const char *k)
+{
+	struct json_object *v = phn_json_get(u, k);
+
+	return phn_json_is_int(v) && json_object_get_int64(v) > 0 ?
+	    (long long)json_object_get_int64(v) : 0;
+}
+
+/* The tokens used by the attempts of batch (a walk of every attempt). */
+long long
+phn_budget_used(const struct phn_paths *p, const char *batch)
+{
+	char *bd = phn_batch_path(p, batch, NULL), *d, **jobs, **steps, **atts;
+	struct json_object *st, *u;
+	size_t nj, ns, na, i, k, m;
+	long long used = 0;
+
+	jobs = phn_dir_list(bd, &nj);
+	for (i = 0; jobs && i < nj; i++) {
+		if (jobs[i][0] == '_')
+			continue;
+		d = phn_job_path(p, batch, jobs[i], "steps");
+		steps = phn_dir_list(d, &ns);
+		free(d);
+		for (k = 0; steps && k < ns; k++) {
+			d = phn_attempt_path(p, batch, jobs[i], steps[k], NULL,
+			    NULL);
+			atts = phn_dir_list(d, &na);
+			for (m = 0; atts && m < na; m++) {
+				char *ad = phn_path_join(d, atts[m]);
+				st = phn_state_read(ad);
+				if ((u = phn_json_get(st, "usage_attempt")) == NULL)
+					u = phn_json_get(st, "usage");
+				used += phn_budget_tokens(ukey(u, "input_tokens"),
+				    ukey(u, "output_tokens"));
+				json_object_put(st);
+				free(ad);
+			}
+			phn_dir_list_free(atts, na);
+			free(d);
+		}
+		phn_dir_list_free(steps, ns);
+	}
+	phn_dir_list_free(jobs, nj);
+	free(bd);
+	return used;
+}
+
+/* From batch_meta.json bm (write-once): the table's (or the config's)
+ * limit and what to do when it is spent. */
+static void
+base(struct json_object *bm, struct phn_budget *b)
+{
+	struct json_object *eb = phn_json_path_get(bm,
+	    "effective_defaults.budget"), *v;
+	const char *w;
+
+	memset(b, 0, sizeof(*b));
+	b->max = -1;
+	if ((v = phn_json_get(eb, "max_total_tokens")) != NULL &&
+	    phn_json_is_int(v))
+		b->max = json_object_get_int64(v);
+	w = phn_jstr(eb, "on_exhausted");
+	b->cancel = w != NULL && strcmp(w, "cancel") == 0;
+}
+
+/* The operator's limit (budget.json, phn-budget), else dflt. */
+static long long
+operator_max(const struct phn_paths *p, const char *batch, long long dflt)
+{
+	char *f = phn_batch_path(p, batch, "budget.json"), msg[256];
+	struct json_object *op, *v;
+	long long r = dflt;
+
+	if ((op = phn_json_load(f, msg, sizeof(msg))) != NULL &&
+	    (v = phn_json_get(op, "max_total_tokens")) != NULL &&
+	    phn_json_is_int(v))
+		r = json_object_get_int64(v);
+	json_object_put(op);
+	free(f);
+	return r;
+}
+
+/* Set b->used and b->exhausted. */
+void
+phn_budget_set_used(struct phn_budget *b, long long used)
+{
+	b->used = used;
+	b->exhausted = b->max >= 0 && used >= b->max;
+}
+
+/*
+ * The budget of batch, whose batch_meta.json is bm (NULL: read it).
+ * With walk, the tokens used are counted (phn_budget_used) when there is
+ * a limit; else the caller sets them (phn_budget_set_used).  Returns 0,
+ * or -1 when batch_meta.json cannot be read (b: no limit).
+ */
+int
+phn_budget_get(const struct phn_paths *p, const char *batch,
+    struct json_object *bm, int walk, struct phn_budget *b)
+{
+	struct json_object *own = NULL;
+	char msg[512];
+
+	if (bm == NULL && (bm = own = phn_batch_meta(p, batch, msg,
+	    sizeof(msg))) == NULL) {
+		memset(b, 0, sizeof(*b));
+		b->max = -1;
+		return -1;
+	}
+	base(bm, b);
+	b->max = operator_max(p, batch, b->max);
+	json_object_put(own);
+	if (walk && b->max >= 0)
+		phn_budget_set_used(b, phn_budget_used(p, batch));
+	return 0;
+}
+
+/*
+ * A claimer's view of the budget of batch, kept per process: the limit
+ * of batch_meta.json is read once (the file is write-once); budget.json
+ * and the tokens used are read again when the view is older than
+ * CACHE_TTL seconds, or than ten times what the last walk of the
+ * attempts took, so that counting costs a claimer at most about a tenth
+ * of its time however large the batch.
+ */
+const struct phn_budget *
+phn_budget_cached(const struct phn_paths *p, const char *batch, double now)
+{
+	static struct {
+		char	*batch;
+		int	 loaded;
+		double	 at, ttl;
+		long long table_max;
+		struct phn_budget b;
+	} c[CACHE_N];
+	static unsigned next;
+	struct json_object *bm;
+	char msg[512];
+	double t0;
+	unsigned i;
+
+	for (i = 0; i < CACHE_N; i++)
+		if (c[i].batch && strcmp(c[i].batch, batch) == 0)
+			break;
+	if (i == CACHE_N) {
+		i = next++ % CACHE_N;
+		free(c[i].batch);
+		memset(&c[i], 0, sizeof(c[i]));
+		c[i].batch = phn_strdup(batch);
+	}
+	if (c[i].loaded && now >= c[i].at && now - c[i].at < c[i].ttl)
+		return &c[i].b;
+	if (!c[i].loaded) {
+		if ((bm = phn_batch_meta(p, batch, msg, sizeof(msg))) == NULL) {
+			memset(&c[i].b, 0, sizeof(c[i].b));
+			c[i].b.max = -1;
+			return &c[i].b;	/* read again next time */
+		}
+		base(bm, &c[i].b);
+		json_object_put(bm);
+		c[i].table_max = c[i].b.max;
+		c[i].loaded = 1;
+	}
+	c[i].at = now;
+	c[i].ttl = CACHE_TTL;
+	c[i].b.max = operator_max(p, batch, c[i].table_max);
+	if (c[i].b.max >= 0) {
+		t0 = phn_mono();
+		phn_budget_set_used(&c[i].b, phn_budget_used(p, batch));
+		if (10 * (phn_mono() - t0) > c[i].ttl)
+			c[i].ttl = 10 * (phn_mono() - t0);
+	} else
+		phn_budget_set_used(&c[i].b, 0);
+	return &c[i].b;
+}
+
+/* The scoreboards' object: {max_total_tokens, used_tokens, exhausted}. */
+struct json_object *
+phn_budget_json(const struct phn_budget *b)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "max_total_tokens", b->max >= 0 ?
+	    json_object_new_int64(b->max) : NULL);
+	json_object_object_add(o, "used_tokens", json_object_new_int64(b->used));
+	json_object_object_add(o, "exhausted",
+	    json_object_new_boolean(b->exhausted));
+	return o;
+}
+
+/*
+ * With on_exhausted cancel, cancel the queued and running attempts of an
+ * exhausted batch (NULL: every batch), with defaults.kill_grace_seconds.
+ * One JSON line per attempt canceled to out.  Returns how many, or -1
+ * if some could not be canceled (said on stderr).
+ */
+int
+phn_budget_enforce(const struct phn_paths *p, const struct phn_config *cfg,
+    const char *batch, int dry, FILE *out)
+{
+	struct phn_budget b;
+	struct json_object *res, *st;
+	struct phn_attempt a;
+	char **v, **jobs, **steps, **atts, *d, *ad;
+	size_t n, i, j, k, m, nj, ns, na;
+	double grace = phn_config_num(cfg, "defaults.kill_grace_seconds", 10);
+	int count = 0, failed = 0;
+
+	if (batch != NULL) {
+		v = phn_malloc(sizeof(*v));
+		v[0] = phn_strdup(batch);
+		n = 1;
+	} else if ((v = phn_batch_list(p, &n)) == NULL)
+		return errno == ENOENT ? 0 : -1;
+	for (i = 0; i < n; i++) {
+		if (phn_budget_get(p, v[i], NULL, 0, &b) == -1 || !b.cancel ||
+		    b.max < 0)
+			continue;
+		phn_budget_set_used(&b, phn_budget_used(p, v[i]));
+		if (!b.exhausted)
+			continue;
+		d = phn_batch_path(p, v[i], NULL);
+		jobs = phn_dir_list(d, &nj);
+		free(d);
+		for (j = 0; jobs && j < nj; j++) {
+			if (jobs[j][0] == '_')
+				continue;
+			d = phn_job_path(p, v[i], jobs[j], "steps");
+			steps = phn_dir_list(d, &ns);
+			free(d);
+			for (k = 0; steps && k < ns; k++) {
+				d = phn_attempt_path(p, v[i], jobs[j], steps[k],
+				    NULL, NULL);
+				atts = phn_dir_list(d, &na);
+				for (m = 0; atts && m < na; m++) {
+					ad = phn_path_join(d, atts[m]);
+					st = phn_state_read(ad);
+					if (st != NULL && !phn_status_terminal(
+					    phn_jstr(st, "status")) &&
+					    phn_attempt_parse(p, ad, &a) == 0) {
+						res = NULL;
+						if (dry) {
+							res = json_object_new_object();
+							json_object_object_add(res,
+							    "attempt_dir",
+							    json_object_new_string(a.rel));
+							json_object_object_add(res,
+							    "dry_run",
+							    json_object_new_boolean(1));
+						} else if (phn_cancel(p, &a, grace,
+						    &res) == -1) {
+							phn_warn("%s: unable to cancel:",
+							    a.dir);
+							failed = 1;
+						}
+						if (res != NULL && out != NULL) {
+							json_object_object_add(res,
+							    "action", json_object_new_string(
+							    "budget_cancel"));
+							json_object_object_add(res,
+							    "budget", phn_budget_json(&b));
+							phn_json_emit(out, res);
+						}
+						json_object_put(res);
+						count++;
+						phn_attempt_free(&a);
+					}
+					json_object_put(st);
+					free(ad);
+				}
+				phn_dir_list_free(atts, na);
+				free(d);
+			}
+			phn_dir_list_free(steps, ns);
+		}
+		phn_dir_list_free(jobs, nj);
+	}
+	phn_dir_list_free(v, n);
+	return failed ? -1 : count;
+}
