@@ -1,0 +1,76 @@
+#!/usr/bin/env bats
+# tests/17-crash.bats -- crash safety: a phn-spawn killed with SIGKILL
+# during phn tick stops nothing, and a bounded seeded run of the crash
+# harness (bench/crash.sh; `make crash` is the long run).
+
+load helper
+
+setup() {
+	phn_setup
+	PHN_CODEX=$PHN_REPO/tests/fake-codex/codex
+	FAKE_CODEX_LOG=$T/codex.log
+	export PHN_CODEX FAKE_CODEX_LOG
+}
+
+teardown() {
+	bg_cleanup
+}
+
+# The pids of this test's phn-spawn processes (other suites may run).
+my_spawns() {
+	local p
+	for p in $(pgrep -x phn-spawn); do
+		tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q "$T/" &&
+		    echo "$p"
+	done
+	return 0
+}
+
+# N steps of job j, each prompt PROMPT, max_attempts 1 (no retries).
+steps_lt() {
+	jq -n --arg goal "$(goal_words 151)" --argjson n "$1" --arg p "$2" \
+	    '{batch_goal_summary: $goal, concurrency: 3,
+	    execution_policy: {skip_git_repo_check: true},
+	    jobs: [{job_id: "j", working_directory: ".",
+	    steps: [range($n) | {step_id: "s\(.)", prompt: $p,
+	    retry_policy: {max_attempts: 1}}]}]}'
+}
+
+# A phn-spawn of this test whose attempt is running: its pid in VICTIM.
+spawn_running() {
+	local p a
+	for p in $(my_spawns); do
+		a=$(tr '\0' '\n' <"/proc/$p/cmdline" | tail -1)
+		if [ "$(jq -r .status "$a/state.json" 2>/dev/null)" = running ]
+		then
+			VICTIM=$p
+			return 0
+		fi
+	done
+	return 1
+}
+
+@test "a phn-spawn killed with SIGKILL mid-tick stops nothing: tick ends 0, the orphan is retried and not counted" {
+	phn init >/dev/null
+	# a short lease: without the guard, the tick would fail after it
+	jq_edit runs/_system/harness_config.json '.defaults.claim_lease_seconds = 5'
+	steps_lt 5 'FAKE:sleep:2' >lt.json
+	B=$(phn submit lt.json)
+	bg phn tick -c 3
+	tick=$BG_PID
+	wait_for spawn_running
+	kill -9 "$VICTIM"
+	rc=0
+	wait "$tick" || rc=$?
+	[ "$rc" -eq 0 ]
+	# every step succeeded, even with max_attempts 1
+	run -0 phn-score -b "$B" --json
+	run jq -c '[.batch.counts.succeeded, .batch.outcome]' <<<"$output"
+	assert_output '[5,"succeeded"]'
+	# exactly one attempt ended orphaned, and one step has two attempts
+	run -0 sh -c "cat runs/$B/j/steps/*/attempts/*/state.json |
+	    jq -s -c '[.[] | select(.failure_kind == \"orphaned\")] | length'"
+	assert_output 1
+	run -0 sh -c "ls -d runs/$B/j/steps/*/attempts/* | wc -l"
+	[ "$output" -eq 6 ]
+}
