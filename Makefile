@@ -19,7 +19,7 @@ BATS_JOBS = 2
 
 # The programs, by what they do.
 CMDS_STORE = cmd/phn-init cmd/phn-ingest
-CMDS_CLAIM = cmd/phn-claim cmd/phn-close-batch
+CMDS_CLAIM = cmd/phn-claim cmd/phn-close-batch cmd/phn-fsck
 CMDS_OVERRIDE = cmd/phn-force-retry cmd/phn-mark-failed cmd/phn-requeue
 CMDS_RUN = cmd/phn-spawn cmd/phn-heartbeat
 CMDS_OBSERVE = cmd/phn-score cmd/phn-cancel cmd/phn-gc cmd/phn-artifact \
@@ -52,7 +52,7 @@ LIB_CORE = lib/err.o lib/atomic.o lib/lock.o lib/jscan.o lib/json.o \
 LIB_TABLE = lib/lt.o lib/schema.o
 LIB_STORE = lib/store.o lib/liveness.o lib/overrides.o
 LIB_POLICY = lib/policy.o
-LIB_CLAIM = lib/sched.o lib/claim.o
+LIB_CLAIM = lib/sched.o lib/claim.o lib/fsck.o
 LIB_RUN = lib/spawn.o lib/codex.o lib/supervise.o lib/report.o \
 	lib/workspace.o
 LIB_OBSERVE = lib/score.o lib/ops.o

@@ -705,6 +705,26 @@ evaluate(struct phn_sched *s, struct acache *c, struct json_object *jd,
 }
 
 /*
+ * The step policy's verdict on one step of batch (jd: its job's schedule
+ * index entry, ov: the job's overrides or NULL), as the claimer would see
+ * it now; with s->reap 0 nothing is ended.  For phn-fsck's ready-index
+ * check.
+ */
+int
+phn_sched_step_verdict(struct phn_sched *s, const char *batch,
+    struct json_object *jd, const char *step, struct json_object *ov,
+    struct phn_verdict *v)
+{
+	struct acache c;
+	int r;
+
+	acache_init(&c, s->p, batch, 16);
+	r = evaluate(s, &c, jd, step, ov, phn_now(), v);
+	acache_free(&c);
+	return r;
+}
+
+/*
  * Slot directories: _active/ of a batch, runners/R/active/, and
  * workdir_slots/H/.  Entry names locate the attempt.
  */
@@ -983,8 +1003,8 @@ phn_sched_workdir_limit(struct phn_sched *s, const char *workdir)
  * ready entries are left alone: they are harmless hints, and removing one
  * could race with an ender that just added a good one.
  */
-static int rescan(struct phn_sched *, const char *, struct json_object **,
-    char *, size_t);
+static int rescan(struct phn_sched *, const char *, int,
+    struct json_object **, char *, size_t);
 
 /* Whether the schedule index is whole: index.json and every job's file. */
 static int
@@ -1054,7 +1074,7 @@ phn_sched_rescan(struct phn_sched *s, const char *batch, int flags,
 		free(d);
 	}
 	if (rc == 0)
-		rc = rescan(s, batch, summary, msg, msglen);
+		rc = rescan(s, batch, flags, summary, msg, msglen);
 out:
 	free(f);
 	free(r);
@@ -1069,7 +1089,7 @@ struct rescanop {
 	struct json_object *info, *jobs;
 	char	*ad;		/* _active/ */
 	double	 now;
-	int	 closed;
+	int	 closed, quiescent;
 	long long nready, nwait, nactive, nsteps, nfaults;
 };
 
@@ -1174,7 +1194,8 @@ rescan_claimed(struct rescanop *r)
 	if ((names = phn_dir_list(f, &nn)) != NULL) {
 		for (i = 0; i < nn; i++) {
 			e = phn_path_join(f, names[i]);
-			if (stat(e, &sb) == 0 && r->now - (double)sb.st_ctime > 120)
+			if (r->quiescent || (stat(e, &sb) == 0 &&
+			    r->now - (double)sb.st_ctime > 120))
 				unlink_quiet(e);
 			free(e);
 		}
@@ -1256,8 +1277,8 @@ rescan_summary(struct rescanop *r)
 }
 
 static int
-rescan(struct phn_sched *s, const char *batch, struct json_object **summary,
-    char *msg, size_t msglen)
+rescan(struct phn_sched *s, const char *batch, int flags,
+    struct json_object **summary, char *msg, size_t msglen)
 {
 	struct rescanop r;
 	struct json_object *sum;
@@ -1265,6 +1286,7 @@ rescan(struct phn_sched *s, const char *batch, struct json_object **summary,
 	int rc = -1;
 
 	memset(&r, 0, sizeof(r));
+	r.quiescent = (flags & PHN_RESCAN_QUIESCENT) != 0;
 	r.s = s;
 	r.batch = batch;
 	r.now = phn_now();

@@ -421,6 +421,106 @@ current_unlock(const struct phn_paths *p, const char *batch, const char *job,
 	return r;
 }
 
+/* The fields of an index entry phn-fsck compares (not the times). */
+static int
+entry_same(struct json_object *a, struct json_object *b)
+{
+	static const char *k[] = { "run_id", "attempt_dir", "status", NULL };
+	const char *x, *y;
+	int i;
+
+	if ((a == NULL) != (b == NULL))
+		return 0;
+	for (i = 0; a != NULL && k[i]; i++) {
+		x = phn_jstr(a, k[i]);
+		y = phn_jstr(b, k[i]);
+		if ((x == NULL) != (y == NULL) || (x && strcmp(x, y) != 0))
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Whether a job's current.json agrees with its attempt directories (what
+ * a rebuild would write): every step's latest, latest_successful and
+ * by_run_id entries (ids, directory, status).  Returns 0 if it does, 1
+ * if not (why says where; with repair, it is rewritten from the rebuild
+ * under the job's lock), -1 on error.  For phn-fsck.
+ */
+int
+phn_current_check(const struct phn_paths *p, const char *batch,
+    const char *job, int repair, char *why, size_t whylen)
+{
+	char *f = phn_job_path(p, batch, job, "current.json"), msg[512];
+	struct json_object *cur = phn_json_load(f, msg, sizeof(msg));
+	struct json_object *want = current_rebuild(p, batch, job), *hs, *ws;
+	int bad = 0, fd;
+
+	hs = phn_json_get(cur, "steps");
+	ws = phn_json_get(want, "steps");
+	if (!json_object_is_type(hs, json_type_object)) {
+		if (json_object_object_length(ws) > 0 || cur != NULL) {
+			snprintf(why, whylen, "%s", cur == NULL ? msg :
+			    "no steps object");
+			bad = 1;
+		}
+	} else {
+		json_object_object_foreach(hs, hid, he) {
+			if (json_object_object_length(phn_json_get(he,
+			    "by_run_id")) > 0 && phn_json_get(ws, hid) == NULL) {
+				snprintf(why, whylen, "steps.%s names attempts "
+				    "that do not exist", hid);
+				bad = 1;
+			}
+		}
+	}
+	if (!bad && json_object_is_type(hs, json_type_object)) {
+		json_object_object_foreach(ws, sid, we) {
+			struct json_object *he = phn_json_get(hs, sid);
+			struct json_object *hb = phn_json_get(he, "by_run_id");
+			struct json_object *wb = phn_json_get(we, "by_run_id");
+			const char *k = NULL;
+			if (!entry_same(phn_json_get(he, "latest"),
+			    phn_json_get(we, "latest")))
+				k = "latest";
+			else if (!entry_same(phn_json_get(he,
+			    "latest_successful"), phn_json_get(we,
+			    "latest_successful")))
+				k = "latest_successful";
+			else if (json_object_object_length(hb) !=
+			    json_object_object_length(wb))
+				k = "by_run_id";
+			else {
+				json_object_object_foreach(wb, rid, e)
+					if (!entry_same(phn_json_get(hb, rid), e))
+						k = "by_run_id";
+			}
+			if (k != NULL) {
+				snprintf(why, whylen, "steps.%s.%s disagrees "
+				    "with the attempts", sid, k);
+				bad = 1;
+				break;
+			}
+		}
+	}
+	json_object_put(cur);
+	json_object_put(want);
+	if (bad && repair) {
+		if ((fd = current_lock(p, batch, job, &cur)) == -1) {
+			free(f);
+			return -1;
+		}
+		json_object_put(cur);
+		cur = current_rebuild(p, batch, job);
+		if (current_unlock(p, batch, job, fd, cur, 0) == -1) {
+			free(f);
+			return -1;
+		}
+	}
+	free(f);
+	return bad;
+}
+
 /* o[k] as an object: made, or replacing a non-object, when it is not. */
 static struct json_object *
 child(struct json_object *o, const char *k)
