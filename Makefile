@@ -60,7 +60,7 @@ LIBOBJ = $(LIB_CORE) $(LIB_TABLE) $(LIB_STORE) $(LIB_POLICY) $(LIB_CLAIM) \
 	$(LIB_RUN) $(LIB_OBSERVE)
 MAN1_INGEST = man/phn-ingest.1 man/phn-init.1 man/phn.1
 MAN1_CLAIM = man/phn-claim.1 man/phn-force-retry.1 man/phn-mark-failed.1 \
-	man/phn-requeue.1 man/phn-close-batch.1
+	man/phn-requeue.1 man/phn-close-batch.1 man/phn-fsck.1
 MAN1_SPAWN = man/phn-spawn.1 man/phn-heartbeat.1
 MAN1_SCORE = man/phn-score.1 man/phn-cancel.1 man/phn-gc.1 \
 	man/phn-artifact.1 man/phn-tail.1
