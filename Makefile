@@ -145,6 +145,13 @@ fuzz:
 mutate:
 	sh bench/mutate.sh $(MUTATE_FLAGS)
 
+# The long crash run (bench/crash.sh): CRASH_TRIALS seeded trials of
+# kill -9 at random points, then recovery and checks; CRASH_SEED reruns
+# one.  tests/17-crash.bats runs a bounded one in make test.
+CRASH_TRIALS = 200
+crash: all
+	CRASH_TRIALS=$(CRASH_TRIALS) CRASH_SEED=$(CRASH_SEED) sh bench/crash.sh
+
 demo: deps
 	$(MAKE) all
 	sh examples/demo.sh
@@ -170,4 +177,4 @@ clean:
 	rm -f $(CMDS) $(TESTPROGS) lib/*.o lib/libphn.a tests/*.o
 	rm -rf tests/fuzz/build
 
-.PHONY: all deps check test check-sanitize fuzz-check fuzz mutate demo install uninstall clean
+.PHONY: all deps check test check-sanitize fuzz-check fuzz mutate crash demo install uninstall clean

@@ -74,3 +74,10 @@ spawn_running() {
 	run -0 sh -c "ls -d runs/$B/j/steps/*/attempts/* | wc -l"
 	[ "$output" -eq 6 ]
 }
+
+@test "the crash harness, bounded: 10 seeded trials of kill -9 (ingest, claim, spawn, tick), then recovery; no torn JSON, no lost result, nothing run twice to success, phn-fsck clean" {
+	run sh "$PHN_REPO/bench/crash.sh" 10 "${CRASH_SEED:-917}"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	assert_line --partial "crash: 10 trials, 0 failed"
+}
