@@ -11,18 +11,17 @@
 #
 # Each trial, in a fresh store, with an instant agent (PHN_CODEX is a
 # script that writes a valid Run Report and appends "ok CODEX_HOME" to a
-# log) and a claim lease of 2 s:
+# log, after 0.5 s) and a claim lease of 2 s:
 #   1. submit a table of 3 jobs x 2 chained steps with phn-ingest, killed
 #      with SIGKILL after a random delay when the target is "ingest";
 #      submit again until it prints the batch id;
 #   2. run phn tick -c 3 and, after a random delay, kill -9 the target:
 #      "claim" (phn-claim), "spawn" (one phn-spawn), "tick" (every process
 #      of the tick: the front end, the claimer, xargs, the spawners);
-#   3. record every terminal attempt, then recover: phn-heartbeat --reap
-#      and phn tick until every step succeeded (a tick that makes no
-#      progress is followed by phn-fsck --repair: a claim whose claimer
-#      died between its rename and its attempt stays invisible for 120 s
-#      otherwise);
+#   3. record every terminal attempt, then recover as phn-fsck(1) says:
+#      phn-heartbeat --reap, phn-fsck --repair (temp files, a claim whose
+#      claimer died between its rename and its attempt), then phn tick
+#      until every step succeeded;
 #   4. check: every *.json parses (jq empty), every terminal attempt
 #      recorded in 3 is unchanged (no lost terminal result), every step has
 #      exactly one succeeded attempt and it is its last (none ran twice to
@@ -50,6 +49,7 @@ if [ "${1:-}" = --version ]; then echo 'codex-cli 0.171.0-crash'; exit 0; fi
 o=
 while [ $# -gt 0 ]; do [ "$1" = -o ] && o=$2; shift; done
 cat >/dev/null
+sleep 0.5
 echo '{"type":"thread.started","thread_id":"01fa5700-0000-7000-8000-000000000000"}'
 echo '{"type":"turn.started"}'
 echo '{"type":"turn.completed","usage":{"input_tokens":1,"cached_input_tokens":0,"output_tokens":1,"reasoning_output_tokens":0}}'
@@ -72,25 +72,33 @@ rnd() {
 	echo $(( ${1%% *} % $2 ))
 }
 
-# The pids of this trial's processes (PHN_ROOT=$dir in their environment).
+# The pids of this trial's processes named $1 (PHN_ROOT=$dir in their
+# environment: other stores' are not touched).
 mine() {
-	for e in /proc/[0-9]*/environ; do
-		p=${e#/proc/}
-		p=${p%/environ}
-		[ "$p" = "$$" ] && continue
-		{ tr '\0' '\n' <"$e"; } 2>/dev/null |
+	for p in $(pgrep -x "$1"); do
+		{ tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null |
 		    grep -qx "PHN_ROOT=$dir" && echo "$p"
 	done
 	return 0
 }
 
-# Kill -9 this trial's processes named $1 (all, or one if $2 is "one").
+# Kill -9 this trial's processes named $1 (all, or one if $2 is "one");
+# killed counts them.
 kill_named() {
-	for p in $(mine); do
-		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$1" ] || continue
-		kill -9 "$p" 2>/dev/null
+	for p in $(mine "$1"); do
+		kill -9 "$p" 2>/dev/null && killed=$((killed + 1))
 		[ "${2:-}" = one ] && return 0
 	done
+	return 0
+}
+
+# Kill -9 the whole tick $1: its fan-out (a session and process group of
+# its own, led by the tick's child) and the tick itself.
+kill_tick() {
+	for c in $(pgrep -P "$1"); do
+		kill -9 -- "-$c" 2>/dev/null && killed=$((killed + 1))
+	done
+	kill -9 "$1" 2>/dev/null && killed=$((killed + 1))
 	return 0
 }
 
@@ -113,7 +121,7 @@ fail() {
 	ok=
 }
 
-failed=0 repaired=0
+failed=0 repaired=0 hits=0
 echo "crash: $trials trials, seed $seed"
 t=0
 while [ "$t" -lt "$trials" ]; do
@@ -127,8 +135,8 @@ while [ "$t" -lt "$trials" ]; do
 	case $(rnd "$ts" 4) in
 	0) target=ingest ;; 1) target=claim ;; 2) target=spawn ;; *) target=tick ;;
 	esac
-	delay=$(rnd "$((ts * 7 + 1))" 1200)
-	ok=1
+	delay=$(rnd "$((ts * 7 + 1))" 1000)
+	ok=1 killed=0
 	phn init >/dev/null 2>&1 || { fail "phn init"; continue; }
 	jq '.defaults.claim_lease_seconds = 2' \
 	    "$dir/runs/_system/harness_config.json" >"$dir/hc" &&
@@ -137,8 +145,8 @@ while [ "$t" -lt "$trials" ]; do
 	if [ "$target" = ingest ]; then
 		phn-ingest "$work/lt.json" >/dev/null 2>&1 &
 		ip=$!
-		sleep "$(awk -v d="$delay" 'BEGIN { print d / 20000 }')"
-		kill -9 "$ip" 2>/dev/null
+		sleep "$(awk -v d="$delay" 'BEGIN { print d / 100000 }')"
+		kill -9 "$ip" 2>/dev/null && killed=1
 		wait "$ip" 2>/dev/null
 	fi
 	n=0
@@ -154,13 +162,16 @@ while [ "$t" -lt "$trials" ]; do
 	case $target in
 	claim) kill_named phn-claim ;;
 	spawn) kill_named phn-spawn one ;;
-	tick) for p in $(mine); do kill -9 "$p" 2>/dev/null; done ;;
+	tick) kill_tick "$tp" ;;
 	esac
 	wait "$tp" 2>/dev/null
 	# whatever the kill left running ends now (a crash takes it all)
-	for p in $(mine); do kill -9 "$p" 2>/dev/null; done
+	for n in phn-claim phn-spawn xargs; do kill_named "$n" >/dev/null; done
 	# 3. recover
 	statuses | awk '$2 != "queued" && $2 != "running"' >"$dir/terminal"
+	phn-heartbeat --reap >/dev/null 2>&1
+	phn-fsck --repair >"$dir/repair.out" 2>&1
+	[ -s "$dir/repair.out" ] && repaired=$((repaired + 1))
 	n=0
 	while ! steps_done; do
 		n=$((n + 1))
@@ -168,12 +179,8 @@ while [ "$t" -lt "$trials" ]; do
 		phn-heartbeat --reap >/dev/null 2>&1
 		before=$(statuses | sort | cksum)
 		phn tick -c 3 >/dev/null 2>"$dir/tick.err"
-		if [ "$(statuses | sort | cksum)" = "$before" ] && ! steps_done
-		then
-			phn-fsck --repair >"$dir/repair.out" 2>&1
-			repaired=$((repaired + 1))
-			sleep 1	# a lease of 2 s may still run
-		fi
+		# a queued attempt whose claimer died waits out its 2 s lease
+		[ "$(statuses | sort | cksum)" != "$before" ] || sleep 1
 	done
 	# 4. check
 	steps_done || fail "not every step succeeded after $n ticks: $(phn-score --json 2>/dev/null | jq -c .batch.counts)"
@@ -200,7 +207,8 @@ while [ "$t" -lt "$trials" ]; do
 	[ ! -s "$dir/unran" ] || fail "succeeded without its agent finishing: $(cat "$dir/unran")"
 	fo=$(phn-fsck 2>&1) || fail "phn-fsck: $fo"
 	if [ -n "$ok" ]; then
-		echo "ok trial $t (seed $ts, target $target, delay ${delay}ms)"
+		echo "ok trial $t (seed $ts, target $target, delay ${delay}ms, killed $killed)"
+		hits=$((hits + (killed > 0)))
 		rm -rf "$dir"
 	else
 		cp -r "$dir" "${TMPDIR:-/tmp}/phn-crash-failed-$ts" 2>/dev/null &&
@@ -208,5 +216,5 @@ while [ "$t" -lt "$trials" ]; do
 		rm -rf "$dir"
 	fi
 done
-echo "crash: $trials trials, $failed failed, $repaired recoveries needed phn-fsck --repair (seed $seed)"
+echo "crash: $trials trials, $failed failed, $hits killed something, phn-fsck --repair changed something in $repaired (seed $seed)"
 [ "$failed" -eq 0 ]
