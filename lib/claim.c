@@ -743,13 +743,27 @@ cursor_write(const char *path, const char *val)
 static struct batch *
 batch_open(struct claimer *c, const char *id)
 {
+	struct json_object *meta;
 	struct batch *b;
 	char msg[512], *f, *lp, *cur;
 	size_t i;
 	int fd;
 
+	/*
+	 * A batch whose batch_meta.json is unreadable is skipped, named: its
+	 * (derived) index may be older than the damage.  A system call that
+	 * fails here (a read-only or full store) is a temporary failure: if
+	 * nothing is claimed, exit 111 with its cause, not "nothing".
+	 */
+	if ((meta = phn_batch_meta(c->s.p, id, msg, sizeof(msg))) == NULL) {
+		phn_warn("warning: batch %s: %s; skipped, nothing claimed "
+		    "from it", id, msg);
+		return NULL;
+	}
+	json_object_put(meta);
 	if (phn_sched_index(c->s.p, id, msg, sizeof(msg)) == -1) {
 		phn_warn("warning: batch %s: %s; skipped", id, msg);
+		c->cerr = 1;
 		return NULL;
 	}
 	/* The ready index, built from the attempts if it never was. */
@@ -757,8 +771,10 @@ batch_open(struct claimer *c, const char *id)
 	lp = phn_batch_path(c->s.p, id, "_ready");
 	if ((access(f, F_OK) == -1 || access(lp, F_OK) == -1) &&
 	    phn_sched_rescan(&c->s, id, PHN_RESCAN_IF_NEEDED, NULL, msg,
-	    sizeof(msg)) == -1)
+	    sizeof(msg)) == -1) {
 		phn_warn("warning: batch %s: %s", id, msg);
+		c->cerr = 1;
+	}
 	free(lp);
 	free(f);
 	b = phn_malloc(sizeof(*b));
@@ -965,8 +981,12 @@ try_take(struct tryop *t)
 		if (rename(r, t->cl) == 0)
 			ret = 0;
 		else {
-			if (errno != ENOENT)
+			if (errno != ENOENT) {
+				/* a read-only or full store: 111 if nothing
+				 * is claimed (claimer_done) */
 				phn_warn("warning: unable to rename %s:", r);
+				t->c->cerr = 1;
+			}
 			ent_free(t->c, e);	/* another claimer took it */
 		}
 	}

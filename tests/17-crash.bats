@@ -81,3 +81,62 @@ spawn_running() {
 	[ "$status" -eq 0 ]
 	assert_line --partial "crash: 10 trials, 0 failed"
 }
+
+# A batch of job $1 with two independent steps s and t; prints its id.
+two_step_batch() {
+	jq -n --arg goal "$(goal_words 151)" --arg j "$1" '{
+	    batch_goal_summary: $goal, concurrency: 4, jobs: [{job_id: $j,
+	    working_directory: ".", steps: [{step_id: "s", prompt: "x"},
+	    {step_id: "t", prompt: "y"}]}]}' >"lt-$1.json"
+	phn-ingest "lt-$1.json"
+}
+
+@test "a read-only store: phn-claim exits 111 with the cause, not 1 (\"nothing to claim\")" {
+	phn init >/dev/null
+	B=$(two_step_batch j)
+	# the schedule index not built yet: its lock cannot be taken
+	run -111 --separate-stderr unshare -m sh -c \
+	    'mount --bind -o ro runs runs && exec phn-claim -n 1'
+	[ -z "$output" ]
+	assert_stderr_line --partial "_sched.lock: Read-only file system"
+	run -111 --separate-stderr unshare -m sh -c \
+	    'mount --bind -o ro runs runs && exec phn-claim --follow'
+	# built: the claim's rename fails
+	run -0 phn-claim -n 1
+	run -111 --separate-stderr unshare -m sh -c \
+	    'mount --bind -o ro runs runs && exec phn-claim -n 1'
+	assert_stderr_line --partial "Read-only file system"
+	[ -z "$output" ]
+	# writable again, the step is claimable: nothing was lost
+	run -0 phn-claim -n 1
+	[ -n "$output" ]
+}
+
+@test "a full disk: phn-ingest names the cause and the file, exits 111, leaves no batch" {
+	mkdir full
+	run -111 --separate-stderr unshare -m sh -c '
+	    mount -t tmpfs -o size=64k tmpfs full || exit 99
+	    PHN_ROOT=$PWD/full phn init >/dev/null || exit 98
+	    head -c 60000 /dev/zero >full/fill 2>/dev/null
+	    PHN_ROOT=$PWD/full phn-ingest "$1"' sh "$PHN_REPO/examples/launch_table.example.json"
+	[[ $stderr =~ ^phn-ingest:\ unable\ to\ write\ [^\ ]*/full/runs/\.ingest-[A-Za-z0-9]{6}/[^\ ]+:\ No\ space\ left\ on\ device$ ]]
+}
+
+@test "a batch whose batch_meta.json is unreadable is skipped with a warning naming it; nothing is claimed from it" {
+	phn init >/dev/null
+	B1=$(two_step_batch a)
+	B2=$(two_step_batch b)
+	# claimed once (the index is built), then the meta is damaged
+	run -0 phn-claim -n 1 -b "$B1"
+	printf '{"jobs": [' >"runs/$B1/batch_meta.json"
+	run -0 --separate-stderr phn-claim -n 5
+	assert_stderr_line --partial "warning: batch $B1: $T/runs/$B1/batch_meta.json:"
+	assert_stderr_line --partial "skipped, nothing claimed from it"
+	[ "${#lines[@]}" -eq 2 ]
+	assert_line --partial "/runs/$B2/b/steps/s/attempts/"
+	refute_line --partial "/runs/$B1/"
+	# only that batch: nothing else to claim is a plain "no" (1)
+	run -1 --separate-stderr phn-claim -n 1 -b "$B1"
+	assert_stderr_line --partial "runs/$B1/batch_meta.json"
+	[ -z "$output" ]
+}
