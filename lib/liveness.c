@@ -14,8 +14,10 @@
 #include <sys/file.h>
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "phn.h"
 
@@ -71,6 +73,61 @@ phn_limits_init(struct phn_limits *l, struct json_object *cfg,
 }
 
 /*
+ * The claim clock: a lease must not trust the wall clock alone.  A claim
+ * records, beside claimed_at (wall clock), the claiming host, its boot id
+ * and CLOCK_BOOTTIME (seconds since boot, suspend included, never
+ * stepped).  A claim's age is then, on the same host and boot, the
+ * difference of CLOCK_BOOTTIME readings, whatever the wall clock did; on
+ * the same host after a reboot, infinite (no spawner of that boot lives);
+ * on another host, or for a claim without them, the wall clock's.
+ */
+static double
+boottime(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_BOOTTIME, &ts) == -1)
+		return -1;
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Add the claim clock's fields to a claim's state fields f. */
+void
+phn_claim_clock(struct json_object *f)
+{
+	double bt = boottime();
+
+	json_object_object_add(f, "claimed_host",
+	    json_object_new_string(phn_hostname()));
+	json_object_object_add(f, "claimed_boot_id",
+	    json_object_new_string(phn_boot_id()));
+	if (bt >= 0)
+		json_object_object_add(f, "claimed_boottime",
+		    json_object_new_double(bt));
+}
+
+/* The age of a queued attempt's claim at wall time now; NAN: unknown. */
+double
+phn_claim_age(struct json_object *st, double now)
+{
+	const char *host = phn_jstr(st, "claimed_host");
+	const char *boot = phn_jstr(st, "claimed_boot_id");
+	struct json_object *v = phn_json_get(st, "claimed_boottime");
+	double t, bt;
+
+	if (host != NULL && boot != NULL &&
+	    strcmp(host, phn_hostname()) == 0) {
+		if (strcmp(boot, phn_boot_id()) != 0)
+			return INFINITY;
+		if (phn_json_is_num(v) && (bt = boottime()) >= 0)
+			return bt - json_object_get_double(v);
+	}
+	if (phn_iso_parse(phn_jstr(st, "claimed_at"), &t) == -1)
+		return NAN;
+	return now - t;
+}
+
+/*
  * Reap a faulted attempt under its spawn.lock.  Returns 1 reaped, 0 not
  * (a spawner holds it, it ended, or the fault is gone), -1 on error.
  * *kind says what it was reaped as.
@@ -95,8 +152,7 @@ phn_attempt_reap_locked(const struct phn_paths *p, const struct phn_attempt *a,
 	host = phn_jstr(st, "host");
 	boot = phn_jstr(st, "boot_id");
 	if (s != NULL && strcmp(s, "queued") == 0) {
-		if (phn_iso_parse(phn_jstr(st, "claimed_at"), &t) == 0 &&
-		    now - t > lease)
+		if (phn_claim_age(st, now) > lease)	/* NAN: false */
 			fault = PHN_FAULT_LEASE;
 	} else if (s != NULL && strcmp(s, "running") == 0) {
 		/* With the lock held here, no spawner on this host lives. */

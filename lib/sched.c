@@ -1750,6 +1750,7 @@ claim_create(struct claimop *c)
 	free(lp);
 	f = json_object_new_object();
 	json_object_object_add(f, "claimed_at", json_object_new_string(iso));
+	phn_claim_clock(f);
 	json_object_object_add(f, "runner_id", json_object_new_string(
 	    c->s->runner));
 	r = phn_state_update(c->dir, "queued", f);

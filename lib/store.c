@@ -742,8 +742,7 @@ phn_attempt_fault(const char *dir, struct json_object *st, double now,
 	if (strcmp(status, "queued") == 0) {
 		if (held == 1)
 			return PHN_FAULT_NONE;
-		if (phn_iso_parse(phn_jstr(st, "claimed_at"), &t) == 0 &&
-		    now - t > lease)
+		if (phn_claim_age(st, now) > lease)	/* liveness.c */
 			return PHN_FAULT_LEASE;
 		return PHN_FAULT_NONE;
 	}

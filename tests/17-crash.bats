@@ -140,3 +140,48 @@ two_step_batch() {
 	assert_stderr_line --partial "runs/$B1/batch_meta.json"
 	[ -z "$output" ]
 }
+
+# CLOCK_BOOTTIME now, in seconds (/proc/uptime reads it).
+boottime() {
+	cut -d' ' -f1 /proc/uptime
+}
+
+@test "a lease does not trust the wall clock alone: a claim from the future is reaped after the lease by the boot clock" {
+	phn init >/dev/null
+	B=$(two_step_batch j)
+	A=$(phn-claim -n 1)
+	# the claim records the claim clock
+	run jq -r '[.claimed_host == $h, .claimed_boot_id == $b,
+	    (.claimed_boottime | type)] | @tsv' \
+	    --arg h "$(cat /proc/sys/kernel/hostname)" \
+	    --arg b "$(cat /proc/sys/kernel/random/boot_id)" "$A/state.json"
+	assert_output "$(printf 'true\ttrue\tnumber')"
+	future=$(jq -nr '(now + 86400) | strftime("%Y-%m-%dT%H:%M:%SZ")')
+	# the wall clock was stepped back a day, the claim is fresh: kept
+	jq_edit "$A/state.json" --arg t "$future" '.claimed_at = $t'
+	run -0 phn-heartbeat --reap
+	run jq -r .status "$A/state.json"
+	assert_output queued
+	# 400 s ago by the boot clock (lease 300): reaped, though claimed_at
+	# lies in the future
+	jq_edit "$A/state.json" --argjson bt "$(boottime)" \
+	    '.claimed_boottime = ($bt - 400)'
+	run -0 phn-heartbeat --reap
+	run jq -r '.status + " " + .failure_kind' "$A/state.json"
+	assert_output 'failed claim_expired'
+	# a claim of this host's previous boot: no spawner of it lives
+	A2=$(phn-claim -n 1 -b "$B")
+	[ "$A2" != "$A" ]
+	jq_edit "$A2/state.json" --arg t "$future" \
+	    '.claimed_at = $t | .claimed_boot_id = "00000000-0000-0000-0000-000000000000"'
+	run -0 phn-heartbeat --reap
+	run jq -r '.status + " " + .failure_kind' "$A2/state.json"
+	assert_output 'failed claim_expired'
+	# another host's claim: the wall clock alone (in the future: kept)
+	A3=$(phn-claim -n 1 -b "$B")
+	jq_edit "$A3/state.json" --arg t "$future" \
+	    '.claimed_at = $t | .claimed_host = "elsewhere" | .claimed_boottime = 1'
+	run -0 phn-heartbeat --reap
+	run jq -r .status "$A3/state.json"
+	assert_output queued
+}
