@@ -740,6 +740,8 @@ cursor_write(const char *path, const char *val)
  * index (rebuilt from the attempts if it was never built), watches, and
  * a first listing.  NULL if the batch cannot be served now (warned).
  */
+static void sweep_claimed(struct claimer *, struct batch *, double);
+
 static struct batch *
 batch_open(struct claimer *c, const char *id)
 {
@@ -810,6 +812,8 @@ batch_open(struct claimer *c, const char *id)
 	}
 	free(f);
 	b->checked = phn_now();
+	/* Claims whose claimer died (liveness.c) are ready again. */
+	sweep_claimed(c, b, b->checked);
 	relist(c, b, c->o->follow ? 0 : LIST_CHUNK);
 	/* Start the job turn after the last job any claimer served. */
 	f = phn_path_join(b->dir, "_sched/cursor");
@@ -1359,7 +1363,8 @@ sweep_claimed(struct claimer *c, struct batch *b, double now)
 			char *f = phn_path_join(d, v[i]), *at, *r;
 			at = strrchr(v[i], '@');
 			if (at != NULL && stat(f, &sb) == 0 &&
-			    now - (double)sb.st_ctime > CLAIMED_STALE) {
+			    (now - (double)sb.st_ctime > CLAIMED_STALE ||
+			    phn_claim_token_dead(at + 1))) {
 				*at = '\0';
 				r = phn_asprintf("%s/_ready/%s", b->dir, v[i]);
 				if (access(r, F_OK) == -1)

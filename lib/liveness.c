@@ -12,6 +12,9 @@
  * lease expiry uses too.
  */
 #include <sys/file.h>
+#include <sys/types.h>
+
+#include <signal.h>
 
 #include <errno.h>
 #include <math.h>
@@ -125,6 +128,39 @@ phn_claim_age(struct json_object *st, double now)
 	if (phn_iso_parse(phn_jstr(st, "claimed_at"), &t) == -1)
 		return NAN;
 	return now - t;
+}
+
+/*
+ * Whether the claimer that took a ready entry is known to be dead: its
+ * token ("HOST.PID.RANDOM", claim.c, the last part of a _claimed/ entry's
+ * name) names this host and a process that does not exist.  A recycled
+ * pid makes it look alive: then only the entry's age (CLAIMED_STALE)
+ * returns it.
+ */
+int
+phn_claim_token_dead(const char *token)
+{
+	const char *r = strrchr(token, '.'), *h = phn_hostname(), *p;
+	char *end;
+	size_t n, i;
+	long pid;
+
+	if (r == NULL || r == token)
+		return 0;
+	for (p = r - 1; p > token && *p != '.'; p--)
+		;
+	if (*p != '.')
+		return 0;
+	pid = strtol(p + 1, &end, 10);
+	if (end != r || pid <= 0)
+		return 0;
+	n = (size_t)(p - token);
+	if (n != (strlen(h) < 40 ? strlen(h) : 40))
+		return 0;
+	for (i = 0; i < n; i++)	/* claim.c wrote '@' and '/' as '_' */
+		if (token[i] != ((h[i] == '@' || h[i] == '/') ? '_' : h[i]))
+			return 0;
+	return kill((pid_t)pid, 0) == -1 && errno == ESRCH;
 }
 
 /*

@@ -1195,7 +1195,9 @@ rescan_claimed(struct rescanop *r)
 		for (i = 0; i < nn; i++) {
 			e = phn_path_join(f, names[i]);
 			if (r->quiescent || (stat(e, &sb) == 0 &&
-			    r->now - (double)sb.st_ctime > 120))
+			    r->now - (double)sb.st_ctime > 120) ||
+			    (strrchr(names[i], '@') != NULL &&
+			    phn_claim_token_dead(strrchr(names[i], '@') + 1)))
 				unlink_quiet(e);
 			free(e);
 		}

@@ -185,3 +185,27 @@ boottime() {
 	run jq -r .status "$A3/state.json"
 	assert_output queued
 }
+
+@test "a claim whose claimer died (its token names a dead process of this host) is ready again at the next claimer, not after 120 s" {
+	phn init >/dev/null
+	B=$(two_step_batch j)
+	run -0 phn-claim --rescan -b "$B"
+	mkdir -p "runs/$B/_claimed"
+	host=$(cat /proc/sys/kernel/hostname)
+	# a live claimer (this shell) keeps its claim of s ...
+	mv "runs/$B/_ready/j@s" "runs/$B/_claimed/j@s@$host.$$.0000beef"
+	# ... a dead one's claim of t is returned
+	sleep 30 &
+	dead=$!
+	kill -9 "$dead"
+	wait "$dead" || :
+	mv "runs/$B/_ready/j@t" "runs/$B/_claimed/j@t@$host.$dead.0000dead"
+	run -0 phn tick --no-codex
+	# 3: s is still ready (claimed by a live claimer)
+	run -3 phn-score -b "$B" --json
+	run jq -c '[.batch.counts.succeeded, .batch.counts.ready]' <<<"$output"
+	assert_output '[1,1]'
+	[ -f "runs/$B/j/steps/t/attempts/"*/state.json ]
+	[ -f "runs/$B/_claimed/j@s@$host.$$.0000beef" ]
+	[ ! -e "runs/$B/_claimed/j@t@$host.$dead.0000dead" ]
+}
