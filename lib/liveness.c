@@ -80,7 +80,8 @@ phn_limits_init(struct phn_limits *l, struct json_object *cfg,
  * records, beside claimed_at (wall clock), the claiming host, its boot id
  * and CLOCK_BOOTTIME (seconds since boot, suspend included, never
  * stepped).  A claim's age is then, on the same host and boot, the
- * difference of CLOCK_BOOTTIME readings, whatever the wall clock did; on
+ * larger of the wall clock's and the difference of CLOCK_BOOTTIME
+ * readings, so a wall clock stepped back cannot keep a claim alive; on
  * the same host after a reboot, infinite (no spawner of that boot lives);
  * on another host, or for a claim without them, the wall clock's.
  */
@@ -122,8 +123,13 @@ phn_claim_age(struct json_object *st, double now)
 	    strcmp(host, phn_hostname()) == 0) {
 		if (strcmp(boot, phn_boot_id()) != 0)
 			return INFINITY;
-		if (phn_json_is_num(v) && (bt = boottime()) >= 0)
-			return bt - json_object_get_double(v);
+		if (phn_json_is_num(v) && (bt = boottime()) >= 0) {
+			bt -= json_object_get_double(v);
+			if (phn_iso_parse(phn_jstr(st, "claimed_at"), &t) == 0 &&
+			    now - t > bt)
+				return now - t;
+			return bt;
+		}
 	}
 	if (phn_iso_parse(phn_jstr(st, "claimed_at"), &t) == -1)
 		return NAN;
