@@ -215,3 +215,38 @@ phn_attempt_reap_locked(const struct phn_paths *p, const struct phn_attempt *a,
 	phn_lock_close(fd);
 	return r;
 }
+
+/*
+ * Reap an attempt whose spawner its caller saw die (phn tick's guard
+ * around phn-spawn, phn-heartbeat -k ATTEMPT): at once, without waiting
+ * for a lease, as orphaned (a harness fault: not counted against
+ * max_attempts) - but only if its spawn.lock is free, so a live spawner
+ * is never touched, and only while it is queued or running.  Returns 1
+ * reaped, 0 not (*why says why), -1 on error.
+ */
+int
+phn_attempt_reap_dead_spawner(const struct phn_paths *p,
+    const struct phn_attempt *a, const char **why)
+{
+	char *lp = phn_path_join(a->dir, "spawn.lock");
+	struct json_object *st;
+	const char *s;
+	int fd, r = 0;
+
+	fd = phn_lock_open(lp, LOCK_EX | LOCK_NB);
+	free(lp);
+	if (fd == -1) {
+		*why = "its spawn.lock is held: a spawner lives";
+		return errno == EWOULDBLOCK ? 0 : -1;
+	}
+	st = phn_state_read(a->dir);
+	s = phn_jstr(st, "status");
+	if (s != NULL && (strcmp(s, "queued") == 0 ||
+	    strcmp(s, "running") == 0))
+		r = phn_attempt_reap(p, a, PHN_FAULT_ORPHAN);
+	else
+		*why = "it is not queued or running";
+	json_object_put(st);
+	phn_lock_close(fd);
+	return r;
+}

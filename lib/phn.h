@@ -427,6 +427,8 @@ int	phn_attempt_reap_locked(const struct phn_paths *,
 	    const struct phn_attempt *, double, double, const char **);
 void	phn_claim_clock(struct json_object *);
 int	phn_claim_token_dead(const char *);
+int	phn_attempt_reap_dead_spawner(const struct phn_paths *,
+	    const struct phn_attempt *, const char **);
 double	phn_claim_age(struct json_object *, double);
 /* codex.c: the codex binary (PHN_CODEX, else PATH) and its version */
 char	*phn_codex_find(int *, char **);

@@ -209,3 +209,37 @@ boottime() {
 	[ -f "runs/$B/_claimed/j@s@$host.$$.0000beef" ]
 	[ ! -e "runs/$B/_claimed/j@t@$host.$dead.0000dead" ]
 }
+
+@test "phn-heartbeat --reap ATTEMPT: the attempt of a spawner seen dead is reaped at once, queued or running, never under a live spawner" {
+	phn init >/dev/null
+	B=$(two_step_batch j)
+	A=$(phn-claim -n 1)
+	# a spawner holds its spawn.lock: hands off (1), and it stays queued
+	flock_pid_file=$T/held
+	bg_hold sh -c 'exec 9>>"$1" && flock 9 && touch "$2" && exec sleep 1000' \
+	    sh "$A/spawn.lock" "$flock_pid_file"
+	wait_for test -e "$flock_pid_file"
+	run -1 --separate-stderr phn-heartbeat --reap "$A"
+	assert_stderr_line --partial "not reaped: its spawn.lock is held: a spawner lives"
+	run jq -r .status "$A/state.json"
+	assert_output queued
+	bg_cleanup
+	# the spawner died while preparing (queued, lease not expired): at once
+	run -0 phn-heartbeat --reap "$A"
+	assert_output "${A#"$T/runs/"}"
+	run jq -r '.status + " " + .failure_kind + " " + (.harness_fault | tostring)' "$A/state.json"
+	assert_output 'failed orphaned true'
+	# ended: nothing to do (1)
+	run -1 --separate-stderr phn-heartbeat --reap "$A"
+	assert_stderr_line --partial "not reaped: it is not queued or running"
+	# the step is claimable again, its attempt number not advanced
+	run -0 phn-claim -n 2 -b "$B"
+	A2=$(grep "^$(dirname "$A")/" <<<"$output")
+	[ -n "$A2" ]
+	[ "$A2" != "$A" ]
+	run jq -r .attempt_number "$A2/meta.json"
+	assert_output 1
+	# usage: no batch or -0 with an attempt
+	run -100 --separate-stderr phn-heartbeat --reap -b "$B" "$A"
+	assert_usage_error phn-heartbeat
+}
