@@ -145,7 +145,7 @@ while [ "$t" -lt "$trials" ]; do
 	if [ "$target" = ingest ]; then
 		phn-ingest "$work/lt.json" >/dev/null 2>&1 &
 		ip=$!
-		sleep "$(awk -v d="$delay" 'BEGIN { print d / 100000 }')"
+		sleep "$(awk -v d="$delay" 'BEGIN { print d / 250000 }')"
 		kill -9 "$ip" 2>/dev/null && killed=1
 		wait "$ip" 2>/dev/null
 	fi

@@ -122,6 +122,27 @@ two_step_batch() {
 	[[ $stderr =~ ^phn-ingest:\ unable\ to\ write\ [^\ ]*/full/runs/\.ingest-[A-Za-z0-9]{6}/[^\ ]+:\ No\ space\ left\ on\ device$ ]]
 }
 
+@test "a full store: phn-claim exits 111 naming ENOSPC and the file, and leaves the store clean (phn-fsck)" {
+	phn init >/dev/null
+	two_step_batch j >/dev/null	# writes lt-j.json
+	mkdir full
+	run -111 --separate-stderr unshare -m sh -c '
+	    mount -t tmpfs -o size=256k tmpfs full || exit 99
+	    cd full || exit 98
+	    PHN_ROOT=$PWD
+	    export PHN_ROOT
+	    phn init >/dev/null || exit 97
+	    B=$(phn-ingest "$1") || exit 96
+	    phn-claim --rescan -b "$B" >/dev/null || exit 95
+	    head -c 10000000 /dev/zero >fill 2>/dev/null
+	    phn-claim -n 1
+	    st=$?
+	    phn-fsck >&2 || exit 94
+	    exit "$st"' sh "$T/lt-j.json"
+	[ -z "$output" ]
+	assert_stderr_line --partial "/meta.json: No space left on device"
+}
+
 @test "a batch whose batch_meta.json is unreadable is skipped with a warning naming it; nothing is claimed from it" {
 	phn init >/dev/null
 	B1=$(two_step_batch a)
