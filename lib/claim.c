@@ -745,7 +745,6 @@ static void sweep_claimed(struct claimer *, struct batch *, double);
 static struct batch *
 batch_open(struct claimer *c, const char *id)
 {
-	struct json_object *meta;
 	struct batch *b;
 	char msg[512], *f, *lp, *cur;
 	size_t i;
@@ -757,12 +756,11 @@ batch_open(struct claimer *c, const char *id)
 	 * fails here (a read-only or full store) is a temporary failure: if
 	 * nothing is claimed, exit 111 with its cause, not "nothing".
 	 */
-	if ((meta = phn_batch_meta(c->s.p, id, msg, sizeof(msg))) == NULL) {
+	if (phn_batch_meta_ok(c->s.p, id, msg, sizeof(msg)) == -1) {
 		phn_warn("warning: batch %s: %s; skipped, nothing claimed "
 		    "from it", id, msg);
 		return NULL;
 	}
-	json_object_put(meta);
 	if (phn_sched_index(c->s.p, id, msg, sizeof(msg)) == -1) {
 		phn_warn("warning: batch %s: %s; skipped", id, msg);
 		c->cerr = 1;

@@ -326,6 +326,8 @@ void	phn_dir_list_free(char **, size_t);
 char	**phn_batch_list(const struct phn_paths *, size_t *);
 struct json_object *phn_batch_meta(const struct phn_paths *, const char *,
 	    char *, size_t);
+int	phn_batch_meta_ok(const struct phn_paths *, const char *, char *,
+	    size_t);
 int	phn_current_check(const struct phn_paths *, const char *,
 	    const char *, int, char *, size_t);
 int	phn_current_note(const struct phn_paths *, const struct phn_attempt *,

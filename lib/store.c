@@ -16,6 +16,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,6 +282,68 @@ phn_batch_meta(const struct phn_paths *p, const char *batch, char *msg,
 
 	free(f);
 	return o;
+}
+
+/*
+ * Whether a batch's batch_meta.json can be read, for a claimer opening
+ * the batch (its derived index may be older than the damage): parsed
+ * whole up to PHN_META_CHECK_MAX bytes; a larger one (100k jobs) only
+ * read at both ends, a JSON object whose last byte arrived.  Returns 0,
+ * or -1 with msg naming the file and the fault.
+ */
+#define PHN_META_CHECK_MAX	(4 << 20)
+#define BLANK(c)	((c) == ' ' || (c) == '\t' || (c) == '\r' || (c) == '\n')
+int
+phn_batch_meta_ok(const struct phn_paths *p, const char *batch, char *msg,
+    size_t msglen)
+{
+	char *f = phn_batch_path(p, batch, "batch_meta.json"), buf[4096];
+	struct json_object *o;
+	struct stat sb;
+	ssize_t n;
+	off_t off;
+	int fd, k, ok = 0;
+
+	if ((fd = open(f, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    fstat(fd, &sb) == -1) {
+		snprintf(msg, msglen, "%s: %s", f, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		free(f);
+		return -1;
+	}
+	if (sb.st_size <= PHN_META_CHECK_MAX) {
+		close(fd);
+		o = phn_json_load(f, msg, msglen);
+		free(f);
+		if (o == NULL)
+			return -1;
+		json_object_put(o);
+		return 0;
+	}
+	/* the first and the last non-blank bytes: '{' and '}' */
+	n = pread(fd, buf, sizeof(buf), 0);
+	for (k = 0; k < n && BLANK(buf[k]); k++)
+		;
+	if (k < n && buf[k] == '{')
+		for (off = sb.st_size; off > 0 && !ok; ) {
+			size_t want = off < (off_t)sizeof(buf) ? (size_t)off :
+			    sizeof(buf);
+			off -= (off_t)want;
+			if ((n = pread(fd, buf, want, off)) <= 0)
+				break;
+			while (n > 0 && BLANK(buf[n - 1]))
+				n--;
+			if (n > 0) {
+				ok = buf[n - 1] == '}';
+				break;
+			}
+		}
+	close(fd);
+	if (!ok)
+		snprintf(msg, msglen, "%s: not a whole JSON object", f);
+	free(f);
+	return ok ? 0 : -1;
 }
 
 /* One attempt's entry for current.json: ids, relative dir, status. */

@@ -160,6 +160,19 @@ two_step_batch() {
 	run -1 --separate-stderr phn-claim -n 1 -b "$B1"
 	assert_stderr_line --partial "runs/$B1/batch_meta.json"
 	[ -z "$output" ]
+	# a large one (over 4 MiB) is read at both ends: whole, it serves ...
+	B3=$(two_step_batch c)
+	run -0 phn-claim -n 1 -b "$B3"
+	cp "runs/$B3/batch_meta.json" meta.good
+	{ cat meta.good; head -c 5000000 /dev/zero | tr '\0' ' '; } \
+	    >"runs/$B3/batch_meta.json"
+	run -0 --separate-stderr phn-claim -n 1 -b "$B3"
+	assert_output --partial "/runs/$B3/c/steps/"
+	# ... cut short, it is skipped, named
+	{ head -c 100 meta.good; head -c 5000000 /dev/zero | tr '\0' ' '; } \
+	    >"runs/$B3/batch_meta.json"
+	run -1 --separate-stderr phn-claim -n 1 -b "$B3"
+	assert_stderr_line --partial "runs/$B3/batch_meta.json: not a whole JSON object; skipped, nothing claimed from it"
 }
 
 # CLOCK_BOOTTIME now, in seconds (/proc/uptime reads it).
