@@ -26,7 +26,7 @@ SAN_SKIP_SUITES = tests/61-api-load.bats tests/62-api-dashboard.bats \
 
 # The programs, by what they do.
 CMDS_STORE = cmd/phn-init cmd/phn-ingest
-CMDS_CLAIM = cmd/phn-claim cmd/phn-close-batch cmd/phn-budget
+CMDS_CLAIM = cmd/phn-claim cmd/phn-close-batch cmd/phn-budget cmd/phn-fsck
 CMDS_OVERRIDE = cmd/phn-force-retry cmd/phn-mark-failed cmd/phn-requeue
 CMDS_RUN = cmd/phn-spawn cmd/phn-heartbeat cmd/phn-replay
 CMDS_OBSERVE = cmd/phn-score cmd/phn-cancel cmd/phn-gc cmd/phn-artifact \
@@ -64,7 +64,7 @@ LIB_TABLE = lib/lt.o lib/schema.o
 LIB_STORE = lib/store.o lib/liveness.o lib/overrides.o lib/runner.o \
 	lib/summary.o lib/pause.o
 LIB_POLICY = lib/policy.o lib/budget.o
-LIB_CLAIM = lib/sched.o lib/claim.o
+LIB_CLAIM = lib/sched.o lib/claim.o lib/fsck.o
 LIB_RUN = lib/spawn.o lib/codex.o lib/supervise.o lib/report.o \
 	lib/workspace.o lib/replay.o
 LIB_OBSERVE = lib/score.o lib/ops.o lib/remedy.o lib/joblog.o
@@ -73,7 +73,7 @@ LIBOBJ = $(LIB_CORE) $(LIB_TABLE) $(LIB_STORE) $(LIB_POLICY) $(LIB_CLAIM) \
 MAN1_INGEST = man/phn-ingest.1 man/phn-init.1 man/phn.1
 MAN1_CLAIM = man/phn-claim.1 man/phn-force-retry.1 man/phn-mark-failed.1 \
 	man/phn-slurm.1 \
-	man/phn-requeue.1 man/phn-close-batch.1 man/phn-budget.1
+	man/phn-requeue.1 man/phn-close-batch.1 man/phn-budget.1 man/phn-fsck.1
 MAN1_SPAWN = man/phn-spawn.1 man/phn-heartbeat.1 man/phn-replay.1
 MAN1_SCORE = man/phn-score.1 man/phn-cancel.1 man/phn-gc.1 \
 	man/phn-artifact.1 man/phn-tail.1
@@ -159,6 +159,13 @@ fuzz:
 mutate:
 	sh bench/mutate.sh $(MUTATE_FLAGS)
 
+# The long crash run (bench/crash.sh): CRASH_TRIALS seeded trials of
+# kill -9 at random points, then recovery and checks; CRASH_SEED reruns
+# one.  tests/17-crash.bats runs a bounded one in make test.
+CRASH_TRIALS = 200
+crash: all
+	CRASH_TRIALS=$(CRASH_TRIALS) CRASH_SEED=$(CRASH_SEED) sh bench/crash.sh
+
 demo: deps
 	$(MAKE) all
 	sh examples/demo.sh
@@ -190,4 +197,4 @@ clean:
 	rm -f $(CMDS) $(TESTPROGS) lib/*.o lib/libphn.a tests/*.o
 	rm -rf tests/fuzz/build
 
-.PHONY: all deps check test check-sanitize fuzz-check fuzz mutate demo install uninstall clean bench
+.PHONY: all deps check test check-sanitize fuzz-check fuzz mutate crash demo install uninstall clean bench

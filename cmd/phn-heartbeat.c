@@ -45,7 +45,9 @@ static const char usage[] =
     "       phn-heartbeat -k [-0J] [-b batch] [-r root] [--runs-root dir]\n"
     "                     [--runners-root dir]\n"
     "       phn-heartbeat --remediate [-D] [-f [-I seconds]] [-b batch]\n"
-    "                     [-r root] [--runs-root dir] [--runners-root dir]\n";
+    "                     [-r root] [--runs-root dir] [--runners-root dir]\n"
+    "       phn-heartbeat -k [-r root] [--runs-root dir] [--runners-root dir]\n"
+    "                     attempt_dir\n";
 
 /* A beat for the attempt dir, in whichever store it lies (phn_attempt_locate). */
 static int
@@ -85,6 +87,38 @@ beat(const char *dir, const char *text)
 		    phn_jstr(st, "status") ? phn_jstr(st, "status") : "?");
 		json_object_put(st);
 	}
+	phn_attempt_free(&a);
+	return r == 1 ? PHN_EXIT_OK : PHN_EXIT_NO;
+}
+
+/*
+ * -k ATTEMPT: reap one attempt whose spawner the caller saw die, at once
+ * (liveness.c); in whichever store it lies.
+ */
+static int
+reap_one(const char *dir)
+{
+	struct phn_attempt a;
+	struct phn_paths Q;
+	struct phn_errs e = { 0 };
+	const char *why = "";
+	char *d;
+	int r;
+
+	if ((d = phn_attempt_locate(&P, dir, &Q, &e)) == NULL)
+		phn_errs_die(&e);
+	r = phn_attempt_parse(Q.runs ? &Q : &P, d, &a);
+	free(d);
+	if (r == -1)
+		phn_die(PHN_EXIT_PERM, "%s: not an attempt directory", dir);
+	r = phn_attempt_reap_dead_spawner(Q.runs ? &Q : &P, &a, &why);
+	phn_paths_free(&Q);
+	if (r == -1)
+		phn_die(PHN_EXIT_TEMP, "%s: unable to reap:", a.dir);
+	if (r == 1)
+		printf("%s%c", a.rel, zflag ? '\0' : '\n');
+	else
+		phn_warn("%s: not reaped: %s", a.dir, why);
 	phn_attempt_free(&a);
 	return r == 1 ? PHN_EXIT_OK : PHN_EXIT_NO;
 }
@@ -348,6 +382,7 @@ main(int argc, char *argv[])
 {
 	int lflag = 0, Rflag = 0, Dflag = 0, fflag = 0, code;
 	double interval = 0;
+	const char *one_dir = NULL;
 	const struct phn_option options[] = {
 		PHN_FLAG('D', "dry-run", &Dflag),
 		PHN_FLAG('f', "follow", &fflag),
@@ -376,13 +411,17 @@ main(int argc, char *argv[])
 		phn_stdout_close();
 		return code;
 	}
-	if ((lflag || kflag) ? argc != 0 : (argc < 1 || argc > 2 ||
+	if (kflag && argc == 1 && !opts.batch && !zflag && !Jflag)
+		one_dir = argv[0];
+	else if ((lflag || kflag) ? argc != 0 : (argc < 1 || argc > 2 ||
 	    opts.batch || zflag || Jflag))
 		phn_usage(&opts, PHN_EXIT_PERM);
 	/* A beat names its attempt, whose store may be found from its path. */
-	opts.mkstore = !lflag && !kflag;
+	opts.mkstore = (!lflag && !kflag) || one_dir != NULL;
 	phn_opts_paths(&opts, &P);
-	if (lflag || kflag)
+	if (one_dir != NULL)
+		code = reap_one(one_dir);
+	else if (lflag || kflag)
 		code = scan(opts.batch);
 	else
 		code = beat(argv[0], argc == 2 ? argv[1] : NULL);

@@ -122,7 +122,8 @@ build(struct result *r, const char *tmp, struct json_object *meta,
 
 	f = phn_path_join(tmp, "batch_meta.json");
 	if (phn_json_write(f, meta, PHN_DURABLE | PHN_ONCE) == -1) {
-		fail(r, PHN_EXIT_TEMP, "unable to write %s:", f);
+		fail(r, PHN_EXIT_TEMP, "unable to write %s: %s", f,
+		    strerror(errno));
 		free(f);
 		return -1;
 	}

@@ -482,6 +482,29 @@ phn_write_all(int fd, const void *buf, size_t len)
 }
 
 /*
+ * Whether a directory entry's name is one of the store's temp names, which
+ * only a writer that died leaves behind: the atomic writer's
+ * ".<name>.XXXXXX" (below), and the "-XXXXXX" directories of mkdtemp that
+ * phn-ingest (".ingest-XXXXXX") and the schedule index (".sched-XXXXXX",
+ * ".sched-old-XXXXXX") build before a rename.  phn-fsck removes them.
+ */
+int
+phn_atomic_is_temp(const char *name)
+{
+	size_t n = strlen(name), i;
+
+	if (n < 8 || name[0] != '.' || (name[n - 7] != '.' &&
+	    name[n - 7] != '-'))
+		return 0;
+	for (i = n - 6; i < n; i++)
+		if (!((name[i] >= 'a' && name[i] <= 'z') ||
+		    (name[i] >= 'A' && name[i] <= 'Z') ||
+		    (name[i] >= '0' && name[i] <= '9')))
+			return 0;
+	return 1;
+}
+
+/*
  * Open a new temp file beside path ("<dir>/.<name>.XXXXXX", mode 0644)
  * for phn_atomic_commit or phn_atomic_abort; PHN_MKDIR creates the
  * directory when it is missing.  Returns the fd, *tmpp its name.

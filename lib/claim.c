@@ -830,6 +830,8 @@ cursor_write(const char *path, const char *val)
  * index (rebuilt from the attempts if it was never built), watches, and
  * a first listing.  NULL if the batch cannot be served now (warned).
  */
+static void sweep_claimed(struct claimer *, struct batch *, double);
+
 static struct batch *
 batch_open(struct claimer *c, const char *id)
 {
@@ -838,8 +840,20 @@ batch_open(struct claimer *c, const char *id)
 	size_t i;
 	int fd;
 
+	/*
+	 * A batch whose batch_meta.json is unreadable is skipped, named: its
+	 * (derived) index may be older than the damage.  A system call that
+	 * fails here (a read-only or full store) is a temporary failure: if
+	 * nothing is claimed, exit 111 with its cause, not "nothing".
+	 */
+	if (phn_batch_meta_ok(c->s.p, id, msg, sizeof(msg)) == -1) {
+		phn_warn("warning: batch %s: %s; skipped, nothing claimed "
+		    "from it", id, msg);
+		return NULL;
+	}
 	if (phn_sched_index(c->s.p, id, msg, sizeof(msg)) == -1) {
 		phn_warn("warning: batch %s: %s; skipped", id, msg);
+		c->cerr = 1;
 		return NULL;
 	}
 	/* The ready index, built from the attempts if it never was. */
@@ -847,8 +861,10 @@ batch_open(struct claimer *c, const char *id)
 	lp = phn_batch_path(c->s.p, id, "_ready");
 	if ((access(f, F_OK) == -1 || access(lp, F_OK) == -1) &&
 	    phn_sched_rescan(&c->s, id, PHN_RESCAN_IF_NEEDED, NULL, msg,
-	    sizeof(msg)) == -1)
+	    sizeof(msg)) == -1) {
 		phn_warn("warning: batch %s: %s", id, msg);
+		c->cerr = 1;
+	}
 	free(lp);
 	free(f);
 	b = phn_malloc(sizeof(*b));
@@ -884,6 +900,8 @@ batch_open(struct claimer *c, const char *id)
 	}
 	free(f);
 	b->checked = phn_now();
+	/* Claims whose claimer died (liveness.c) are ready again. */
+	sweep_claimed(c, b, b->checked);
 	relist(c, b, c->o->follow ? 0 : LIST_CHUNK);
 	/* Start the job turn after the last job any claimer served. */
 	f = phn_path_join(b->dir, "_sched/cursor");
@@ -1055,8 +1073,12 @@ try_take(struct tryop *t)
 		if (rename(r, t->cl) == 0)
 			ret = 0;
 		else {
-			if (errno != ENOENT)
+			if (errno != ENOENT) {
+				/* a read-only or full store: 111 if nothing
+				 * is claimed (claimer_done) */
 				phn_warn("warning: unable to rename %s:", r);
+				t->c->cerr = 1;
+			}
 			ent_free(t->c, e);	/* another claimer took it */
 		}
 	}
@@ -1435,7 +1457,8 @@ sweep_claimed(struct claimer *c, struct batch *b, double now)
 			char *f = phn_path_join(d, v[i]), *at, *r;
 			at = strrchr(v[i], '@');
 			if (at != NULL && stat(f, &sb) == 0 &&
-			    now - (double)sb.st_ctime > CLAIMED_STALE) {
+			    (now - (double)sb.st_ctime > CLAIMED_STALE ||
+			    phn_claim_token_dead(at + 1))) {
 				*at = '\0';
 				r = phn_asprintf("%s/_ready/%s", b->dir, v[i]);
 				if (access(r, F_OK) == -1)

@@ -47,8 +47,13 @@ int	phn_sched_claim(struct phn_sched *, const char *, struct json_object *,
 int	phn_sched_create(struct phn_sched *, const char *, struct json_object *,
 	    struct json_object *, const char *, struct phn_claim *);
 #define PHN_RESCAN_IF_NEEDED	1
+#define PHN_RESCAN_QUIESCENT	2	/* no claimer runs: drop every
+					 * _claimed/ entry (phn-fsck) */
 int	phn_sched_rescan(struct phn_sched *, const char *, int,
 	    struct json_object **, char *, size_t);
+int	phn_sched_step_verdict(struct phn_sched *, const char *,
+	    struct json_object *, const char *, struct json_object *,
+	    struct phn_verdict *);
 
 /* claim.c: the claimer (phn-claim) */
 struct phn_claim_opts {

@@ -12,10 +12,15 @@
  * lease expiry uses too.
  */
 #include <sys/file.h>
+#include <sys/types.h>
+
+#include <signal.h>
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "phn.h"
 
@@ -74,6 +79,100 @@ static int runner_rule(const struct phn_paths *, struct json_object *, double,
     double);
 
 /*
+ * The claim clock: a lease must not trust the wall clock alone.  A claim
+ * records, beside claimed_at (wall clock), the claiming host, its boot id
+ * and CLOCK_BOOTTIME (seconds since boot, suspend included, never
+ * stepped).  A claim's age is then, on the same host and boot, the
+ * larger of the wall clock's and the difference of CLOCK_BOOTTIME
+ * readings, so a wall clock stepped back cannot keep a claim alive; on
+ * the same host after a reboot, infinite (no spawner of that boot lives);
+ * on another host, or for a claim without them, the wall clock's.
+ */
+static double
+boottime(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_BOOTTIME, &ts) == -1)
+		return -1;
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Add the claim clock's fields to a claim's state fields f. */
+void
+phn_claim_clock(struct json_object *f)
+{
+	double bt = boottime();
+
+	json_object_object_add(f, "claimed_host",
+	    json_object_new_string(phn_hostname()));
+	json_object_object_add(f, "claimed_boot_id",
+	    json_object_new_string(phn_boot_id()));
+	if (bt >= 0)
+		json_object_object_add(f, "claimed_boottime",
+		    json_object_new_double(bt));
+}
+
+/* The age of a queued attempt's claim at wall time now; NAN: unknown. */
+double
+phn_claim_age(struct json_object *st, double now)
+{
+	const char *host = phn_jstr(st, "claimed_host");
+	const char *boot = phn_jstr(st, "claimed_boot_id");
+	struct json_object *v = phn_json_get(st, "claimed_boottime");
+	double t, bt;
+
+	if (host != NULL && boot != NULL &&
+	    strcmp(host, phn_hostname()) == 0) {
+		if (strcmp(boot, phn_boot_id()) != 0)
+			return INFINITY;
+		if (phn_json_is_num(v) && (bt = boottime()) >= 0) {
+			bt -= json_object_get_double(v);
+			if (phn_iso_parse(phn_jstr(st, "claimed_at"), &t) == 0 &&
+			    now - t > bt)
+				return now - t;
+			return bt;
+		}
+	}
+	if (phn_iso_parse(phn_jstr(st, "claimed_at"), &t) == -1)
+		return NAN;
+	return now - t;
+}
+
+/*
+ * Whether the claimer that took a ready entry is known to be dead: its
+ * token ("HOST.PID.RANDOM", claim.c, the last part of a _claimed/ entry's
+ * name) names this host and a process that does not exist.  A recycled
+ * pid makes it look alive: then only the entry's age (CLAIMED_STALE)
+ * returns it.
+ */
+int
+phn_claim_token_dead(const char *token)
+{
+	const char *r = strrchr(token, '.'), *h = phn_hostname(), *p;
+	char *end;
+	size_t n, i;
+	long pid;
+
+	if (r == NULL || r == token)
+		return 0;
+	for (p = r - 1; p > token && *p != '.'; p--)
+		;
+	if (*p != '.')
+		return 0;
+	pid = strtol(p + 1, &end, 10);
+	if (end != r || pid <= 0)
+		return 0;
+	n = (size_t)(p - token);
+	if (n != (strlen(h) < 40 ? strlen(h) : 40))
+		return 0;
+	for (i = 0; i < n; i++)	/* claim.c wrote '@' and '/' as '_' */
+		if (token[i] != ((h[i] == '@' || h[i] == '/') ? '_' : h[i]))
+			return 0;
+	return kill((pid_t)pid, 0) == -1 && errno == ESRCH;
+}
+
+/*
  * Reap a faulted attempt under its spawn.lock.  Returns 1 reaped, 0 not
  * (a spawner holds it, it ended, or the fault is gone), -1 on error.
  * *kind says what it was reaped as.
@@ -98,8 +197,7 @@ phn_attempt_reap_locked(const struct phn_paths *p, const struct phn_attempt *a,
 	host = phn_jstr(st, "host");
 	boot = phn_jstr(st, "boot_id");
 	if (s != NULL && strcmp(s, "queued") == 0) {
-		if (phn_iso_parse(phn_jstr(st, "claimed_at"), &t) == 0 &&
-		    now - t > lease)
+		if (phn_claim_age(st, now) > lease)	/* NAN: false */
 			fault = PHN_FAULT_LEASE;
 	} else if (s != NULL && strcmp(s, "running") == 0) {
 		/* With the lock held here, no spawner on this host lives. */
@@ -205,4 +303,39 @@ phn_attempt_judge(const struct phn_paths *p, const char *dir,
 	    PHN_FAULT_NONE)
 		fault = rf;
 	return fault;
+}
+
+/*
+ * Reap an attempt whose spawner its caller saw die (phn tick's guard
+ * around phn-spawn, phn-heartbeat -k ATTEMPT): at once, without waiting
+ * for a lease, as orphaned (a harness fault: not counted against
+ * max_attempts) - but only if its spawn.lock is free, so a live spawner
+ * is never touched, and only while it is queued or running.  Returns 1
+ * reaped, 0 not (*why says why), -1 on error.
+ */
+int
+phn_attempt_reap_dead_spawner(const struct phn_paths *p,
+    const struct phn_attempt *a, const char **why)
+{
+	char *lp = phn_path_join(a->dir, "spawn.lock");
+	struct json_object *st;
+	const char *s;
+	int fd, r = 0;
+
+	fd = phn_lock_open(lp, LOCK_EX | LOCK_NB);
+	free(lp);
+	if (fd == -1) {
+		*why = "its spawn.lock is held: a spawner lives";
+		return errno == EWOULDBLOCK ? 0 : -1;
+	}
+	st = phn_state_read(a->dir);
+	s = phn_jstr(st, "status");
+	if (s != NULL && (strcmp(s, "queued") == 0 ||
+	    strcmp(s, "running") == 0))
+		r = phn_attempt_reap(p, a, PHN_FAULT_ORPHAN);
+	else
+		*why = "it is not queued or running";
+	json_object_put(st);
+	phn_lock_close(fd);
+	return r;
 }

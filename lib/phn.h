@@ -74,6 +74,7 @@ int	phn_atomic_write(const char *, const void *, size_t, int);
 int	phn_atomic_open(const char *, int, char **);
 int	phn_atomic_commit(int, char *, const char *, int);
 void	phn_atomic_abort(int, char *);
+int	phn_atomic_is_temp(const char *);
 int	phn_read_file(const char *, char **, size_t *, size_t);
 int	phn_copy_file(const char *, const char *, int);
 int	phn_rmtree(const char *);
@@ -353,6 +354,10 @@ void	phn_dir_list_free(char **, size_t);
 char	**phn_batch_list(const struct phn_paths *, size_t *);
 struct json_object *phn_batch_meta(const struct phn_paths *, const char *,
 	    char *, size_t);
+int	phn_batch_meta_ok(const struct phn_paths *, const char *, char *,
+	    size_t);
+int	phn_current_check(const struct phn_paths *, const char *,
+	    const char *, int, char *, size_t);
 int	phn_current_note(const struct phn_paths *, const struct phn_attempt *,
 	    struct json_object *);
 int	phn_current_step_set(const struct phn_paths *, const char *,
@@ -428,6 +433,15 @@ int	phn_override_step(const struct phn_paths *,
 	    const struct phn_override_req *, struct json_object **,
 	    struct phn_errs *);
 
+/* fsck.c: phn-fsck, the store's invariants checked and what is derived
+ * repaired; returns the problems left, or -1 on error */
+struct phn_fsck_opts {
+	int	 repair, json;
+	FILE	*out;
+};
+int	phn_fsck_run(const struct phn_paths *, const struct phn_config *,
+	    const struct phn_fsck_opts *);
+
 /* phn-spawn's exit statuses (SPEC 6.6) */
 #define PHN_EXIT_ATTENTION	3	/* needs_attention */
 #define PHN_EXIT_CANCELED	4	/* canceled */
@@ -497,6 +511,11 @@ int	phn_pause_note(const struct phn_paths *, double, int, double,
 int	phn_halted(const struct phn_paths *);
 /* replay.c: a recorded attempt replayed as codex (phn-replay) */
 int	phn_replay(const char *, double, const char *);
+void	phn_claim_clock(struct json_object *);
+int	phn_claim_token_dead(const char *);
+int	phn_attempt_reap_dead_spawner(const struct phn_paths *,
+	    const struct phn_attempt *, const char **);
+double	phn_claim_age(struct json_object *, double);
 /* codex.c: the codex binary (PHN_CODEX, else PATH) and its version */
 char	*phn_codex_find(int *, char **);
 char	*phn_codex_version(const struct phn_paths *, const char *,

@@ -708,6 +708,26 @@ evaluate(struct phn_sched *s, struct acache *c, struct json_object *jd,
 }
 
 /*
+ * The step policy's verdict on one step of batch (jd: its job's schedule
+ * index entry, ov: the job's overrides or NULL), as the claimer would see
+ * it now; with s->reap 0 nothing is ended.  For phn-fsck's ready-index
+ * check.
+ */
+int
+phn_sched_step_verdict(struct phn_sched *s, const char *batch,
+    struct json_object *jd, const char *step, struct json_object *ov,
+    struct phn_verdict *v)
+{
+	struct acache c;
+	int r;
+
+	acache_init(&c, s->p, batch, 16);
+	r = evaluate(s, &c, jd, step, ov, phn_now(), 0, v);	/* as the ready index */
+	acache_free(&c);
+	return r;
+}
+
+/*
  * Slot directories: _active/ of a batch, runners/R/active/, and
  * workdir_slots/H/.  Entry names locate the attempt.
  */
@@ -986,8 +1006,8 @@ phn_sched_workdir_limit(struct phn_sched *s, const char *workdir)
  * ready entries are left alone: they are harmless hints, and removing one
  * could race with an ender that just added a good one.
  */
-static int rescan(struct phn_sched *, const char *, struct json_object **,
-    char *, size_t);
+static int rescan(struct phn_sched *, const char *, int,
+    struct json_object **, char *, size_t);
 
 /* Whether the schedule index is whole: index.json and every job's file. */
 static int
@@ -1057,7 +1077,7 @@ phn_sched_rescan(struct phn_sched *s, const char *batch, int flags,
 		free(d);
 	}
 	if (rc == 0)
-		rc = rescan(s, batch, summary, msg, msglen);
+		rc = rescan(s, batch, flags, summary, msg, msglen);
 out:
 	free(f);
 	free(r);
@@ -1072,7 +1092,7 @@ struct rescanop {
 	struct json_object *info, *jobs;
 	char	*ad;		/* _active/ */
 	double	 now;
-	int	 closed;
+	int	 closed, quiescent;
 	long long nready, nwait, nactive, nsteps, nfaults;
 };
 
@@ -1177,7 +1197,10 @@ rescan_claimed(struct rescanop *r)
 	if ((names = phn_dir_list(f, &nn)) != NULL) {
 		for (i = 0; i < nn; i++) {
 			e = phn_path_join(f, names[i]);
-			if (stat(e, &sb) == 0 && r->now - (double)sb.st_ctime > 120)
+			if (r->quiescent || (stat(e, &sb) == 0 &&
+			    r->now - (double)sb.st_ctime > 120) ||
+			    (strrchr(names[i], '@') != NULL &&
+			    phn_claim_token_dead(strrchr(names[i], '@') + 1)))
 				unlink_quiet(e);
 			free(e);
 		}
@@ -1259,8 +1282,8 @@ rescan_summary(struct rescanop *r)
 }
 
 static int
-rescan(struct phn_sched *s, const char *batch, struct json_object **summary,
-    char *msg, size_t msglen)
+rescan(struct phn_sched *s, const char *batch, int flags,
+    struct json_object **summary, char *msg, size_t msglen)
 {
 	struct rescanop r;
 	struct json_object *sum;
@@ -1268,6 +1291,7 @@ rescan(struct phn_sched *s, const char *batch, struct json_object **summary,
 	int rc = -1;
 
 	memset(&r, 0, sizeof(r));
+	r.quiescent = (flags & PHN_RESCAN_QUIESCENT) != 0;
 	r.s = s;
 	r.batch = batch;
 	r.now = phn_now();
@@ -1731,6 +1755,7 @@ claim_create(struct claimop *c)
 	free(lp);
 	f = json_object_new_object();
 	json_object_object_add(f, "claimed_at", json_object_new_string(iso));
+	phn_claim_clock(f);
 	json_object_object_add(f, "runner_id", json_object_new_string(
 	    c->s->runner));
 	r = phn_state_update(c->dir, "queued", f);

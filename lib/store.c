@@ -16,6 +16,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -287,6 +288,68 @@ phn_batch_meta(const struct phn_paths *p, const char *batch, char *msg,
 	return o;
 }
 
+/*
+ * Whether a batch's batch_meta.json can be read, for a claimer opening
+ * the batch (its derived index may be older than the damage): parsed
+ * whole up to PHN_META_CHECK_MAX bytes; a larger one (100k jobs) only
+ * read at both ends, a JSON object whose last byte arrived.  Returns 0,
+ * or -1 with msg naming the file and the fault.
+ */
+#define PHN_META_CHECK_MAX	(4 << 20)
+#define BLANK(c)	((c) == ' ' || (c) == '\t' || (c) == '\r' || (c) == '\n')
+int
+phn_batch_meta_ok(const struct phn_paths *p, const char *batch, char *msg,
+    size_t msglen)
+{
+	char *f = phn_batch_path(p, batch, "batch_meta.json"), buf[4096];
+	struct json_object *o;
+	struct stat sb;
+	ssize_t n;
+	off_t off;
+	int fd, k, ok = 0;
+
+	if ((fd = open(f, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    fstat(fd, &sb) == -1) {
+		snprintf(msg, msglen, "%s: %s", f, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		free(f);
+		return -1;
+	}
+	if (sb.st_size <= PHN_META_CHECK_MAX) {
+		close(fd);
+		o = phn_json_load(f, msg, msglen);
+		free(f);
+		if (o == NULL)
+			return -1;
+		json_object_put(o);
+		return 0;
+	}
+	/* the first and the last non-blank bytes: '{' and '}' */
+	n = pread(fd, buf, sizeof(buf), 0);
+	for (k = 0; k < n && BLANK(buf[k]); k++)
+		;
+	if (k < n && buf[k] == '{')
+		for (off = sb.st_size; off > 0 && !ok; ) {
+			size_t want = off < (off_t)sizeof(buf) ? (size_t)off :
+			    sizeof(buf);
+			off -= (off_t)want;
+			if ((n = pread(fd, buf, want, off)) <= 0)
+				break;
+			while (n > 0 && BLANK(buf[n - 1]))
+				n--;
+			if (n > 0) {
+				ok = buf[n - 1] == '}';
+				break;
+			}
+		}
+	close(fd);
+	if (!ok)
+		snprintf(msg, msglen, "%s: not a whole JSON object", f);
+	free(f);
+	return ok ? 0 : -1;
+}
+
 /* One attempt's entry for current.json: ids, relative dir, status. */
 static struct json_object *
 index_entry(const struct phn_paths *p, const char *dir, const char *run_id,
@@ -423,6 +486,106 @@ current_unlock(const struct phn_paths *p, const char *batch, const char *job,
 	json_object_put(cur);
 	phn_lock_close(fd);
 	return r;
+}
+
+/* The fields of an index entry phn-fsck compares (not the times). */
+static int
+entry_same(struct json_object *a, struct json_object *b)
+{
+	static const char *k[] = { "run_id", "attempt_dir", "status", NULL };
+	const char *x, *y;
+	int i;
+
+	if ((a == NULL) != (b == NULL))
+		return 0;
+	for (i = 0; a != NULL && k[i]; i++) {
+		x = phn_jstr(a, k[i]);
+		y = phn_jstr(b, k[i]);
+		if ((x == NULL) != (y == NULL) || (x && strcmp(x, y) != 0))
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Whether a job's current.json agrees with its attempt directories (what
+ * a rebuild would write): every step's latest, latest_successful and
+ * by_run_id entries (ids, directory, status).  Returns 0 if it does, 1
+ * if not (why says where; with repair, it is rewritten from the rebuild
+ * under the job's lock), -1 on error.  For phn-fsck.
+ */
+int
+phn_current_check(const struct phn_paths *p, const char *batch,
+    const char *job, int repair, char *why, size_t whylen)
+{
+	char *f = phn_job_path(p, batch, job, "current.json"), msg[512];
+	struct json_object *cur = phn_json_load(f, msg, sizeof(msg));
+	struct json_object *want = current_rebuild(p, batch, job), *hs, *ws;
+	int bad = 0, fd;
+
+	hs = phn_json_get(cur, "steps");
+	ws = phn_json_get(want, "steps");
+	if (!json_object_is_type(hs, json_type_object)) {
+		if (json_object_object_length(ws) > 0 || cur != NULL) {
+			snprintf(why, whylen, "%s", cur == NULL ? msg :
+			    "no steps object");
+			bad = 1;
+		}
+	} else {
+		json_object_object_foreach(hs, hid, he) {
+			if (json_object_object_length(phn_json_get(he,
+			    "by_run_id")) > 0 && phn_json_get(ws, hid) == NULL) {
+				snprintf(why, whylen, "steps.%s names attempts "
+				    "that do not exist", hid);
+				bad = 1;
+			}
+		}
+	}
+	if (!bad && json_object_is_type(hs, json_type_object)) {
+		json_object_object_foreach(ws, sid, we) {
+			struct json_object *he = phn_json_get(hs, sid);
+			struct json_object *hb = phn_json_get(he, "by_run_id");
+			struct json_object *wb = phn_json_get(we, "by_run_id");
+			const char *k = NULL;
+			if (!entry_same(phn_json_get(he, "latest"),
+			    phn_json_get(we, "latest")))
+				k = "latest";
+			else if (!entry_same(phn_json_get(he,
+			    "latest_successful"), phn_json_get(we,
+			    "latest_successful")))
+				k = "latest_successful";
+			else if (json_object_object_length(hb) !=
+			    json_object_object_length(wb))
+				k = "by_run_id";
+			else {
+				json_object_object_foreach(wb, rid, e)
+					if (!entry_same(phn_json_get(hb, rid), e))
+						k = "by_run_id";
+			}
+			if (k != NULL) {
+				snprintf(why, whylen, "steps.%s.%s disagrees "
+				    "with the attempts", sid, k);
+				bad = 1;
+				break;
+			}
+		}
+	}
+	json_object_put(cur);
+	json_object_put(want);
+	if (bad && repair) {
+		if ((fd = current_lock(p, batch, job, &cur)) == -1) {
+			free(f);
+			return -1;
+		}
+		json_object_put(cur);
+		cur = current_rebuild(p, batch, job);
+		if (current_unlock(p, batch, job, fd, cur, 0) == -1) {
+			free(f);
+			return -1;
+		}
+	}
+	free(f);
+	return bad;
 }
 
 /* o[k] as an object: made, or replacing a non-object, when it is not. */
@@ -646,8 +809,7 @@ phn_attempt_fault(const char *dir, struct json_object *st, double now,
 	if (strcmp(status, "queued") == 0) {
 		if (held == 1)
 			return PHN_FAULT_NONE;
-		if (phn_iso_parse(phn_jstr(st, "claimed_at"), &t) == 0 &&
-		    now - t > lease)
+		if (phn_claim_age(st, now) > lease)	/* liveness.c */
 			return PHN_FAULT_LEASE;
 		return PHN_FAULT_NONE;
 	}
