@@ -219,6 +219,15 @@ dircache_put(const char *top, const char *dir, int fd)
 	return fd;
 }
 
+/* Are descriptors scarce (a low ulimit -n)?  Then none is kept open
+ * between calls: not the walked directories, the group's store, or
+ * summary.c's changes file. */
+int
+phn_fds_scarce(void)
+{
+	return dircache_cap() == 0;
+}
+
 /* Forget every walked directory (a tree was moved or removed). */
 void
 phn_dir_forget(void)
@@ -621,12 +630,21 @@ phn_durable_deferred(const char *path)
 int
 phn_durable_flush(void)
 {
+	int r, e;
+
 	if (group == NULL || !group_dirty)
 		return 0;
 	if (groupfd == -1 && (groupfd = open(group, O_RDONLY | O_DIRECTORY |
 	    O_CLOEXEC)) == -1)
 		return -1;
-	if (syncfs(groupfd) == -1)
+	r = syncfs(groupfd);
+	e = errno;
+	if (phn_fds_scarce()) {
+		close(groupfd);
+		groupfd = -1;
+	}
+	errno = e;
+	if (r == -1)
 		return -1;
 	group_dirty = 0;
 	return 0;

@@ -88,6 +88,12 @@ reopen:
 		goto reopen;
 	}
 	free(f);
+	if (phn_fds_scarce()) {
+		close(chfd);
+		chfd = -1;
+		free(chpath);
+		chpath = NULL;
+	}
 }
 
 /* The batch directory of an attempt directory
