@@ -12,7 +12,9 @@
 #                phn-claim --follow -j 8 -n 100 | xargs -P 8 phn-spawn
 #              (--no-codex) on the first 100 steps of the store
 #              (goal: at most 4 syncs, about 30 opens)
-#   claim      wall time per attempt of phn-claim --follow -j 64 | t-finish -
+#   claim      CPU time (user + system, which other load on the machine
+#              disturbs less than wall time) per attempt of
+#                phn-claim --follow -j 64 | t-finish -
 #              over the rest of the store (tests/t-finish ends each
 #              attempt as phn-spawn would), and its ratio to the first
 #              size's (goal: 100k within 1.2x of 1k)
@@ -50,6 +52,11 @@ if [ -z "${BENCH_DIR:-}" ]; then
 		BENCH_DIR=${TMPDIR:-/tmp}
 	fi
 fi
+timer=/usr/bin/time	# GNU time, for the CPU time of a pipeline
+[ -x "$timer" ] || {
+	echo "bench/table.sh: GNU time (/usr/bin/time) not found" >&2
+	exit 100
+}
 for p in phn-init phn-ingest phn-claim phn-spawn phn-score t-finish jq \
     strace parallel; do
 	command -v "$p" >/dev/null 2>&1 || {
@@ -103,7 +110,7 @@ calls() {
 
 echo "store: $BENCH_DIR ($(stat -f -c %T "$BENCH_DIR" 2>/dev/null || echo ?)), $(nproc) cores, parallel $par"
 printf '%7s %8s %6s %6s %9s %6s %7s %8s | %7s %7s %7s %6s %6s\n' steps \
-    ingest_s sync/a open/a claim_us ratio full_s score_s phn_s xargs_s \
+    ingest_s sync/a open/a claim_cpu ratio full_s score_s phn_s xargs_s \
     par_s /xargs /par
 first=
 for n in $sizes; do
@@ -129,10 +136,10 @@ for n in $sizes; do
 	cl=-
 	ratio=-
 	if [ "$rest" -gt 0 ]; then
-		t0=$(now)
-		phn-claim --follow -j 64 -b "$b" | t-finish -
-		w=$(since "$t0")
-		cl=$(echo "$w $rest" | awk '{ printf "%.0f", $1 / $2 * 1e6 }')
+		"$timer" -o "$root/cpu" -f '%U %S' sh -c \
+		    'phn-claim --follow -j 64 -b "$1" | t-finish -' sh "$b"
+		cl=$(awk -v n="$rest" '{ printf "%.0f", ($1 + $2) / n * 1e6 }' \
+		    "$root/cpu")
 		[ -n "$first" ] || first=$cl
 		ratio=$(echo "$cl $first" | awk '{ printf "%.2f", $1 / $2 }')
 	fi

@@ -162,13 +162,16 @@ dircache_get(const char *top, const char *dir, const char **restp)
 	struct dircache *best = NULL;
 	struct stat st;
 	const char *rest = NULL, *r;
-	size_t i;
+	size_t i, len = strlen(dir);
 
+	/* (the cheap tests first: most entries share a long prefix) */
 	for (i = 0; i < DIRCACHE; i++) {
 		struct dircache *d = &dircache[i];
-		if (d->dir == NULL || (best != NULL && d->len <= best->len) ||
-		    strncmp(d->dir, dir, d->len) != 0 || (dir[d->len] != '/' &&
-		    dir[d->len] != '\0') || strcmp(d->top, top) != 0)
+		if (d->dir == NULL || d->len > len || (best != NULL &&
+		    d->len <= best->len) || (dir[d->len] != '/' &&
+		    dir[d->len] != '\0') || d->dir[d->len - 1] !=
+		    dir[d->len - 1] || strncmp(d->dir, dir, d->len) != 0 ||
+		    strcmp(d->top, top) != 0)
 			continue;
 		for (r = dir + d->len; *r == '/'; r++)
 			;
@@ -214,6 +217,15 @@ dircache_put(const char *top, const char *dir, int fd)
 	d->dev = st.st_dev;
 	d->ino = st.st_ino;
 	return fd;
+}
+
+/* Are descriptors scarce (a low ulimit -n)?  Then none is kept open
+ * between calls: not the walked directories, the group's store, or
+ * summary.c's changes file. */
+int
+phn_fds_scarce(void)
+{
+	return dircache_cap() == 0;
 }
 
 /* Forget every walked directory (a tree was moved or removed). */
@@ -286,7 +298,7 @@ dir_walk(const char *top, const char *dir, int mode, char **badp, int *ownp)
 	const char *rel = below(top, dir), *from;
 	char *cp, *s, *save = NULL, *sub;
 	struct stat st;
-	int fd, nfd, e;
+	int fd, nfd, e, made;
 
 	if (badp)
 		*badp = NULL;
@@ -323,16 +335,24 @@ dir_walk(const char *top, const char *dir, int mode, char **badp, int *ownp)
 		return -1;
 	}
 	cp = phn_strdup(rel);
+	made = 0;
 	for (s = strtok_r(cp, "/", &save); s; s = strtok_r(NULL, "/", &save)) {
 		if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
 			nfd = -1;
 			errno = EXDEV;
+		} else if (made && mode != 0 && (mkdirat(fd, s,
+		    (mode_t)mode) == 0 || errno == EEXIST)) {
+			/* below a directory just made: make, then open */
+			nfd = openat(fd, s, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+			    O_CLOEXEC);
 		} else if ((nfd = openat(fd, s, O_RDONLY | O_DIRECTORY |
 		    O_NOFOLLOW | O_CLOEXEC)) == -1 && errno == ENOENT &&
 		    mode != 0 && (mkdirat(fd, s, (mode_t)mode) == 0 ||
-		    errno == EEXIST))
+		    errno == EEXIST)) {
+			made = 1;
 			nfd = openat(fd, s, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 			    O_CLOEXEC);
+		}
 		if (nfd == -1) {
 			e = errno;
 			/* Linux says ENOTDIR for a link with O_DIRECTORY. */
@@ -349,8 +369,10 @@ dir_walk(const char *top, const char *dir, int mode, char **badp, int *ownp)
 		}
 		close(fd);
 		fd = nfd;
-		/* The levels on the way, for the walks to their siblings. */
-		if (dircache_cap() > 0 && save != NULL && *save != '\0' &&
+		/* The levels on the way, for the walks to their siblings
+		 * (not those just made: a new tree has few siblings). */
+		if (!made && dircache_cap() > 0 && save != NULL &&
+		    *save != '\0' &&
 		    (e = fcntl(fd,
 		    F_DUPFD_CLOEXEC, 0)) != -1) {
 			sub = phn_asprintf("%.*s", (int)(rel - dir + (s - cp) +
@@ -631,12 +653,21 @@ phn_durable_deferred(const char *path)
 int
 phn_durable_flush(void)
 {
+	int r, e;
+
 	if (group == NULL || !group_dirty)
 		return 0;
 	if (groupfd == -1 && (groupfd = open(group, O_RDONLY | O_DIRECTORY |
 	    O_CLOEXEC)) == -1)
 		return -1;
-	if (syncfs(groupfd) == -1)
+	r = syncfs(groupfd);
+	e = errno;
+	if (phn_fds_scarce()) {
+		close(groupfd);
+		groupfd = -1;
+	}
+	errno = e;
+	if (r == -1)
 		return -1;
 	group_dirty = 0;
 	return 0;

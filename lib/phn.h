@@ -66,6 +66,7 @@ void	phn_errs_free(struct phn_errs *);
 void	phn_store_confine(const char *);
 int	phn_dir_open(const char *, const char *, int, char **);
 void	phn_dir_forget(void);
+int	phn_fds_scarce(void);
 int	phn_store_confined(const char *);
 int	phn_mkdirs(const char *, int);
 int	phn_fsync_dir(const char *);

@@ -1258,9 +1258,10 @@ phn_schema_validate(struct json_object *schema, struct json_object *doc,
 	c.root = schema;
 	c.errs = errs;
 	/* made once per process: each newlocale reads the locale files */
-	if (utf8 == (locale_t)0)
+	if (utf8 == (locale_t)0 && (utf8 = newlocale(LC_CTYPE_MASK |
+	    LC_COLLATE_MASK, "C.utf8", (locale_t)0)) == (locale_t)0)
 		utf8 = newlocale(LC_CTYPE_MASK | LC_COLLATE_MASK, "C.UTF-8",
-		    (locale_t)0);
+		    (locale_t)0);	/* ("C.utf8" is glibc's name: no probing) */
 	c.utf8 = utf8;
 	check(&c, schema, "#");
 	for (; c.qhead < c.nqueue; c.qhead++)

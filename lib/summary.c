@@ -54,7 +54,10 @@ void
 phn_batch_changed(const char *bdir)
 {
 	char *f = phn_changes_path(bdir);
+	struct stat st;
+	int again = 1;
 
+reopen:
 	if (chpath == NULL || strcmp(chpath, f) != 0) {
 		if (chfd != -1)
 			close(chfd);
@@ -62,17 +65,35 @@ phn_batch_changed(const char *bdir)
 		chpath = f;
 		chfd = open(f, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW |
 		    O_CLOEXEC, 0644);
-	} else
-		free(f);
+		f = NULL;
+	}
 	if (chfd == -1) {
 		if (errno != ENOENT)
 			phn_warn("warning: unable to open %s:", chpath);
 		free(chpath);
 		chpath = NULL;
+		free(f);
 		return;
 	}
 	if (phn_write_all(chfd, "\n", 1) == -1)
 		phn_warn("warning: unable to append to %s:", chpath);
+	/* The file kept open was replaced (phn-claim --rescan makes _sched/
+	 * anew): append to the one there now. */
+	if (again-- > 0 && fstat(chfd, &st) == 0 && st.st_nlink == 0) {
+		f = phn_strdup(chpath);
+		close(chfd);
+		chfd = -1;
+		free(chpath);
+		chpath = NULL;
+		goto reopen;
+	}
+	free(f);
+	if (phn_fds_scarce()) {
+		close(chfd);
+		chfd = -1;
+		free(chpath);
+		chpath = NULL;
+	}
 }
 
 /* The batch directory of an attempt directory

@@ -131,6 +131,9 @@ chain() {
 	    -e inject=syncfs:error=EIO:when=2 phn-spawn --no-codex "$A"
 	assert_output --partial "unable to sync the terminal state.json"
 	[ ! -e "runs/$B/_ready/a@s2" ]
+	# a rescan releases it, once the store syncs again (phn(5))
+	run -0 phn-claim --rescan
+	[ -e "runs/$B/_ready/a@s2" ]
 }
 
 @test "tick: at most 4 fsync-class calls per attempt on the claim, run, end path" {
