@@ -540,9 +540,7 @@ cancel_with() { # SIGNAL
 
 @test "no file descriptors left for codex's pipes -> failed spawn_error, 111, not left queued" {
 	one "hi"
-	# 13: enough for the end (the store kept open for its syncfs, the
-	# state lock, a two-deep walk), too few for codex's ten pipe ends.
-	run --separate-stderr sh -c 'ulimit -n 13 && exec phn-spawn "$1"' sh "$A"
+	run --separate-stderr sh -c 'ulimit -n 12 && exec phn-spawn "$1"' sh "$A"
 	assert_failure 111
 	assert_stderr_line --partial "unable to create pipes: Too many open files"
 	assert_outcome failed spawn_error
