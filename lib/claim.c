@@ -1378,7 +1378,7 @@ events(struct claimer *c)
 			}
 			case W_RUNNER:
 				if (strcmp(ev->name, "drain.json") == 0)
-					c->drained = phn_sched_drained(c->s.p,
+					c->drained = phn_runner_drained(c->s.p,
 					    c->o->runner);
 				break;
 			case W_RACTIVE:
@@ -1487,7 +1487,7 @@ poll_tick(struct claimer *c, double now)
 	c->tick = now;
 	if (c->o->nbatches == 0)
 		batches_scan(c);
-	c->drained = phn_sched_drained(c->s.p, c->o->runner);
+	c->drained = phn_runner_drained(c->s.p, c->o->runner);
 	if (c->rfull) {
 		f = phn_runner_path(c->s.p, c->o->runner, "active");
 		if (slots(c, f, NULL, 0) < c->s.runner_cap ||
@@ -1689,7 +1689,7 @@ claimer_open(struct claimer *c)
 		free(cur);
 	}
 	free(f);
-	c->drained = phn_sched_drained(c->s.p, o->runner);
+	c->drained = phn_runner_drained(c->s.p, o->runner);
 	c->tick = phn_now();
 }
 

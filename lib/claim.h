@@ -40,7 +40,6 @@ char	*phn_sched_workdir_dir(const struct phn_paths *, const char *);
 long long phn_sched_workdir_limit(struct phn_sched *, const char *);
 long long phn_sched_slots(struct phn_sched *, const char *, const char *,
 	    int, double);
-int	phn_sched_drained(const struct phn_paths *, const char *);
 int	phn_sched_claim(struct phn_sched *, const char *, struct json_object *,
 	    struct json_object *, const char *, long long, double,
 	    struct phn_claim *);

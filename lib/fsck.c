@@ -231,7 +231,7 @@ check_attempt(struct fsck *f, const char *batch, const char *job,
 	} else if (st != NULL || missing) {
 		live = 1;
 		if (st != NULL) {
-			fault = phn_attempt_fault(dir, st, f->now,
+			fault = phn_attempt_judge(f->p, dir, st, f->now,
 			    f->s.lim.lease, f->s.lim.stale, f->s.lim.stuck);
 			if (fault == PHN_FAULT_LEASE)
 				add(f, "fault", dir, batch, job, "queued, its "

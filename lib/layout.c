@@ -169,27 +169,6 @@ phn_runner_health_path(const struct phn_paths *p, const char *runner)
 	return join(p->runners, runner, "health.json", NULL);
 }
 
-/* The runner ids under RUNNERS (directories with a valid id for a name),
- * sorted; NULL with *n 0 when there is no runners root. */
-char **
-phn_runner_list(const struct phn_paths *p, size_t *n)
-{
-	char **v = phn_dir_list(p->runners, n);
-	size_t i, k;
-
-	if (v == NULL) {
-		*n = 0;
-		return NULL;
-	}
-	for (i = k = 0; i < *n; i++)
-		if (phn_id_valid(v[i], strlen(v[i])))
-			v[k++] = v[i];
-		else
-			free(v[i]);
-	v[k] = NULL;
-	*n = k;
-	return v;
-}
 
 /* An index entry's name: the non-NULL ids joined by '@'. */
 char *
@@ -307,21 +286,3 @@ phn_store_dir(const struct phn_paths *p, const char *dir, int mode,
 	return -1;
 }
 
-/*
- * phn_store_dir for the attempt directory path names (as
- * phn_attempt_parse finds it), before anything is written into it: 0
- * also when path names no attempt (the caller says so).
- */
-int
-phn_store_attempt_dir(const struct phn_paths *p, const char *path,
-    char *msg, size_t msglen)
-{
-	struct phn_attempt a;
-	int r;
-
-	if (phn_attempt_parse(p, path, &a) == -1)
-		return 0;
-	r = phn_store_dir(p, a.dir, 0, msg, msglen);
-	phn_attempt_free(&a);
-	return r;
-}

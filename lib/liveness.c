@@ -75,9 +75,6 @@ phn_limits_init(struct phn_limits *l, struct json_object *cfg,
 	l->transfer = flag(rp, "resume_base_transfer_enabled", 0);
 }
 
-static int runner_rule(const struct phn_paths *, struct json_object *, double,
-    double);
-
 /*
  * The claim clock: a lease must not trust the wall clock alone.  A claim
  * records, beside claimed_at (wall clock), the claiming host, its boot id
@@ -172,54 +169,6 @@ phn_claim_token_dead(const char *token)
 	return kill((pid_t)pid, 0) == -1 && errno == ESRCH;
 }
 
-/*
- * Reap a faulted attempt under its spawn.lock.  Returns 1 reaped, 0 not
- * (a spawner holds it, it ended, or the fault is gone), -1 on error.
- * *kind says what it was reaped as.
- */
-int
-phn_attempt_reap_locked(const struct phn_paths *p, const struct phn_attempt *a,
-    double lease, double stale, const char **kind)
-{
-	char *lp = phn_path_join(a->dir, "spawn.lock");
-	struct json_object *st;
-	const char *s, *host, *boot;
-	double t, now = phn_now();
-	int fd, fault = PHN_FAULT_NONE, r;
-
-	*kind = NULL;
-	fd = phn_lock_open(lp, LOCK_EX | LOCK_NB);
-	free(lp);
-	if (fd == -1)
-		return errno == EWOULDBLOCK ? 0 : -1;
-	st = phn_state_read(a->dir);
-	s = phn_jstr(st, "status");
-	host = phn_jstr(st, "host");
-	boot = phn_jstr(st, "boot_id");
-	if (s != NULL && strcmp(s, "queued") == 0) {
-		if (phn_claim_age(st, now) > lease)	/* NAN: false */
-			fault = PHN_FAULT_LEASE;
-	} else if (s != NULL && strcmp(s, "running") == 0) {
-		/* With the lock held here, no spawner on this host lives. */
-		if (host && boot && strcmp(host, phn_hostname()) == 0 &&
-		    strcmp(boot, phn_boot_id()) == 0)
-			fault = PHN_FAULT_ORPHAN;
-		else if ((phn_iso_parse(phn_jstr(st, "last_heartbeat_at"),
-		    &t) == -1 && phn_iso_parse(phn_jstr(st, "started_at"),
-		    &t) == -1) || now - t > stale)
-			fault = PHN_FAULT_ORPHAN;
-	}
-	if (fault == PHN_FAULT_NONE)	/* liveness across hosts, below */
-		fault = runner_rule(p, st, now, stale);
-	json_object_put(st);
-	r = 0;
-	if (fault != PHN_FAULT_NONE) {
-		*kind = fault == PHN_FAULT_LEASE ? "claim_expired" : "orphaned";
-		r = phn_attempt_reap(p, a, fault);
-	}
-	phn_lock_close(fd);
-	return r;
-}
 
 /*
  * Liveness across hosts (phn(5), "Runners and liveness"): a running
@@ -240,8 +189,8 @@ phn_attempt_reap_locked(const struct phn_paths *p, const struct phn_attempt *a,
  * claim lease (a one-shot claimer stops right after claiming).
  * A spawn.lock held is always life.  Returns a PHN_FAULT_*.
  */
-static int
-runner_rule(const struct phn_paths *p, struct json_object *st, double now,
+int
+phn_attempt_runner_rule(const struct phn_paths *p, struct json_object *st, double now,
     double stale)
 {
 	const char *s = phn_jstr(st, "status"), *rid = phn_jstr(st,
@@ -277,7 +226,7 @@ int
 phn_attempt_runner_fault(const struct phn_paths *p, const char *dir,
     struct json_object *st, double now, double stale)
 {
-	int fault = runner_rule(p, st, now, stale);
+	int fault = phn_attempt_runner_rule(p, st, now, stale);
 	char *lp;
 
 	if (fault != PHN_FAULT_NONE) {
@@ -305,37 +254,87 @@ phn_attempt_judge(const struct phn_paths *p, const char *dir,
 	return fault;
 }
 
+
 /*
- * Reap an attempt whose spawner its caller saw die (phn tick's guard
- * around phn-spawn, phn-heartbeat -k ATTEMPT): at once, without waiting
- * for a lease, as orphaned (a harness fault: not counted against
- * max_attempts) - but only if its spawn.lock is free, so a live spawner
- * is never touched, and only while it is queued or running.  Returns 1
- * reaped, 0 not (*why says why), -1 on error.
+ * Classify an attempt for recovery.  PHN_FAULT_NONE: nothing to do.
+ * PHN_FAULT_LEASE: queued, not picked up within claim_lease_seconds.
+ * PHN_FAULT_ORPHAN: running (or claimed by a spawner that died), and the
+ * spawner is gone: spawn.lock free on this host, or on another host a
+ * heartbeat older than heartbeat_stale_after_seconds.
+ * PHN_FAULT_STUCK: spawner alive, but no codex event for
+ * stuck_after_seconds (reported, never reaped).
  */
 int
-phn_attempt_reap_dead_spawner(const struct phn_paths *p,
-    const struct phn_attempt *a, const char **why)
+phn_attempt_fault(const char *dir, struct json_object *st, double now,
+    double lease, double stale, double stuck)
 {
-	char *lp = phn_path_join(a->dir, "spawn.lock");
-	struct json_object *st;
-	const char *s;
-	int fd, r = 0;
+	const char *status = phn_jstr(st, "status"), *host;
+	char *lp;
+	double t;
+	int held, local;
 
-	fd = phn_lock_open(lp, LOCK_EX | LOCK_NB);
+	if (status == NULL || phn_status_terminal(status))
+		return PHN_FAULT_NONE;
+	lp = phn_path_join(dir, "spawn.lock");
+	held = phn_lock_held(lp);
 	free(lp);
-	if (fd == -1) {
-		*why = "its spawn.lock is held: a spawner lives";
-		return errno == EWOULDBLOCK ? 0 : -1;
+	host = phn_jstr(st, "host");
+	local = host == NULL || (strcmp(host, phn_hostname()) == 0 &&
+	    phn_jstr(st, "boot_id") && strcmp(phn_jstr(st, "boot_id"),
+	    phn_boot_id()) == 0);
+	if (strcmp(status, "queued") == 0) {
+		if (held == 1)
+			return PHN_FAULT_NONE;
+		if (phn_claim_age(st, now) > lease)
+			return PHN_FAULT_LEASE;
+		return PHN_FAULT_NONE;
 	}
-	st = phn_state_read(a->dir);
-	s = phn_jstr(st, "status");
-	if (s != NULL && (strcmp(s, "queued") == 0 ||
-	    strcmp(s, "running") == 0))
-		r = phn_attempt_reap(p, a, PHN_FAULT_ORPHAN);
-	else
-		*why = "it is not queued or running";
-	json_object_put(st);
-	phn_lock_close(fd);
-	return r;
+	if (held == 1)
+		goto alive;
+	if (local && phn_jstr(st, "host") != NULL)
+		return PHN_FAULT_ORPHAN;
+	if (phn_iso_parse(phn_jstr(st, "last_heartbeat_at"), &t) == -1 &&
+	    phn_iso_parse(phn_jstr(st, "started_at"), &t) == -1)
+		return PHN_FAULT_ORPHAN;
+	if (now - t > stale)
+		return PHN_FAULT_ORPHAN;
+alive:
+	if (phn_iso_parse(phn_jstr(st, "last_event_at"), &t) == -1 &&
+	    phn_iso_parse(phn_jstr(st, "started_at"), &t) == -1)
+		return PHN_FAULT_NONE;
+	return now - t > stuck ? PHN_FAULT_STUCK : PHN_FAULT_NONE;
+}
+
+/*
+ * The fault of an attempt whose spawn.lock its caller holds (so no
+ * spawner of this host lives): PHN_FAULT_LEASE, a queued claim older
+ * than lease by the claim clock; PHN_FAULT_ORPHAN, running on this host
+ * and boot, or elsewhere with no heartbeat for stale seconds, or by its
+ * runner's health (phn_attempt_runner_rule); else PHN_FAULT_NONE.
+ */
+int
+phn_attempt_fault_locked(const struct phn_paths *p, struct json_object *st,
+    double now, double lease, double stale)
+{
+	const char *s = phn_jstr(st, "status"), *host = phn_jstr(st, "host"),
+	    *boot = phn_jstr(st, "boot_id");
+	int fault = PHN_FAULT_NONE;
+	double t;
+
+	if (s != NULL && strcmp(s, "queued") == 0) {
+		if (phn_claim_age(st, now) > lease)	/* NAN: false */
+			fault = PHN_FAULT_LEASE;
+	} else if (s != NULL && strcmp(s, "running") == 0) {
+		/* With the lock held, no spawner on this host lives. */
+		if (host && boot && strcmp(host, phn_hostname()) == 0 &&
+		    strcmp(boot, phn_boot_id()) == 0)
+			fault = PHN_FAULT_ORPHAN;
+		else if ((phn_iso_parse(phn_jstr(st, "last_heartbeat_at"),
+		    &t) == -1 && phn_iso_parse(phn_jstr(st, "started_at"),
+		    &t) == -1) || now - t > stale)
+			fault = PHN_FAULT_ORPHAN;
+	}
+	if (fault == PHN_FAULT_NONE)	/* liveness across hosts */
+		fault = phn_attempt_runner_rule(p, st, now, stale);
+	return fault;
 }

@@ -26,33 +26,6 @@
 
 #include "phn.h"
 
-/*
- * A job's overrides: NULL when there are none.  An unreadable file sets
- * *bad (and msg): its steps must not run on a guess, since it may hold a
- * forced terminal state.
- */
-struct json_object *
-phn_overrides_read(const struct phn_paths *p, const char *batch,
-    const char *job, int *bad, char *msg, size_t msglen)
-{
-	char *f = phn_job_path(p, batch, job, "overrides.json");
-	struct json_object *o;
-
-	*bad = 0;
-	o = phn_json_load(f, msg, msglen);
-	if (o == NULL && errno != ENOENT)
-		*bad = 1;
-	else if (o != NULL && (!json_object_is_type(o, json_type_object) ||
-	    (phn_json_get(o, "steps") != NULL && !json_object_is_type(phn_json_get(o, "steps"),
-	    json_type_object)))) {
-		snprintf(msg, msglen, "%s: not an overrides object", f);
-		*bad = 1;
-		json_object_put(o);
-		o = NULL;
-	}
-	free(f);
-	return o;
-}
 
 /*
  * End the queued attempts of a step that no spawner holds, as canceled

@@ -4,6 +4,7 @@
  */
 #include <sys/stat.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -174,4 +175,47 @@ phn_datadir_file(const char *name)
 		free(f);
 	}
 	return NULL;
+}
+
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted entries of a directory, without dotfiles; NULL + errno on error. */
+char **
+phn_dir_list(const char *dir, size_t *np)
+{
+	DIR *d;
+	struct dirent *de;
+	char **v = NULL;
+	size_t n = 0;
+
+	*np = 0;
+	if ((d = opendir(dir)) == NULL)
+		return NULL;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		v = phn_realloc(v, (n + 2) * sizeof(*v));
+		v[n++] = phn_strdup(de->d_name);
+	}
+	closedir(d);
+	if (v == NULL)
+		v = phn_malloc(sizeof(*v));
+	v[n] = NULL;
+	qsort(v, n, sizeof(*v), name_cmp);
+	*np = n;
+	return v;
+}
+
+void
+phn_dir_list_free(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
 }

@@ -168,6 +168,8 @@ struct phn_paths {
 int	phn_paths_init(struct phn_paths *, const char *, const char *,
 	    const char *);
 void	phn_paths_free(struct phn_paths *);
+char	**phn_dir_list(const char *, size_t *);
+void	phn_dir_list_free(char **, size_t);
 char	*phn_path_abs(const char *, const char *);
 char	*phn_path_join(const char *, const char *);
 char	*phn_path_rel(const char *, const char *);
@@ -202,7 +204,6 @@ char	*phn_attempt_path(const struct phn_paths *, const char *,
 char	*phn_runner_path(const struct phn_paths *, const char *,
 	    const char *);
 char	*phn_runner_health_path(const struct phn_paths *, const char *);
-char	**phn_runner_list(const struct phn_paths *, size_t *);
 char	*phn_entry_name(const char *, const char *, const char *,
 	    const char *);
 int	phn_entry_split(const char *, char *[], int);
@@ -213,8 +214,6 @@ char	*phn_active_entry(const struct phn_paths *, const char *,
 char	*phn_slot_entry(const char *, const char *, const char *,
 	    const char *, const char *);
 int	phn_store_dir(const struct phn_paths *, const char *, int, char *,
-	    size_t);
-int	phn_store_attempt_dir(const struct phn_paths *, const char *, char *,
 	    size_t);
 /*
  * opt.c: the command line.  A program's options are a table of struct
@@ -350,9 +349,9 @@ char	*phn_attempt_find(const struct phn_paths *, const char *, const char *,
 	    const char *, const char *);
 struct json_object *phn_state_read(const char *);
 int	phn_state_update(const char *, const char *, struct json_object *);
-char	**phn_dir_list(const char *, size_t *);
-void	phn_dir_list_free(char **, size_t);
 char	**phn_batch_list(const struct phn_paths *, size_t *);
+int	phn_store_attempt_dir(const struct phn_paths *, const char *, char *,
+	    size_t);
 struct json_object *phn_batch_meta(const struct phn_paths *, const char *,
 	    char *, size_t);
 int	phn_batch_meta_ok(const struct phn_paths *, const char *, char *,
@@ -363,14 +362,12 @@ int	phn_current_note(const struct phn_paths *, const struct phn_attempt *,
 	    struct json_object *);
 int	phn_current_step_set(const struct phn_paths *, const char *,
 	    const char *, const char *, const char *, struct json_object *);
+struct json_object *phn_overrides_read(const struct phn_paths *, const char *,
+	    const char *, int *, char *, size_t);
 unsigned long long phn_proc_start(pid_t);
 const char *phn_boot_id(void);
 const char *phn_hostname(void);
 int	phn_state_proc_alive(struct json_object *, const char *, const char *);
-int	phn_attempt_fault(const char *, struct json_object *, double, double,
-	    double, double);
-int	phn_attempt_reap(const struct phn_paths *, const struct phn_attempt *,
-	    int);
 
 /* schema.c: JSON Schema validation; 0 valid, 1 invalid, -1 broken schema */
 #define PHN_SCHEMA_MAXERRS	50
@@ -403,7 +400,14 @@ struct json_object *phn_workspace_key(struct json_object *,
 int	phn_preflight(const struct phn_paths *, const struct phn_config *,
 	    struct json_object *, struct phn_errs *);
 
-/* sched.c: the schedule and ready indexes (the claimer's side is sched.h) */
+/* sched.c: the schedule and ready indexes (the claimer's side is claim.h);
+ * ending a faulted attempt (reaping) and releasing its dependents */
+int	phn_attempt_reap(const struct phn_paths *, const struct phn_attempt *,
+	    int);
+int	phn_attempt_reap_locked(const struct phn_paths *,
+	    const struct phn_attempt *, double, double, const char **);
+int	phn_attempt_reap_dead_spawner(const struct phn_paths *,
+	    const struct phn_attempt *, const char **);
 int	phn_sched_attempt_ended(const struct phn_paths *,
 	    const struct phn_attempt *);
 int	phn_sched_index(const struct phn_paths *, const char *, char *, size_t);
@@ -417,8 +421,6 @@ int	phn_sched_ready_add(const struct phn_paths *, const char *,
 int	phn_sched_step_check(const struct phn_paths *, const char *,
 	    const char *, const char *, struct phn_errs *);
 /* overrides.c: runs/B/J/overrides.json */
-struct json_object *phn_overrides_read(const struct phn_paths *, const char *,
-	    const char *, int *, char *, size_t);
 /* One operator override of a step, checked to exist first. */
 struct phn_override_req {
 	const char *action;	/* "force-retry", "mark-failed", "requeue" */
@@ -459,8 +461,8 @@ struct phn_limits {
 };
 void	phn_limits_init(struct phn_limits *, struct json_object *,
 	    struct json_object *);
-int	phn_attempt_reap_locked(const struct phn_paths *,
-	    const struct phn_attempt *, double, double, const char **);
+int	phn_attempt_fault(const char *, struct json_object *, double, double,
+	    double, double);
 /* runner.c: the runner pool, runners/R/health.json (phn(5)) */
 struct phn_runner {
 	const struct phn_paths *p;
@@ -479,6 +481,8 @@ void	phn_runner_open(struct phn_runner *, const struct phn_paths *,
 int	phn_runner_admit(struct phn_runner *);
 void	phn_runner_beat(struct phn_runner *, long long, int, int);
 void	phn_runner_close(struct phn_runner *);
+int	phn_runner_drained(const struct phn_paths *, const char *);
+char	**phn_runner_list(const struct phn_paths *, size_t *);
 struct json_object *phn_runner_health(const struct phn_paths *, const char *);
 const char *phn_runner_status(const struct phn_paths *, const char *,
 	    struct json_object *, double, double);
@@ -489,6 +493,10 @@ double	phn_runner_load1(void);
 double	phn_size_parse(const char *);
 int	phn_attempt_runner_fault(const struct phn_paths *, const char *,
 	    struct json_object *, double, double);
+int	phn_attempt_runner_rule(const struct phn_paths *, struct json_object *,
+	    double, double);
+int	phn_attempt_fault_locked(const struct phn_paths *, struct json_object *,
+	    double, double, double);
 int	phn_attempt_judge(const struct phn_paths *, const char *,
 	    struct json_object *, double, double, double, double);
 /* pause.c: the store-wide rate-limit pause, the drain switch */
@@ -514,8 +522,6 @@ int	phn_halted(const struct phn_paths *);
 int	phn_replay(const char *, double, const char *);
 void	phn_claim_clock(struct json_object *);
 int	phn_claim_token_dead(const char *);
-int	phn_attempt_reap_dead_spawner(const struct phn_paths *,
-	    const struct phn_attempt *, const char **);
 double	phn_claim_age(struct json_object *, double);
 /* codex.c: the codex binary (PHN_CODEX, else PATH) and its version */
 char	*phn_codex_find(int *, char **);

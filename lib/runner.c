@@ -370,9 +370,52 @@ phn_runner_status(const struct phn_paths *p, const char *id,
 	if (phn_iso_parse(phn_jstr(h, "last_seen_at"), &t) == -1 ||
 	    now - t > stale)
 		return "gone";
-	if (phn_sched_drained(p, id))
+	if (phn_runner_drained(p, id))
 		return "draining";
 	if (s != NULL && strcmp(s, "waiting") == 0)
 		return "waiting";
 	return "alive";
+}
+
+/* The runner ids under RUNNERS (directories with a valid id for a name),
+ * sorted; NULL with *n 0 when there is no runners root. */
+char **
+phn_runner_list(const struct phn_paths *p, size_t *n)
+{
+	char **v = phn_dir_list(p->runners, n);
+	size_t i, k;
+
+	if (v == NULL) {
+		*n = 0;
+		return NULL;
+	}
+	for (i = k = 0; i < *n; i++)
+		if (phn_id_valid(v[i], strlen(v[i])))
+			v[k++] = v[i];
+		else
+			free(v[i]);
+	v[k] = NULL;
+	*n = k;
+	return v;
+}
+
+/* Whether runner R is drained: drain.json exists, unless {"drain": false}. */
+int
+phn_runner_drained(const struct phn_paths *p, const char *runner)
+{
+	char *f = phn_runner_path(p, runner, "drain.json"), msg[256];
+	struct json_object *o, *v;
+	int r;
+
+	if (access(f, F_OK) == -1) {
+		free(f);
+		return 0;
+	}
+	o = phn_json_load(f, msg, sizeof(msg));
+	free(f);
+	r = !(json_object_object_get_ex(o, "drain", &v) &&
+	    json_object_is_type(v, json_type_boolean) &&
+	    !json_object_get_boolean(v));
+	json_object_put(o);
+	return r;
 }

@@ -41,6 +41,7 @@
 #endif
 #include <math.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -830,26 +831,6 @@ phn_sched_slots(struct phn_sched *s, const char *dir, const char *batch,
 	return n;
 }
 
-/* Whether runner R is drained: drain.json exists, unless {"drain": false}. */
-int
-phn_sched_drained(const struct phn_paths *p, const char *runner)
-{
-	char *f = phn_runner_path(p, runner, "drain.json"), msg[256];
-	struct json_object *o, *v;
-	int r;
-
-	if (access(f, F_OK) == -1) {
-		free(f);
-		return 0;
-	}
-	o = phn_json_load(f, msg, sizeof(msg));
-	free(f);
-	r = !(json_object_object_get_ex(o, "drain", &v) &&
-	    json_object_is_type(v, json_type_boolean) &&
-	    !json_object_get_boolean(v));
-	json_object_put(o);
-	return r;
-}
 
 /*
  * What the scheduler learns when an attempt ends.  Called by whoever ends
@@ -1529,7 +1510,7 @@ placement(struct phn_sched *s, struct json_object *sd,
 		return 1;
 	if (strcmp(aff, "prefer_resume_source") != 0)
 		return 0;
-	if (phn_sched_drained(s->p, ev->src_runner) || now >= since + s->grace)
+	if (phn_runner_drained(s->p, ev->src_runner) || now >= since + s->grace)
 		return 0;
 	*at = since + s->grace;
 	return 1;
@@ -1906,4 +1887,111 @@ phn_sched_create(struct phn_sched *s, const char *batch,
 			claim_publish(&c);
 	}
 	return claim_done(&c);
+}
+
+/*
+ * End a faulted attempt: kill its codex process group when its identity
+ * still matches (the Node launcher leaves codex running when its parent
+ * dies), mark it failed with kind "orphaned" or "claim_expired", note it
+ * in current.json, and put the step back in the ready index.  Returns 1
+ * if reaped, 0 if the attempt was already terminal, -1 on error.
+ */
+int
+phn_attempt_reap(const struct phn_paths *p, const struct phn_attempt *a,
+    int fault)
+{
+	struct json_object *st = phn_state_read(a->dir), *f;
+	const char *kind = fault == PHN_FAULT_LEASE ? "claim_expired" :
+	    "orphaned";
+	int r;
+
+	if (phn_state_proc_alive(st, "pgid", "codex_start")) {
+		pid_t pg = (pid_t)phn_json_int(st, "pgid", 0);
+		kill(-pg, SIGTERM);
+		usleep(200 * 1000);
+		kill(-pg, SIGKILL);
+	}
+	json_object_put(st);
+	f = json_object_new_object();
+	json_object_object_add(f, "failure_kind", json_object_new_string(kind));
+	json_object_object_add(f, "harness_fault", json_object_new_boolean(1));
+	json_object_object_add(f, "current_item", json_object_new_string(
+	    fault == PHN_FAULT_LEASE ? "claim lease expired before phn-spawn "
+	    "picked it up" : "orphaned: the spawner died"));
+	r = phn_state_update(a->dir, "failed", f);
+	json_object_put(f);
+	if (r != 1)
+		return r;
+	st = phn_state_read(a->dir);
+	if (st != NULL)
+		phn_current_note(p, a, st);
+	json_object_put(st);
+	phn_sched_attempt_ended(p, a);
+	return 1;
+}
+
+/*
+ * Reap a faulted attempt under its spawn.lock (liveness.c judges it:
+ * phn_attempt_fault_locked).  Returns 1 reaped, 0 not (a spawner holds
+ * it, it ended, or the fault is gone), -1 on error.  *kind says what it
+ * was reaped as.
+ */
+int
+phn_attempt_reap_locked(const struct phn_paths *p, const struct phn_attempt *a,
+    double lease, double stale, const char **kind)
+{
+	char *lp = phn_path_join(a->dir, "spawn.lock");
+	struct json_object *st;
+	int fd, fault, r;
+
+	*kind = NULL;
+	fd = phn_lock_open(lp, LOCK_EX | LOCK_NB);
+	free(lp);
+	if (fd == -1)
+		return errno == EWOULDBLOCK ? 0 : -1;
+	st = phn_state_read(a->dir);
+	fault = phn_attempt_fault_locked(p, st, phn_now(), lease, stale);
+	json_object_put(st);
+	r = 0;
+	if (fault != PHN_FAULT_NONE) {
+		*kind = fault == PHN_FAULT_LEASE ? "claim_expired" : "orphaned";
+		r = phn_attempt_reap(p, a, fault);
+	}
+	phn_lock_close(fd);
+	return r;
+}
+
+/*
+ * Reap an attempt whose spawner its caller saw die (phn tick's guard
+ * around phn-spawn, phn-heartbeat -k ATTEMPT): at once, without waiting
+ * for a lease, as orphaned (a harness fault: not counted against
+ * max_attempts) - but only if its spawn.lock is free, so a live spawner
+ * is never touched, and only while it is queued or running.  Returns 1
+ * reaped, 0 not (*why says why), -1 on error.
+ */
+int
+phn_attempt_reap_dead_spawner(const struct phn_paths *p,
+    const struct phn_attempt *a, const char **why)
+{
+	char *lp = phn_path_join(a->dir, "spawn.lock");
+	struct json_object *st;
+	const char *s;
+	int fd, r = 0;
+
+	fd = phn_lock_open(lp, LOCK_EX | LOCK_NB);
+	free(lp);
+	if (fd == -1) {
+		*why = "its spawn.lock is held: a spawner lives";
+		return errno == EWOULDBLOCK ? 0 : -1;
+	}
+	st = phn_state_read(a->dir);
+	s = phn_jstr(st, "status");
+	if (s != NULL && (strcmp(s, "queued") == 0 ||
+	    strcmp(s, "running") == 0))
+		r = phn_attempt_reap(p, a, PHN_FAULT_ORPHAN);
+	else
+		*why = "it is not queued or running";
+	json_object_put(st);
+	phn_lock_close(fd);
+	return r;
 }

@@ -209,48 +209,8 @@ phn_state_update(const char *dir, const char *status, struct json_object *fields
 	return r;
 }
 
-static int
-name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
-/* Sorted entries of a directory, without dotfiles; NULL + errno on error. */
-char **
-phn_dir_list(const char *dir, size_t *np)
-{
-	DIR *d;
-	struct dirent *de;
-	char **v = NULL;
-	size_t n = 0;
 
-	*np = 0;
-	if ((d = opendir(dir)) == NULL)
-		return NULL;
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		v = phn_realloc(v, (n + 2) * sizeof(*v));
-		v[n++] = phn_strdup(de->d_name);
-	}
-	closedir(d);
-	if (v == NULL)
-		v = phn_malloc(sizeof(*v));
-	v[n] = NULL;
-	qsort(v, n, sizeof(*v), name_cmp);
-	*np = n;
-	return v;
-}
-
-void
-phn_dir_list_free(char **v, size_t n)
-{
-	size_t i;
-
-	for (i = 0; v && i < n; i++)
-		free(v[i]);
-	free(v);
-}
 
 /* Batches: directories of runs/ not starting with '_' or '.' that hold a
  * batch_meta.json, sorted by name. */
@@ -779,93 +739,51 @@ phn_state_proc_alive(struct json_object *st, const char *pid_key,
 	return want != 0 && phn_proc_start((pid_t)pid) == want;
 }
 
+
+
 /*
- * Classify an attempt for recovery.  PHN_FAULT_NONE: nothing to do.
- * PHN_FAULT_LEASE: queued, not picked up within claim_lease_seconds.
- * PHN_FAULT_ORPHAN: running (or claimed by a spawner that died), and the
- * spawner is gone: spawn.lock free on this host, or on another host a
- * heartbeat older than heartbeat_stale_after_seconds.
- * PHN_FAULT_STUCK: spawner alive, but no codex event for
- * stuck_after_seconds (reported, never reaped).
+ * phn_store_dir for the attempt directory path names (as
+ * phn_attempt_parse finds it), before anything is written into it: 0
+ * also when path names no attempt (the caller says so).
  */
 int
-phn_attempt_fault(const char *dir, struct json_object *st, double now,
-    double lease, double stale, double stuck)
+phn_store_attempt_dir(const struct phn_paths *p, const char *path,
+    char *msg, size_t msglen)
 {
-	const char *status = phn_jstr(st, "status"), *host;
-	char *lp;
-	double t;
-	int held, local;
+	struct phn_attempt a;
+	int r;
 
-	if (status == NULL || phn_status_terminal(status))
-		return PHN_FAULT_NONE;
-	lp = phn_path_join(dir, "spawn.lock");
-	held = phn_lock_held(lp);
-	free(lp);
-	host = phn_jstr(st, "host");
-	local = host == NULL || (strcmp(host, phn_hostname()) == 0 &&
-	    phn_jstr(st, "boot_id") && strcmp(phn_jstr(st, "boot_id"),
-	    phn_boot_id()) == 0);
-	if (strcmp(status, "queued") == 0) {
-		if (held == 1)
-			return PHN_FAULT_NONE;
-		if (phn_claim_age(st, now) > lease)	/* liveness.c */
-			return PHN_FAULT_LEASE;
-		return PHN_FAULT_NONE;
-	}
-	if (held == 1)
-		goto alive;
-	if (local && phn_jstr(st, "host") != NULL)
-		return PHN_FAULT_ORPHAN;
-	if (phn_iso_parse(phn_jstr(st, "last_heartbeat_at"), &t) == -1 &&
-	    phn_iso_parse(phn_jstr(st, "started_at"), &t) == -1)
-		return PHN_FAULT_ORPHAN;
-	if (now - t > stale)
-		return PHN_FAULT_ORPHAN;
-alive:
-	if (phn_iso_parse(phn_jstr(st, "last_event_at"), &t) == -1 &&
-	    phn_iso_parse(phn_jstr(st, "started_at"), &t) == -1)
-		return PHN_FAULT_NONE;
-	return now - t > stuck ? PHN_FAULT_STUCK : PHN_FAULT_NONE;
+	if (phn_attempt_parse(p, path, &a) == -1)
+		return 0;
+	r = phn_store_dir(p, a.dir, 0, msg, msglen);
+	phn_attempt_free(&a);
+	return r;
 }
 
 /*
- * End a faulted attempt: kill its codex process group when its identity
- * still matches (the Node launcher leaves codex running when its parent
- * dies), mark it failed with kind "orphaned" or "claim_expired", note it
- * in current.json, and put the step back in the ready index.  Returns 1
- * if reaped, 0 if the attempt was already terminal, -1 on error.
+ * A job's overrides: NULL when there are none.  An unreadable file sets
+ * *bad (and msg): its steps must not run on a guess, since it may hold a
+ * forced terminal state.
  */
-int
-phn_attempt_reap(const struct phn_paths *p, const struct phn_attempt *a,
-    int fault)
+struct json_object *
+phn_overrides_read(const struct phn_paths *p, const char *batch,
+    const char *job, int *bad, char *msg, size_t msglen)
 {
-	struct json_object *st = phn_state_read(a->dir), *f;
-	const char *kind = fault == PHN_FAULT_LEASE ? "claim_expired" :
-	    "orphaned";
-	int r;
+	char *f = phn_job_path(p, batch, job, "overrides.json");
+	struct json_object *o;
 
-	if (phn_state_proc_alive(st, "pgid", "codex_start")) {
-		pid_t pg = (pid_t)phn_json_int(st, "pgid", 0);
-		kill(-pg, SIGTERM);
-		usleep(200 * 1000);
-		kill(-pg, SIGKILL);
+	*bad = 0;
+	o = phn_json_load(f, msg, msglen);
+	if (o == NULL && errno != ENOENT)
+		*bad = 1;
+	else if (o != NULL && (!json_object_is_type(o, json_type_object) ||
+	    (phn_json_get(o, "steps") != NULL && !json_object_is_type(phn_json_get(o, "steps"),
+	    json_type_object)))) {
+		snprintf(msg, msglen, "%s: not an overrides object", f);
+		*bad = 1;
+		json_object_put(o);
+		o = NULL;
 	}
-	json_object_put(st);
-	f = json_object_new_object();
-	json_object_object_add(f, "failure_kind", json_object_new_string(kind));
-	json_object_object_add(f, "harness_fault", json_object_new_boolean(1));
-	json_object_object_add(f, "current_item", json_object_new_string(
-	    fault == PHN_FAULT_LEASE ? "claim lease expired before phn-spawn "
-	    "picked it up" : "orphaned: the spawner died"));
-	r = phn_state_update(a->dir, "failed", f);
-	json_object_put(f);
-	if (r != 1)
-		return r;
-	st = phn_state_read(a->dir);
-	if (st != NULL)
-		phn_current_note(p, a, st);
-	json_object_put(st);
-	phn_sched_attempt_ended(p, a);
-	return 1;
+	free(f);
+	return o;
 }
