@@ -521,7 +521,7 @@ char	*phn_codex_find(int *, char **);
 char	*phn_codex_version(const struct phn_paths *, const char *,
 	    const char *);
 /* ops.c: what the operator commands share (phn-cancel, phn-artifact,
- * phn-tail, phn-gc) */
+ * phn-tail, phn-gc; phn_batch_cmd: phn-budget, phn-close-batch) */
 char	*phn_attempt_select(const struct phn_paths *, const char *,
 	    const char *, const char *, const char *, const char *,
 	    struct phn_errs *);
@@ -534,6 +534,8 @@ int	phn_cancel(const struct phn_paths *, const struct phn_attempt *,
 int	phn_gzip_file(const char *);
 int	phn_gzip_open(const char *, pid_t *);
 int	phn_gzip_close(int, pid_t);
+char	**phn_batch_cmd(const char *, const char *, int, const char **,
+	    void (*)(char *[]), struct phn_paths *, int, char *[]);
 /* budget.c: a batch's token budget (budget.json, effective_defaults) */
 struct phn_budget {
 	long long max;		/* max_total_tokens; -1: none */
