@@ -198,6 +198,8 @@ char	*phn_attempt_rel(const char *, const char *, const char *,
 	    const char *);
 char	*phn_attempt_path(const struct phn_paths *, const char *,
 	    const char *, const char *, const char *, const char *);
+void	phn_batch_attempts(const struct phn_paths *, const char *,
+	    void (*)(const char *, void *), void *);
 char	*phn_runner_path(const struct phn_paths *, const char *,
 	    const char *);
 char	*phn_runner_health_path(const struct phn_paths *, const char *);
