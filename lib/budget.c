@@ -275,11 +275,7 @@ phn_budget_enforce(const struct phn_paths *p, const struct phn_config *cfg,
 	char **v;
 	size_t n, i;
 
-	if (batch != NULL) {
-		v = phn_malloc(sizeof(*v));
-		v[0] = phn_strdup(batch);
-		n = 1;
-	} else if ((v = phn_batch_list(p, &n)) == NULL)
+	if ((v = phn_batches(p, batch, &n)) == NULL)
 		return errno == ENOENT ? 0 : -1;
 	for (i = 0; i < n; i++) {
 		if (phn_budget_get(p, v[i], NULL, 0, &b) == -1 || !b.cancel ||

@@ -192,6 +192,25 @@ phn_batch_attempts(const struct phn_paths *p, const char *batch,
 	phn_dir_list_free(jobs, nj);
 }
 
+/*
+ * The batches a command visits: batch alone, or (NULL) every batch of the
+ * store (phn_batch_list), NULL-terminated; free with phn_dir_list_free.
+ * NULL if they cannot be listed (errno; ENOENT: no store).
+ */
+char **
+phn_batches(const struct phn_paths *p, const char *batch, size_t *np)
+{
+	char **v;
+
+	if (batch == NULL)
+		return phn_batch_list(p, np);
+	v = phn_malloc(2 * sizeof(*v));
+	v[0] = phn_strdup(batch);
+	v[1] = NULL;
+	*np = 1;
+	return v;
+}
+
 /* RUNNERS/RUNNER[/FILE] */
 char *
 phn_runner_path(const struct phn_paths *p, const char *runner,

@@ -200,6 +200,7 @@ char	*phn_attempt_path(const struct phn_paths *, const char *,
 	    const char *, const char *, const char *, const char *);
 void	phn_batch_attempts(const struct phn_paths *, const char *,
 	    void (*)(const char *, void *), void *);
+char	**phn_batches(const struct phn_paths *, const char *, size_t *);
 char	*phn_runner_path(const struct phn_paths *, const char *,
 	    const char *);
 char	*phn_runner_health_path(const struct phn_paths *, const char *);

@@ -445,11 +445,7 @@ phn_remedy_apply(const struct phn_paths *p, const struct phn_config *cfg,
 	phn_remedy_init(&r, cfg->doc);
 	if (!r.enabled || r.action == NULL)
 		return 0;
-	if (batch != NULL) {
-		v = phn_malloc(sizeof(*v));
-		v[0] = phn_strdup(batch);
-		n = 1;
-	} else if ((v = phn_batch_list(p, &n)) == NULL)
+	if ((v = phn_batches(p, batch, &n)) == NULL)
 		return errno == ENOENT ? 0 : -1;
 	left = r.per_tick;
 	for (i = 0; i < n && left > 0; i++) {
