@@ -9,28 +9,8 @@
 load helper
 load spawn-helper
 
-WAIT_TRIES=300
-SPAWN_LT_EXTRA='{"timeouts": {"step_timeout_seconds": 120}}'
+codex_spawn_suite
 PZ=runs/_system/pause.json
-
-setup_file() {
-	codex_setup_file
-}
-
-teardown_file() {
-	codex_teardown_file
-}
-
-setup() {
-	if [ -n "$CODEX_SKIP" ]; then
-		fail "$CODEX_SKIP"
-	fi
-	spawn_setup 2
-}
-
-teardown() {
-	spawn_teardown
-}
 
 # secs ISO: epoch seconds of an ISO-8601 UTC time.
 secs() {
