@@ -31,6 +31,15 @@ attempts() {
 	ls -d "runs/$B/j/steps/"*/attempts/* 2>/dev/null | wc -l
 }
 
+# follow J: phn-claim --follow -j J -b $B in the background (bg): what
+# it claims in claimed.txt, its stderr in claim.err, its pid in
+# claim.pid, its exit status in claim.rc once it ends.
+follow() {
+	bg sh -c 'phn-claim --follow -j "$2" -b "$1" 2>claim.err &
+	    echo $! >claim.pid; wait $!; echo $? >claim.rc' sh "$B" "$1" \
+	    >claimed.txt
+}
+
 # running_is N: N steps of $B are running (phn-score --steps).
 running_is() {
 	[ "$(phn-score -b "$B" --steps |
@@ -53,9 +62,7 @@ drained() {
 
 @test "phn-claim --follow: SIGHUP drains; the claimed attempts finish, nothing new is claimed, exit 0" {
 	lt 4 3
-	bg sh -c 'phn-claim --follow -j 2 -b "$1" 2>claim.err &
-	    echo $! >claim.pid; wait $!; echo $? >claim.rc' sh "$B" \
-	    >claimed.txt
+	follow 2
 	wait_for test -s claim.pid
 	# run what it claims, as xargs would
 	wait_for sh -c '[ "$(wc -l <claimed.txt)" -ge 2 ]'
@@ -76,9 +83,7 @@ drained() {
 	for sig in HUP TERM; do
 		rm -f claim.pid claim.rc claimed.txt
 		lt 2 60
-		bg sh -c 'phn-claim --follow -j 2 -b "$1" 2>claim.err &
-		    echo $! >claim.pid; wait $!; echo $? >claim.rc' sh "$B" \
-		    >claimed.txt
+		follow 2
 		wait_for sh -c '[ "$(wc -l <claimed.txt 2>/dev/null)" -ge 2 ]'
 		for a in $(cat claimed.txt); do bg_hold phn-spawn --no-codex "$a"; done
 		wait_for running_is 2
@@ -96,9 +101,7 @@ drained() {
 
 @test "phn-claim --follow: SIGTERM before any SIGHUP still ends it at once" {
 	lt 1 60
-	bg sh -c 'phn-claim --follow -j 1 -b "$1" 2>claim.err &
-	    echo $! >claim.pid; wait $!; echo $? >claim.rc' sh "$B" \
-	    >claimed.txt
+	follow 1
 	wait_for sh -c '[ "$(wc -l <claimed.txt 2>/dev/null)" -ge 1 ]'
 	kill -TERM "$(cat claim.pid)"
 	wait_for test -s claim.rc
@@ -107,9 +110,7 @@ drained() {
 
 @test "runs/_system/HALT: a following claimer drains while it exists; one started under it claims nothing" {
 	lt 3 3
-	bg sh -c 'phn-claim --follow -j 1 -b "$1" 2>claim.err &
-	    echo $! >claim.pid; wait $!; echo $? >claim.rc' sh "$B" \
-	    >claimed.txt
+	follow 1
 	wait_for sh -c '[ "$(wc -l <claimed.txt 2>/dev/null)" -ge 1 ]'
 	bg_hold phn-spawn --no-codex "$(head -n 1 claimed.txt)"
 	touch runs/_system/HALT
