@@ -56,6 +56,8 @@ spawn_teardown() {
 	fi
 }
 
+# The variables are read by wait_for and batch, the functions by bats.
+# shellcheck disable=SC2034,SC2317
 codex_spawn_suite() {
 	WAIT_TRIES=300	# real codex is slower
 	SPAWN_LT_EXTRA='{"timeouts": {"step_timeout_seconds": 120}}'
