@@ -16,10 +16,15 @@
 
 #include "phn.h"
 
-static const char usage[] =
-    "usage: phn-budget [-m reason] [-r root] [--runs-root dir] "
-    "[--runners-root dir]\n"
-    "                  batch max_total_tokens\n";
+static long long tokens;
+
+/* The operand after the batch, judged before the store is opened. */
+static void
+tokens_arg(char *argv[])
+{
+	tokens = phn_parse_num("max_total_tokens", argv[1], 1,
+	    PHN_JSON_INT_MAX);
+}
 
 /* Every step of the batch into the ready index. */
 static int
@@ -56,25 +61,13 @@ int
 main(int argc, char *argv[])
 {
 	const char *reason = NULL;
-	const struct phn_option options[] = {
-		PHN_STR('m', "reason", &reason),
-		PHN_END
-	};
-	struct phn_opts opts = { .usage = usage, .nargs = 2 };
 	struct phn_paths P;
 	struct phn_budget b;
 	struct json_object *o, *old, *hist, *h;
-	struct phn_errs e = { 0 };
 	char msg[512], iso[PHN_ISO_LEN], *f, *bdir;
-	long long n;
 
-	PROG = "phn-budget";
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	phn_opts_parse(&opts, &argc, &argv, options);
-	n = phn_parse_num("max_total_tokens", argv[1], 1, PHN_JSON_INT_MAX);
-	phn_opts_paths(&opts, &P);
-	if (phn_sched_step_check(&P, argv[0], NULL, NULL, &e) == -1)
-		phn_errs_die(&e);
+	argv = phn_batch_cmd("phn-budget", "max_total_tokens", 2, &reason,
+	    tokens_arg, &P, argc, argv);
 	f = phn_batch_path(&P, argv[0], "budget.json");
 	old = phn_json_load(f, msg, sizeof(msg));
 	if (old == NULL && errno != ENOENT)
@@ -93,7 +86,8 @@ main(int argc, char *argv[])
 	phn_iso(phn_now(), iso);
 	o = json_object_new_object();
 	json_object_object_add(o, "batch_id", json_object_new_string(argv[0]));
-	json_object_object_add(o, "max_total_tokens", json_object_new_int64(n));
+	json_object_object_add(o, "max_total_tokens",
+	    json_object_new_int64(tokens));
 	json_object_object_add(o, "set_at", json_object_new_string(iso));
 	json_object_object_add(o, "reason", phn_json_string(reason));
 	json_object_object_add(o, "history", hist);

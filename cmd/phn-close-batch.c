@@ -13,31 +13,16 @@
 
 #include "phn.h"
 
-static const char usage[] =
-    "usage: phn-close-batch [-m reason] [-r root] [--runs-root dir] "
-    "[--runners-root dir]\n"
-    "                       batch\n";
-
 int
 main(int argc, char *argv[])
 {
 	const char *reason = NULL;
-	const struct phn_option options[] = {
-		PHN_STR('m', "reason", &reason),
-		PHN_END
-	};
-	struct phn_opts opts = { .usage = usage, .nargs = 1 };
 	struct phn_paths P;
 	struct json_object *o, *old;
-	struct phn_errs e = { 0 };
 	char msg[512], iso[PHN_ISO_LEN], *f, *bdir;
 
-	PROG = "phn-close-batch";
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	phn_opts_parse(&opts, &argc, &argv, options);
-	phn_opts_paths(&opts, &P);
-	if (phn_sched_step_check(&P, argv[0], NULL, NULL, &e) == -1)
-		phn_errs_die(&e);
+	argv = phn_batch_cmd("phn-close-batch", "", 1, &reason, NULL, &P,
+	    argc, argv);
 	phn_iso(phn_now(), iso);
 	o = json_object_new_object();
 	json_object_object_add(o, "batch_id", json_object_new_string(argv[0]));

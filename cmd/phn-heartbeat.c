@@ -244,13 +244,21 @@ scan_active(const char *batch, double lease, double stale, double stuck)
 	return 0;
 }
 
+/* one() with a batch's limits (struct phn_limits *arg). */
+static void
+one_limits(const char *dir, void *arg)
+{
+	const struct phn_limits *l = arg;
+
+	one(dir, l->lease, l->stale, l->stuck);
+}
+
 static void
 scan_batch(const char *batch, const struct phn_config *cfg)
 {
 	struct json_object *bm;
 	struct phn_limits lim;
-	char msg[512], **jobs, **steps, **atts, *d;
-	size_t nj, ns, na, i, k, m;
+	char msg[512];
 
 	if ((bm = phn_batch_meta(&P, batch, msg, sizeof(msg))) == NULL) {
 		phn_warn("%s", msg);
@@ -261,28 +269,7 @@ scan_batch(const char *batch, const struct phn_config *cfg)
 	json_object_put(bm);
 	if (scan_active(batch, lim.lease, lim.stale, lim.stuck) == 0)
 		return;
-	d = phn_batch_path(&P, batch, NULL);
-	jobs = phn_dir_list(d, &nj);
-	free(d);
-	for (i = 0; jobs && i < nj; i++) {
-		d = phn_job_path(&P, batch, jobs[i], "steps");
-		steps = phn_dir_list(d, &ns);
-		free(d);
-		for (k = 0; steps && k < ns; k++) {
-			d = phn_attempt_path(&P, batch, jobs[i], steps[k], NULL,
-			    NULL);
-			atts = phn_dir_list(d, &na);
-			for (m = 0; atts && m < na; m++) {
-				char *ad = phn_path_join(d, atts[m]);
-				one(ad, lim.lease, lim.stale, lim.stuck);
-				free(ad);
-			}
-			phn_dir_list_free(atts, na);
-			free(d);
-		}
-		phn_dir_list_free(steps, ns);
-	}
-	phn_dir_list_free(jobs, nj);
+	phn_batch_attempts(&P, batch, one_limits, &lim);
 }
 
 static int

@@ -388,11 +388,7 @@ compute(const char *only, int want_steps, struct scores *sc)
 	sc->steps = want_steps ? json_object_new_array() : NULL;
 	sc->runners = phn_score_runners(&P, C.doc, now);
 	sc->code = PHN_EXIT_OK;
-	if (only != NULL) {
-		v = phn_malloc(2 * sizeof(*v));
-		v[0] = phn_strdup(only);
-		n = 1;
-	} else if ((v = phn_batch_list(&P, &n)) == NULL) {
+	if ((v = phn_batches(&P, only, &n)) == NULL) {
 		if (errno != ENOENT)
 			phn_die(PHN_EXIT_TEMP, "unable to read %s:", P.runs);
 		n = 0;

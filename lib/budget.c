@@ -48,43 +48,26 @@ ukey(struct json_object *u, const char *k)
 	    (long long)json_object_get_int64(v) : 0;
 }
 
+/* The tokens attempt directory ad used, added to *arg (long long). */
+static void
+add_used(const char *ad, void *arg)
+{
+	struct json_object *st = phn_state_read(ad), *u;
+
+	if ((u = phn_json_get(st, "usage_attempt")) == NULL)
+		u = phn_json_get(st, "usage");
+	*(long long *)arg += phn_budget_tokens(ukey(u, "input_tokens"),
+	    ukey(u, "output_tokens"));
+	json_object_put(st);
+}
+
 /* The tokens used by the attempts of batch (a walk of every attempt). */
 long long
 phn_budget_used(const struct phn_paths *p, const char *batch)
 {
-	char *bd = phn_batch_path(p, batch, NULL), *d, **jobs, **steps, **atts;
-	struct json_object *st, *u;
-	size_t nj, ns, na, i, k, m;
 	long long used = 0;
 
-	jobs = phn_dir_list(bd, &nj);
-	for (i = 0; jobs && i < nj; i++) {
-		if (jobs[i][0] == '_')
-			continue;
-		d = phn_job_path(p, batch, jobs[i], "steps");
-		steps = phn_dir_list(d, &ns);
-		free(d);
-		for (k = 0; steps && k < ns; k++) {
-			d = phn_attempt_path(p, batch, jobs[i], steps[k], NULL,
-			    NULL);
-			atts = phn_dir_list(d, &na);
-			for (m = 0; atts && m < na; m++) {
-				char *ad = phn_path_join(d, atts[m]);
-				st = phn_state_read(ad);
-				if ((u = phn_json_get(st, "usage_attempt")) == NULL)
-					u = phn_json_get(st, "usage");
-				used += phn_budget_tokens(ukey(u, "input_tokens"),
-				    ukey(u, "output_tokens"));
-				json_object_put(st);
-				free(ad);
-			}
-			phn_dir_list_free(atts, na);
-			free(d);
-		}
-		phn_dir_list_free(steps, ns);
-	}
-	phn_dir_list_free(jobs, nj);
-	free(bd);
+	phn_batch_attempts(p, batch, add_used, &used);
 	return used;
 }
 
@@ -231,6 +214,51 @@ phn_budget_json(const struct phn_budget *b)
 	return o;
 }
 
+/* An exhausted batch's attempts being canceled (phn_budget_enforce). */
+struct enforce {
+	const struct phn_paths *p;
+	const struct phn_budget *b;
+	double	 grace;
+	int	 dry;
+	FILE	*out;
+	int	 count, failed;
+};
+
+/* Cancel attempt directory ad unless it has ended (struct enforce *arg). */
+static void
+cancel_one(const char *ad, void *arg)
+{
+	struct enforce *c = arg;
+	struct json_object *res, *st = phn_state_read(ad);
+	struct phn_attempt a;
+
+	if (st != NULL && !phn_status_terminal(phn_jstr(st, "status")) &&
+	    phn_attempt_parse(c->p, ad, &a) == 0) {
+		res = NULL;
+		if (c->dry) {
+			res = json_object_new_object();
+			json_object_object_add(res, "attempt_dir",
+			    json_object_new_string(a.rel));
+			json_object_object_add(res, "dry_run",
+			    json_object_new_boolean(1));
+		} else if (phn_cancel(c->p, &a, c->grace, &res) == -1) {
+			phn_warn("%s: unable to cancel:", a.dir);
+			c->failed = 1;
+		}
+		if (res != NULL && c->out != NULL) {
+			json_object_object_add(res, "action",
+			    json_object_new_string("budget_cancel"));
+			json_object_object_add(res, "budget",
+			    phn_budget_json(c->b));
+			phn_json_emit(c->out, res);
+		}
+		json_object_put(res);
+		c->count++;
+		phn_attempt_free(&a);
+	}
+	json_object_put(st);
+}
+
 /*
  * With on_exhausted cancel, cancel the queued and running attempts of an
  * exhausted batch (NULL: every batch), with defaults.kill_grace_seconds.
@@ -242,82 +270,21 @@ phn_budget_enforce(const struct phn_paths *p, const struct phn_config *cfg,
     const char *batch, int dry, FILE *out)
 {
 	struct phn_budget b;
-	struct json_object *res, *st;
-	struct phn_attempt a;
-	char **v, **jobs, **steps, **atts, *d, *ad;
-	size_t n, i, j, k, m, nj, ns, na;
-	double grace = phn_config_num(cfg, "defaults.kill_grace_seconds", 10);
-	int count = 0, failed = 0;
+	struct enforce c = { p, &b, phn_config_num(cfg,
+	    "defaults.kill_grace_seconds", 10), dry, out, 0, 0 };
+	char **v;
+	size_t n, i;
 
-	if (batch != NULL) {
-		v = phn_malloc(sizeof(*v));
-		v[0] = phn_strdup(batch);
-		n = 1;
-	} else if ((v = phn_batch_list(p, &n)) == NULL)
+	if ((v = phn_batches(p, batch, &n)) == NULL)
 		return errno == ENOENT ? 0 : -1;
 	for (i = 0; i < n; i++) {
 		if (phn_budget_get(p, v[i], NULL, 0, &b) == -1 || !b.cancel ||
 		    b.max < 0)
 			continue;
 		phn_budget_set_used(&b, phn_budget_used(p, v[i]));
-		if (!b.exhausted)
-			continue;
-		d = phn_batch_path(p, v[i], NULL);
-		jobs = phn_dir_list(d, &nj);
-		free(d);
-		for (j = 0; jobs && j < nj; j++) {
-			if (jobs[j][0] == '_')
-				continue;
-			d = phn_job_path(p, v[i], jobs[j], "steps");
-			steps = phn_dir_list(d, &ns);
-			free(d);
-			for (k = 0; steps && k < ns; k++) {
-				d = phn_attempt_path(p, v[i], jobs[j], steps[k],
-				    NULL, NULL);
-				atts = phn_dir_list(d, &na);
-				for (m = 0; atts && m < na; m++) {
-					ad = phn_path_join(d, atts[m]);
-					st = phn_state_read(ad);
-					if (st != NULL && !phn_status_terminal(
-					    phn_jstr(st, "status")) &&
-					    phn_attempt_parse(p, ad, &a) == 0) {
-						res = NULL;
-						if (dry) {
-							res = json_object_new_object();
-							json_object_object_add(res,
-							    "attempt_dir",
-							    json_object_new_string(a.rel));
-							json_object_object_add(res,
-							    "dry_run",
-							    json_object_new_boolean(1));
-						} else if (phn_cancel(p, &a, grace,
-						    &res) == -1) {
-							phn_warn("%s: unable to cancel:",
-							    a.dir);
-							failed = 1;
-						}
-						if (res != NULL && out != NULL) {
-							json_object_object_add(res,
-							    "action", json_object_new_string(
-							    "budget_cancel"));
-							json_object_object_add(res,
-							    "budget", phn_budget_json(&b));
-							phn_json_emit(out, res);
-						}
-						json_object_put(res);
-						count++;
-						phn_attempt_free(&a);
-					}
-					json_object_put(st);
-					free(ad);
-				}
-				phn_dir_list_free(atts, na);
-				free(d);
-			}
-			phn_dir_list_free(steps, ns);
-		}
-		phn_dir_list_free(jobs, nj);
+		if (b.exhausted)
+			phn_batch_attempts(p, v[i], cancel_one, &c);
 	}
 	phn_dir_list_free(v, n);
-	return failed ? -1 : count;
+	return c.failed ? -1 : c.count;
 }

@@ -131,11 +131,7 @@ phn_joblog(const struct phn_paths *p, const char *batch, FILE *out)
 	long seq = 0;
 	int r = 0;
 
-	if (batch != NULL) {
-		v = phn_malloc(sizeof(*v));
-		v[0] = phn_strdup(batch);
-		n = 1;
-	} else if ((v = phn_batch_list(p, &n)) == NULL) {
+	if ((v = phn_batches(p, batch, &n)) == NULL) {
 		if (errno != ENOENT)
 			return -1;
 		n = 0;

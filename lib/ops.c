@@ -2,7 +2,7 @@
  * ops.c - what the observing and operator commands share: finding an
  * attempt by directory or by ids, and the store an attempt directory
  * lies in, confining artifact names to their
- * attempt, and cancel.
+ * attempt, cancel, and the command line of the batch-level commands.
  *
  * Cancel protocol (shared with phn-spawn): an attempt's state.json names
  * its spawner (spawner_pid, spawner_start) and codex's process group
@@ -475,4 +475,40 @@ phn_gzip_close(int fd, pid_t pid)
 		if (errno != EINTR)
 			return -1;
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+/*
+ * The command line of a batch-level operator command (phn-budget,
+ * phn-close-batch): [-m reason], the shared options, then the batch and
+ * the other operands named in args, nargs in all (the usage text is made
+ * from these).  operands, if given, judges them first (it exits on bad
+ * ones); then the store is opened into *p and the batch must be in it
+ * (exit 100, or 111 for the store).  Sets PROG and line-buffers stdout.
+ * Returns the operands: [0] is the batch.
+ */
+char **
+phn_batch_cmd(const char *prog, const char *args, int nargs,
+    const char **reason, void (*operands)(char *[]), struct phn_paths *p,
+    int argc, char *argv[])
+{
+	static char usage[512];
+	const struct phn_option options[] = {
+		PHN_STR('m', "reason", reason),
+		PHN_END
+	};
+	struct phn_opts opts = { .usage = usage, .nargs = nargs };
+	struct phn_errs e = { 0 };
+
+	PROG = prog;
+	snprintf(usage, sizeof(usage), "usage: %s [-m reason] [-r root] "
+	    "[--runs-root dir] [--runners-root dir]\n%*sbatch%s%s\n", prog,
+	    (int)strlen(prog) + 8, "", *args ? " " : "", args);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	phn_opts_parse(&opts, &argc, &argv, options);
+	if (operands != NULL)
+		operands(argv);
+	phn_opts_paths(&opts, p);
+	if (phn_sched_step_check(p, argv[0], NULL, NULL, &e) == -1)
+		phn_errs_die(&e);
+	return argv;
 }

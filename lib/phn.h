@@ -201,6 +201,9 @@ char	*phn_attempt_rel(const char *, const char *, const char *,
 	    const char *);
 char	*phn_attempt_path(const struct phn_paths *, const char *,
 	    const char *, const char *, const char *, const char *);
+void	phn_batch_attempts(const struct phn_paths *, const char *,
+	    void (*)(const char *, void *), void *);
+char	**phn_batches(const struct phn_paths *, const char *, size_t *);
 char	*phn_runner_path(const struct phn_paths *, const char *,
 	    const char *);
 char	*phn_runner_health_path(const struct phn_paths *, const char *);
@@ -528,7 +531,7 @@ char	*phn_codex_find(int *, char **);
 char	*phn_codex_version(const struct phn_paths *, const char *,
 	    const char *);
 /* ops.c: what the operator commands share (phn-cancel, phn-artifact,
- * phn-tail, phn-gc) */
+ * phn-tail, phn-gc; phn_batch_cmd: phn-budget, phn-close-batch) */
 char	*phn_attempt_select(const struct phn_paths *, const char *,
 	    const char *, const char *, const char *, const char *,
 	    struct phn_errs *);
@@ -541,6 +544,8 @@ int	phn_cancel(const struct phn_paths *, const struct phn_attempt *,
 int	phn_gzip_file(const char *);
 int	phn_gzip_open(const char *, pid_t *);
 int	phn_gzip_close(int, pid_t);
+char	**phn_batch_cmd(const char *, const char *, int, const char **,
+	    void (*)(char *[]), struct phn_paths *, int, char *[]);
 /* budget.c: a batch's token budget (budget.json, effective_defaults) */
 struct phn_budget {
 	long long max;		/* max_total_tokens; -1: none */

@@ -392,6 +392,29 @@ done:
 	return ret;
 }
 
+/*
+ * Act as c says on the step item it names (job_id, step_id, run_id); an
+ * action is one more in *acted and one less in *left.  act()'s answer;
+ * 0 when it names no step.
+ */
+static int
+act_item(struct act *c, struct json_object *it, int *acted,
+    long long *left)
+{
+	int x;
+
+	c->job = phn_jstr(it, "job_id");
+	c->step = phn_jstr(it, "step_id");
+	c->run_id = phn_jstr(it, "run_id");
+	if (c->job == NULL || c->step == NULL || c->run_id == NULL)
+		return 0;
+	if ((x = act(c)) == 1) {
+		(*acted)++;
+		(*left)--;
+	}
+	return x;
+}
+
 static int
 closed(const struct phn_paths *p, const char *batch)
 {
@@ -417,16 +440,12 @@ phn_remedy_apply(const struct phn_paths *p, const struct phn_config *cfg,
 	char **v, msg[512];
 	size_t n, i, k, na;
 	long long left;
-	int acted = 0, failed = 0, x;
+	int acted = 0, failed = 0;
 
 	phn_remedy_init(&r, cfg->doc);
 	if (!r.enabled || r.action == NULL)
 		return 0;
-	if (batch != NULL) {
-		v = phn_malloc(sizeof(*v));
-		v[0] = phn_strdup(batch);
-		n = 1;
-	} else if ((v = phn_batch_list(p, &n)) == NULL)
+	if ((v = phn_batches(p, batch, &n)) == NULL)
 		return errno == ENOENT ? 0 : -1;
 	left = r.per_tick;
 	for (i = 0; i < n && left > 0; i++) {
@@ -448,19 +467,10 @@ phn_remedy_apply(const struct phn_paths *p, const struct phn_config *cfg,
 			struct act c = { p, cfg, &r, v[i], NULL, NULL, NULL,
 			    NULL, NULL, dry, out, 0 };
 			it = json_object_array_get_idx(attn, k);
-			c.job = phn_jstr(it, "job_id");
-			c.step = phn_jstr(it, "step_id");
-			c.run_id = phn_jstr(it, "run_id");
 			c.why = phn_jstr(it, "reason");
-			if ((c.kind = item_kind(&r, it)) == NULL ||
-			    c.job == NULL || c.step == NULL || c.run_id == NULL)
-				continue;
-			if ((x = act(&c)) == -1)
+			if ((c.kind = item_kind(&r, it)) != NULL &&
+			    act_item(&c, it, &acted, &left) == -1)
 				failed = 1;
-			else if (x == 1) {
-				acted++;
-				left--;
-			}
 		}
 		/* Stuck actions a crash cut between cancel and retry. */
 		na = json_object_array_length(steps);
@@ -468,19 +478,11 @@ phn_remedy_apply(const struct phn_paths *p, const struct phn_config *cfg,
 			struct act c = { p, cfg, &r, v[i], NULL, NULL, NULL,
 			    "stuck", NULL, dry, out, 1 };
 			it = json_object_array_get_idx(steps, k);
-			c.job = phn_jstr(it, "job_id");
-			c.step = phn_jstr(it, "step_id");
-			c.run_id = phn_jstr(it, "run_id");
-			if (!(r.kinds & 1) || strcmp(phn_jstr(it, "status") ?
-			    phn_jstr(it, "status") : "", "canceled") != 0 ||
-			    c.job == NULL || c.step == NULL || c.run_id == NULL)
-				continue;
-			if ((x = act(&c)) == -1)
+			if ((r.kinds & K_STUCK) && strcmp(phn_jstr(it,
+			    "status") ? phn_jstr(it, "status") : "",
+			    "canceled") == 0 &&
+			    act_item(&c, it, &acted, &left) == -1)
 				failed = 1;
-			else if (x == 1) {
-				acted++;
-				left--;
-			}
 		}
 		json_object_put(steps);
 		json_object_put(sb);

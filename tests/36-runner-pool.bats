@@ -9,8 +9,7 @@ load helper
 load score-helper
 
 setup() {
-	phn_setup
-	phn init >/dev/null
+	mk_store
 }
 
 teardown() {

@@ -7,9 +7,7 @@ load helper
 load score-helper
 
 setup() {
-	phn_setup
-	phn-init >/dev/null
-	mk_batch '[{"job_id": "j", "working_directory": ".", "steps": [
+	mk_store '[{"job_id": "j", "working_directory": ".", "steps": [
 	    {"step_id": "a", "prompt": "x"}, {"step_id": "b", "prompt": "x"},
 	    {"step_id": "c", "prompt": "x"}, {"step_id": "d", "prompt": "x"}]}]'
 	# a: succeeded; b: failed twice; c: running; d: never ran

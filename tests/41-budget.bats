@@ -105,24 +105,23 @@ budget_lt() {
 	assert_output '[2,10000]'
 }
 
-@test "on_exhausted cancel: phn-heartbeat --remediate cancels the running attempts; wait does not" {
-	jq -n --arg g "$(goal_words 151)" '{batch_goal_summary: $g,
-	    budget: {max_total_tokens: 100, on_exhausted: "wait"},
-	    jobs: [{job_id: "j", working_directory: "w",
-	        steps: [{step_id: "a", prompt: "x"}, {step_id: "b", prompt: "x"}]}]}' >lt.json
-	B=$(phn-ingest lt.json)
+# spent ON_EXHAUSTED: a batch whose budget (100 tokens, on_exhausted
+# ON_EXHAUSTED) its steps have spent: a succeeded (160 tokens) and b
+# running (6 so far; its attempt in ATT).
+spent() {
+	mk_batch '[{"job_id": "j", "working_directory": "w", "steps": [
+	    {"step_id": "a", "prompt": "x"}, {"step_id": "b", "prompt": "x"}]}]' \
+	    ".budget = {max_total_tokens: 100, on_exhausted: \"$1\"}"
 	mk_attempt j a succeeded '.usage = {input_tokens: 150, output_tokens: 10}'
 	mk_attempt j b running '.usage = {input_tokens: 5, output_tokens: 1}'
+}
+
+@test "on_exhausted cancel: phn-heartbeat --remediate cancels the running attempts; wait does not" {
+	spent wait
 	run -0 phn-heartbeat --remediate
 	assert_output ""
 	[ "$(jq -r .status "runs/$ATT/state.json")" = running ]
-	jq -n --arg g "$(goal_words 151) x" '{batch_goal_summary: $g,
-	    budget: {max_total_tokens: 100, on_exhausted: "cancel"},
-	    jobs: [{job_id: "j", working_directory: "w",
-	        steps: [{step_id: "a", prompt: "x"}, {step_id: "b", prompt: "x"}]}]}' >lt.json
-	B=$(phn-ingest lt.json)
-	mk_attempt j a succeeded '.usage = {input_tokens: 150, output_tokens: 10}'
-	mk_attempt j b running '.usage = {input_tokens: 5, output_tokens: 1}'
+	spent cancel
 	run -0 phn-heartbeat --remediate --dry-run
 	jq -e '.action == "budget_cancel" and .dry_run == true' <<<"$output"
 	[ "$(jq -r .status "runs/$ATT/state.json")" = running ]

@@ -20,6 +20,12 @@ run_all() {
 	phn-claim --follow -0 | xargs -0 -r -n 1 phn-spawn --no-codex >/dev/null
 }
 
+# kept: every step run and the batch's row kept (phn-score --write).
+kept() {
+	run_all
+	run -0 phn-score --write --quiet
+}
+
 # score_reads: phn-score --json, recording the files it opens in ./tr.
 score_reads() {
 	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
@@ -43,8 +49,7 @@ score_reads() {
 }
 
 @test "a change to the batch after the row was kept is seen at once" {
-	run_all
-	run -0 phn-score --write --quiet
+	kept
 	run -0 phn-score --json
 	run jq -r '.system[0].closed' <<<"$output"
 	[ "$output" = false ]
@@ -57,8 +62,7 @@ score_reads() {
 }
 
 @test "an override after the row was kept is seen (mark-failed)" {
-	run_all
-	run -0 phn-score --write --quiet
+	kept
 	run -0 phn-mark-failed "$B" j1 s -m test
 	run phn-score --json
 	run jq -r '.system[0].counts.failed' <<<"$output"
@@ -66,8 +70,7 @@ score_reads() {
 }
 
 @test "a new attempt's state transition moves the key on" {
-	run_all
-	run -0 phn-score --write --quiet
+	kept
 	size=$(stat -c %s "runs/$B/_sched/changes")
 	run -0 phn-force-retry "$B" j0 s -m again
 	run -0 phn-claim
@@ -78,8 +81,7 @@ score_reads() {
 }
 
 @test "a torn, foreign or missing summary is recomputed and rewritten" {
-	run_all
-	run -0 phn-score --write --quiet
+	kept
 	run -0 phn-score --json
 	good=$output
 	printf '{"key": "x' >"runs/$B/_sched/summary.json"

@@ -7,9 +7,7 @@ load helper
 load score-helper
 
 setup() {
-	phn_setup
-	phn-init >/dev/null
-	mk_batch '[{"job_id": "j", "working_directory": ".", "steps": [
+	mk_store '[{"job_id": "j", "working_directory": ".", "steps": [
 	    {"step_id": "a", "prompt": "x"},
 	    {"step_id": "b", "prompt": "y", "depends_on": ["a"]}]}]'
 	HOSTNAME_=$(cat /proc/sys/kernel/hostname)

@@ -10,8 +10,7 @@ load helper
 load score-helper
 
 setup() {
-	phn_setup
-	phn init >/dev/null
+	mk_store
 }
 
 teardown() {
@@ -28,24 +27,47 @@ lt() {
 	B=$(phn submit --new lt.json)
 }
 
-
-
 attempts() {
 	ls -d "runs/$B/j/steps/"*/attempts/* 2>/dev/null | wc -l
 }
 
+# follow J: phn-claim --follow -j J -b $B in the background (bg): what
+# it claims in claimed.txt, its stderr in claim.err, its pid in
+# claim.pid, its exit status in claim.rc once it ends.
+follow() {
+	bg sh -c 'phn-claim --follow -j "$2" -b "$1" 2>claim.err &
+	    echo $! >claim.pid; wait $!; echo $? >claim.rc' sh "$B" "$1" \
+	    >claimed.txt
+}
 
+# running_is N: N steps of $B are running (phn-score --steps).
+running_is() {
+	[ "$(phn-score -b "$B" --steps |
+	    jq -s '[.[] | select(.state_status == "running")] | length')" \
+	    -eq "$1" ]
+}
+
+# drained PID: PID (a tick or serve sent SIGHUP) ends by itself with 0
+# (a bounded wait: one that ticks on fails here), its 2 attempts
+# succeeded.
+drained() {
+	local st=0
+	wait_for sh -c "! kill -0 $1 2>/dev/null"
+	wait "$1" || st=$?
+	[ "$st" -eq 0 ]
+	[ "$(attempts)" -eq 2 ]
+	run -3 phn-score -b "$B" --json
+	[ "$(jq -r .batch.counts.succeeded <<<"$output")" -eq 2 ]
+}
 
 @test "phn-claim --follow: SIGHUP drains; the claimed attempts finish, nothing new is claimed, exit 0" {
 	lt 4 3
-	bg sh -c 'phn-claim --follow -j 2 -b "$1" 2>claim.err &
-	    echo $! >claim.pid; wait $!; echo $? >claim.rc' sh "$B" \
-	    >claimed.txt
+	follow 2
 	wait_for test -s claim.pid
 	# run what it claims, as xargs would
 	wait_for sh -c '[ "$(wc -l <claimed.txt)" -ge 2 ]'
 	for a in $(cat claimed.txt); do bg_hold phn-spawn --no-codex "$a"; done
-	wait_for sh -c '[ "$(phn-score -b '"$B"' --steps | jq -s "[.[] | select(.state_status == \"running\")] | length")" -eq 2 ]'
+	wait_for running_is 2
 	kill -HUP "$(cat claim.pid)"
 	wait_for test -s claim.rc
 	[ "$(cat claim.rc)" -eq 0 ]
@@ -61,12 +83,10 @@ attempts() {
 	for sig in HUP TERM; do
 		rm -f claim.pid claim.rc claimed.txt
 		lt 2 60
-		bg sh -c 'phn-claim --follow -j 2 -b "$1" 2>claim.err &
-		    echo $! >claim.pid; wait $!; echo $? >claim.rc' sh "$B" \
-		    >claimed.txt
+		follow 2
 		wait_for sh -c '[ "$(wc -l <claimed.txt 2>/dev/null)" -ge 2 ]'
 		for a in $(cat claimed.txt); do bg_hold phn-spawn --no-codex "$a"; done
-		wait_for sh -c '[ "$(phn-score -b '"$B"' --steps | jq -s "[.[] | select(.state_status == \"running\")] | length")" -eq 2 ]'
+		wait_for running_is 2
 		kill -HUP "$(cat claim.pid)"
 		wait_for grep -q draining claim.err
 		[ ! -s claim.rc ]
@@ -81,9 +101,7 @@ attempts() {
 
 @test "phn-claim --follow: SIGTERM before any SIGHUP still ends it at once" {
 	lt 1 60
-	bg sh -c 'phn-claim --follow -j 1 -b "$1" 2>claim.err &
-	    echo $! >claim.pid; wait $!; echo $? >claim.rc' sh "$B" \
-	    >claimed.txt
+	follow 1
 	wait_for sh -c '[ "$(wc -l <claimed.txt 2>/dev/null)" -ge 1 ]'
 	kill -TERM "$(cat claim.pid)"
 	wait_for test -s claim.rc
@@ -92,9 +110,7 @@ attempts() {
 
 @test "runs/_system/HALT: a following claimer drains while it exists; one started under it claims nothing" {
 	lt 3 3
-	bg sh -c 'phn-claim --follow -j 1 -b "$1" 2>claim.err &
-	    echo $! >claim.pid; wait $!; echo $? >claim.rc' sh "$B" \
-	    >claimed.txt
+	follow 1
 	wait_for sh -c '[ "$(wc -l <claimed.txt 2>/dev/null)" -ge 1 ]'
 	bg_hold phn-spawn --no-codex "$(head -n 1 claimed.txt)"
 	touch runs/_system/HALT
@@ -114,22 +130,16 @@ attempts() {
 	lt 4 3
 	bg_hold phn tick --no-codex --concurrency 2
 	tick=$BG_PID
-	wait_for sh -c '[ "$(phn-score -b '"$B"' --steps | jq -s "[.[] | select(.state_status == \"running\")] | length")" -eq 2 ]'
+	wait_for running_is 2
 	kill -HUP "$tick"
-	wait_for sh -c "! kill -0 $tick 2>/dev/null"
-	st=0
-	wait "$tick" || st=$?
-	[ "$st" -eq 0 ]
-	[ "$(attempts)" -eq 2 ]
-	run -3 phn-score -b "$B" --json
-	[ "$(jq -r .batch.counts.succeeded <<<"$output")" -eq 2 ]
+	drained "$tick"
 	# scoreboards written at the end of the drained tick
 	[ "$(jq -r .counts.succeeded "runs/$B/scoreboard.batch.json")" -eq 2 ]
 
 	lt 2 60
 	bg_hold phn tick --no-codex --concurrency 2 -b "$B"
 	tick=$BG_PID
-	wait_for sh -c '[ "$(phn-score -b '"$B"' --steps | jq -s "[.[] | select(.state_status == \"running\")] | length")" -eq 2 ]'
+	wait_for running_is 2
 	kill -HUP "$tick"
 	sleep 1
 	kill -0 "$tick"
@@ -145,14 +155,7 @@ attempts() {
 	lt 4 3
 	bg_hold phn serve --no-codex --concurrency 2 --interval-seconds 0.2
 	srv=$BG_PID
-	wait_for sh -c '[ "$(phn-score -b '"$B"' --steps | jq -s "[.[] | select(.state_status == \"running\")] | length")" -eq 2 ]'
+	wait_for running_is 2
 	kill -HUP "$srv"
-	# it ends by itself (bounded wait: a serve that ticks on fails here)
-	wait_for sh -c "! kill -0 $srv 2>/dev/null"
-	st=0
-	wait "$srv" || st=$?
-	[ "$st" -eq 0 ]
-	[ "$(attempts)" -eq 2 ]
-	run -3 phn-score -b "$B" --json
-	[ "$(jq -r .batch.counts.succeeded <<<"$output")" -eq 2 ]
+	drained "$srv"
 }

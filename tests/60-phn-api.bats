@@ -27,6 +27,19 @@ submit() {
 	B=$(jq -r .batch_id <<<"${lines[0]}")
 }
 
+# tick_running SECONDS: the API up, lt.json's step a fake codex sleeping
+# SECONDS, submitted and ticked by POST /v1/tick in the background (its
+# pid in tick, its answer in tick.out) until the step runs.
+tick_running() {
+	api_conf
+	start_api
+	jq_edit lt.json ".jobs[0].steps[0].prompt = \"FAKE:sleep:$1\""
+	submit
+	bg curl -s -X POST "$URL/v1/tick" >tick.out
+	tick=$BG_PID
+	wait_for sh -c "phn-score -b $B --steps | grep -q '\"state_status\":\"running\"'"
+}
+
 @test "health answers without auth; the start line is JSON" {
 	api_conf
 	start_api
@@ -222,13 +235,7 @@ submit() {
 }
 
 @test "events follow streams while the attempt runs and ends with it; /health answers meanwhile" {
-	api_conf
-	start_api
-	jq_edit lt.json '.jobs[0].steps[0].prompt = "FAKE:sleep:3"'
-	submit
-	curl -s -X POST "$URL/v1/tick" >tick.out &
-	tick=$!
-	wait_for sh -c "phn-score -b $B --steps | grep -q '\"state_status\":\"running\"'"
+	tick_running 3
 	[ "$(code -m 2 "$URL/health")" = 200 ]
 	[ "$(code -m 5 "$URL/v1/scoreboards/system")" = 200 ]
 	curl -sN "$URL/v1/attempts/events?batch_id=$B&job_id=j&step_id=s&follow=1" >follow.out &
@@ -245,13 +252,7 @@ submit() {
 }
 
 @test "cancel through the API; bad grace is 400" {
-	api_conf
-	start_api
-	jq_edit lt.json '.jobs[0].steps[0].prompt = "FAKE:sleep:30"'
-	submit
-	curl -s -X POST "$URL/v1/tick" >tick.out &
-	tick=$!
-	wait_for sh -c "phn-score -b $B --steps | grep -q '\"state_status\":\"running\"'"
+	tick_running 30
 	R=$(curl -s "$URL/v1/attempts/resolve?batch_id=$B&job_id=j&step_id=s" | jq -r .run_id)
 	[ "$(code -X POST "$URL/v1/attempts/cancel?batch_id=$B&job_id=j&step_id=s&run_id=$R&grace_seconds=x")" = 400 ]
 	run -0 curl -s -w '\n%{http_code}' -X POST "$URL/v1/attempts/cancel?batch_id=$B&job_id=j&step_id=s&run_id=$R&grace_seconds=1"

@@ -7,33 +7,13 @@
 # scratch directory, so no real account or auth is ever linked.
 #
 # The mock picks its behaviour from a MOCK:<scenario> marker in the prompt.
-# Attempts are claimed by phn-claim.  Every test skips, saying
-# why, only when .ci/codex-path.sh finds no codex.
+# Attempts are claimed by phn-claim.  When .ci/codex-path.sh finds no
+# codex, every test fails saying why.
 
 load helper
 load spawn-helper
 
-WAIT_TRIES=300	# wait_for: ~30 s, real codex is slower
-SPAWN_LT_EXTRA='{"timeouts": {"step_timeout_seconds": 120}}'
-
-setup_file() {
-	codex_setup_file
-}
-
-teardown_file() {
-	codex_teardown_file
-}
-
-setup() {
-	if [ -n "$CODEX_SKIP" ]; then
-		skip "$CODEX_SKIP"
-	fi
-	spawn_setup 2
-}
-
-teardown() {
-	spawn_teardown
-}
+codex_spawn_suite
 
 # claim STEP: the next claimed attempt in A, claimed by phn-claim itself
 # (STEP, for spawn-helper's one, is the only step it can claim).

@@ -9,32 +9,23 @@
 load helper
 load spawn-helper
 
-WAIT_TRIES=300
-SPAWN_LT_EXTRA='{"timeouts": {"step_timeout_seconds": 120}}'
+codex_spawn_suite
 PZ=runs/_system/pause.json
-
-setup_file() {
-	codex_setup_file
-}
-
-teardown_file() {
-	codex_teardown_file
-}
-
-setup() {
-	if [ -n "$CODEX_SKIP" ]; then
-		fail "$CODEX_SKIP"
-	fi
-	spawn_setup 2
-}
-
-teardown() {
-	spawn_teardown
-}
 
 # secs ISO: epoch seconds of an ISO-8601 UTC time.
 secs() {
 	date -u -d "$1" +%s
+}
+
+# until_reset: the pause lasts until the reset time the mock sent the
+# attempt's thread, which codex shows to the minute (truncated): it ends
+# within a minute after.
+until_reset() {
+	local r u
+	r=$(mock_requests "$(st .codex_thread_id)" | jq -s 'last | .resets_at')
+	u=$(secs "$(pz .until)")
+	[ "$u" -ge "$r" ]
+	[ "$u" -le $((r + 60)) ]
 }
 
 # pz FILTER: a value of pause.json
@@ -105,12 +96,7 @@ expire_pause() {
 	assert_outcome failed model_error
 	[ "$(pz .reason)" = usage_limit ]
 	pz .message | grep -Eq 'try again at [0-9]{1,2}:[0-9]{2} [AP]M\.'
-	tid=$(st .codex_thread_id)
-	r=$(mock_requests "$tid" | jq -s 'last | .resets_at')
-	u=$(secs "$(pz .until)")
-	# shown to the minute (truncated): the pause ends within a minute after
-	[ "$u" -ge "$r" ]
-	[ "$u" -le $((r + 60)) ]
+	until_reset
 	[ "$(pz .reset_hint)" = "$(pz .until)" ]
 	[ "$(st .rate_limit.reason)" = usage_limit ]
 }
@@ -120,11 +106,7 @@ expire_pause() {
 	run phn-spawn "$A"
 	assert_failure 1
 	pz .message | grep -Eq 'try again at [A-Z][a-z]{2} [0-9]{1,2}(st|nd|rd|th), [0-9]{4} [0-9]{1,2}:[0-9]{2} [AP]M\.'
-	tid=$(st .codex_thread_id)
-	r=$(mock_requests "$tid" | jq -s 'last | .resets_at')
-	u=$(secs "$(pz .until)")
-	[ "$u" -ge "$r" ]
-	[ "$u" -le $((r + 60)) ]
+	until_reset
 }
 
 @test "pauses in a row double (with jitter) up to 15 minutes; the same episode does not" {

@@ -7,27 +7,7 @@
 load helper
 load spawn-helper
 
-WAIT_TRIES=300
-SPAWN_LT_EXTRA='{"timeouts": {"step_timeout_seconds": 120}}'
-
-setup_file() {
-	codex_setup_file
-}
-
-teardown_file() {
-	codex_teardown_file
-}
-
-setup() {
-	if [ -n "$CODEX_SKIP" ]; then
-		fail "$CODEX_SKIP"
-	fi
-	spawn_setup 2
-}
-
-teardown() {
-	spawn_teardown
-}
+codex_spawn_suite
 
 # record PROMPT [STEP_EXTRA]: a real codex run of a one-step batch; its
 # attempt in R (phn-spawn's status in RS).

@@ -4,6 +4,9 @@
 #
 #   load helper; load score-helper
 #
+#   mk_store [JOBS_JSON [JQ_FILTER]]
+#                    phn_setup and phn-init: an empty store; with
+#                    JOBS_JSON, a batch in it too (mk_batch)
 #   mk_batch JOBS_JSON [JQ_FILTER]
 #                    ingest a Launch Table whose jobs are JOBS_JSON (the
 #                    goal is filled in), edited by JQ_FILTER; sets B
@@ -24,6 +27,12 @@
 #   mock_cleanup     stop the mock server if need_codex started one
 
 ATT_N=0
+
+mk_store() {
+	phn_setup
+	phn-init >/dev/null || return 1
+	[ $# -eq 0 ] || mk_batch "$@"
+}
 
 mk_batch() {
 	local jobs=$1 filter=${2:-.}

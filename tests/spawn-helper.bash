@@ -7,6 +7,12 @@
 #                        used), a workdir w/, phn-init, and
 #                        defaults.kill_grace_seconds = GRACE
 #   spawn_teardown       kill -9 $BG and whatever still runs from $T/
+#   codex_spawn_suite    call at the top of a real-codex spawn file
+#                        (85-e2e-codex, 86-ratelimit, 88-replay): its
+#                        setup_file/teardown_file (codex_setup_file, one
+#                        mock), setup (spawn_setup 2, failing with
+#                        $CODEX_SKIP when codex cannot run) and teardown;
+#                        wait_for waits ~30 s and a step may take 120 s
 #   batch STEPS_JSON [JQ_FILTER]
 #                        ingest a one-job table (job j, workdir w/, no git
 #                        check, workspace-write, approval never, plus the
@@ -43,7 +49,32 @@ spawn_teardown() {
 	if [ -n "${BG:-}" ]; then
 		kill -9 "$BG" 2>/dev/null || true
 	fi
-	pkill -9 -f "$T/" 2>/dev/null || true
+	# No $T when setup failed before spawn_setup: pkill -f "/" would
+	# kill every process of the user.
+	if [ -n "${T:-}" ]; then
+		pkill -9 -f "$T/" 2>/dev/null || true
+	fi
+}
+
+# The variables are read by wait_for and batch, the functions by bats.
+# shellcheck disable=SC2034,SC2317
+codex_spawn_suite() {
+	WAIT_TRIES=300	# real codex is slower
+	SPAWN_LT_EXTRA='{"timeouts": {"step_timeout_seconds": 120}}'
+	setup_file() {
+		codex_setup_file
+	}
+	teardown_file() {
+		codex_teardown_file
+	}
+	setup() {
+		[ -z "$CODEX_SKIP" ] ||
+		    fail "the real codex cannot run: $CODEX_SKIP"
+		spawn_setup 2
+	}
+	teardown() {
+		spawn_teardown
+	}
 }
 
 batch() {
