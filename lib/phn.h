@@ -201,9 +201,6 @@ char	*phn_attempt_rel(const char *, const char *, const char *,
 	    const char *);
 char	*phn_attempt_path(const struct phn_paths *, const char *,
 	    const char *, const char *, const char *, const char *);
-void	phn_batch_attempts(const struct phn_paths *, const char *,
-	    void (*)(const char *, void *), void *);
-char	**phn_batches(const struct phn_paths *, const char *, size_t *);
 char	*phn_runner_path(const struct phn_paths *, const char *,
 	    const char *);
 char	*phn_runner_health_path(const struct phn_paths *, const char *);
@@ -353,6 +350,9 @@ char	*phn_attempt_find(const struct phn_paths *, const char *, const char *,
 struct json_object *phn_state_read(const char *);
 int	phn_state_update(const char *, const char *, struct json_object *);
 char	**phn_batch_list(const struct phn_paths *, size_t *);
+void	phn_batch_attempts(const struct phn_paths *, const char *,
+	    void (*)(const char *, void *), void *);
+char	**phn_batches(const struct phn_paths *, const char *, size_t *);
 int	phn_store_attempt_dir(const struct phn_paths *, const char *, char *,
 	    size_t);
 struct json_object *phn_batch_meta(const struct phn_paths *, const char *,
@@ -561,8 +561,6 @@ int	phn_budget_get(const struct phn_paths *, const char *,
 const struct phn_budget *phn_budget_cached(const struct phn_paths *,
 	    const char *, double);
 struct json_object *phn_budget_json(const struct phn_budget *);
-int	phn_budget_enforce(const struct phn_paths *, const struct phn_config *,
-	    const char *, int, FILE *);
 /* joblog.c: the attempts as GNU parallel's joblog (phn-score --joblog) */
 int	phn_joblog(const struct phn_paths *, const char *, FILE *);
 /* remedy.c: auto-remediation (defaults.scoreboard.auto_remediation) */
@@ -575,6 +573,8 @@ struct phn_remedy {
 };
 void	phn_remedy_init(struct phn_remedy *, struct json_object *);
 int	phn_remedy_apply(const struct phn_paths *, const struct phn_config *,
+	    const char *, int, FILE *);
+int	phn_budget_enforce(const struct phn_paths *, const struct phn_config *,
 	    const char *, int, FILE *);
 
 #endif

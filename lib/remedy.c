@@ -490,3 +490,78 @@ phn_remedy_apply(const struct phn_paths *p, const struct phn_config *cfg,
 	phn_dir_list_free(v, n);
 	return failed ? -1 : acted;
 }
+
+/* An exhausted batch's attempts being canceled (phn_budget_enforce). */
+struct enforce {
+	const struct phn_paths *p;
+	const struct phn_budget *b;
+	double	 grace;
+	int	 dry;
+	FILE	*out;
+	int	 count, failed;
+};
+
+/* Cancel attempt directory ad unless it has ended (struct enforce *arg). */
+static void
+cancel_one(const char *ad, void *arg)
+{
+	struct enforce *c = arg;
+	struct json_object *res, *st = phn_state_read(ad);
+	struct phn_attempt a;
+
+	if (st != NULL && !phn_status_terminal(phn_jstr(st, "status")) &&
+	    phn_attempt_parse(c->p, ad, &a) == 0) {
+		res = NULL;
+		if (c->dry) {
+			res = json_object_new_object();
+			json_object_object_add(res, "attempt_dir",
+			    json_object_new_string(a.rel));
+			json_object_object_add(res, "dry_run",
+			    json_object_new_boolean(1));
+		} else if (phn_cancel(c->p, &a, c->grace, &res) == -1) {
+			phn_warn("%s: unable to cancel:", a.dir);
+			c->failed = 1;
+		}
+		if (res != NULL && c->out != NULL) {
+			json_object_object_add(res, "action",
+			    json_object_new_string("budget_cancel"));
+			json_object_object_add(res, "budget",
+			    phn_budget_json(c->b));
+			phn_json_emit(c->out, res);
+		}
+		json_object_put(res);
+		c->count++;
+		phn_attempt_free(&a);
+	}
+	json_object_put(st);
+}
+
+/*
+ * With on_exhausted cancel, cancel the queued and running attempts of an
+ * exhausted batch (NULL: every batch), with defaults.kill_grace_seconds.
+ * One JSON line per attempt canceled to out.  Returns how many, or -1
+ * if some could not be canceled (said on stderr).
+ */
+int
+phn_budget_enforce(const struct phn_paths *p, const struct phn_config *cfg,
+    const char *batch, int dry, FILE *out)
+{
+	struct phn_budget b;
+	struct enforce c = { p, &b, phn_config_num(cfg,
+	    "defaults.kill_grace_seconds", 10), dry, out, 0, 0 };
+	char **v;
+	size_t n, i;
+
+	if ((v = phn_batches(p, batch, &n)) == NULL)
+		return errno == ENOENT ? 0 : -1;
+	for (i = 0; i < n; i++) {
+		if (phn_budget_get(p, v[i], NULL, 0, &b) == -1 || !b.cancel ||
+		    b.max < 0)
+			continue;
+		phn_budget_set_used(&b, phn_budget_used(p, v[i]));
+		if (b.exhausted)
+			phn_batch_attempts(p, v[i], cancel_one, &c);
+	}
+	phn_dir_list_free(v, n);
+	return c.failed ? -1 : c.count;
+}

@@ -787,3 +787,60 @@ phn_overrides_read(const struct phn_paths *p, const char *batch,
 	free(f);
 	return o;
 }
+
+/*
+ * fn(attempt directory, arg) for every attempt of batch, job by job, step
+ * by step (the entries starting with '_' are not jobs).  What cannot be
+ * listed is passed over.
+ */
+void
+phn_batch_attempts(const struct phn_paths *p, const char *batch,
+    void (*fn)(const char *, void *), void *arg)
+{
+	char **jobs, **steps, **atts, *d;
+	size_t i, k, m, nj, ns, na;
+
+	d = phn_batch_path(p, batch, NULL);
+	jobs = phn_dir_list(d, &nj);
+	free(d);
+	for (i = 0; jobs && i < nj; i++) {
+		if (jobs[i][0] == '_')
+			continue;
+		d = phn_job_path(p, batch, jobs[i], "steps");
+		steps = phn_dir_list(d, &ns);
+		free(d);
+		for (k = 0; steps && k < ns; k++) {
+			d = phn_attempt_path(p, batch, jobs[i], steps[k], NULL,
+			    NULL);
+			atts = phn_dir_list(d, &na);
+			for (m = 0; atts && m < na; m++) {
+				char *ad = phn_path_join(d, atts[m]);
+				fn(ad, arg);
+				free(ad);
+			}
+			phn_dir_list_free(atts, na);
+			free(d);
+		}
+		phn_dir_list_free(steps, ns);
+	}
+	phn_dir_list_free(jobs, nj);
+}
+
+/*
+ * The batches a command visits: batch alone, or (NULL) every batch of the
+ * store (phn_batch_list), NULL-terminated; free with phn_dir_list_free.
+ * NULL if they cannot be listed (errno; ENOENT: no store).
+ */
+char **
+phn_batches(const struct phn_paths *p, const char *batch, size_t *np)
+{
+	char **v;
+
+	if (batch == NULL)
+		return phn_batch_list(p, np);
+	v = phn_malloc(2 * sizeof(*v));
+	v[0] = phn_strdup(batch);
+	v[1] = NULL;
+	*np = 1;
+	return v;
+}
