@@ -24,6 +24,9 @@
 
 #include "phn.h"
 
+static int phn_attempt_fault(const char *, struct json_object *, double,
+    double, double, double);
+
 static double
 num(struct json_object *o, const char *path, double dflt)
 {
@@ -264,7 +267,7 @@ phn_attempt_judge(const struct phn_paths *p, const char *dir,
  * PHN_FAULT_STUCK: spawner alive, but no codex event for
  * stuck_after_seconds (reported, never reaped).
  */
-int
+static int
 phn_attempt_fault(const char *dir, struct json_object *st, double now,
     double lease, double stale, double stuck)
 {

@@ -464,8 +464,6 @@ struct phn_limits {
 };
 void	phn_limits_init(struct phn_limits *, struct json_object *,
 	    struct json_object *);
-int	phn_attempt_fault(const char *, struct json_object *, double, double,
-	    double, double);
 /* runner.c: the runner pool, runners/R/health.json (phn(5)) */
 struct phn_runner {
 	const struct phn_paths *p;

@@ -205,7 +205,7 @@ still_stuck(const struct phn_paths *p, const struct phn_config *cfg,
 	json_object_put(bm);
 	st = phn_state_read(dir);
 	r = st != NULL && !phn_status_terminal(phn_jstr(st, "status")) &&
-	    phn_attempt_fault(dir, st, phn_now(), lim.lease, lim.stale,
+	    phn_attempt_judge(p, dir, st, phn_now(), lim.lease, lim.stale,
 	    lim.stuck) == PHN_FAULT_STUCK;
 	json_object_put(st);
 	return r;

@@ -17,7 +17,7 @@
  *  1. running: an attempt is queued or running (or has no state.json
  *     yet); attention "orphaned" when its spawner is gone or its claim
  *     lease ran out, "stuck" when the spawner lives but codex has been
- *     silent for stuck_after_seconds (phn_attempt_fault()).
+ *     silent for stuck_after_seconds (phn_attempt_judge()).
  *  2. forced terminal: an operator mark-failed in overrides.json, read
  *     directly (visible at once), listed in failures and attention;
  *     dependents still count an earlier success, as phn-claim does.
