@@ -89,6 +89,20 @@ vg 0 claim2 phn-claim -b "$B" -n 1
 A4=$(sed -n 1p "$T/out")
 [ -d "$A4" ] || bad "claim2: no attempt"
 
+# a follow claimer feeding spawners, until the batch is done (-j 1)
+lt lt4.json '[{"step_id": "p", "prompt": "FAKE:ok"},
+    {"step_id": "q", "prompt": "FAKE:ok", "depends_on": ["p"]}]'
+B4=$(phn-ingest lt4.json)
+# shellcheck disable=SC2086
+{ $VALGRIND --log-file="$VG/claim-follow-j.%p.log" phn-claim -f -j 1 \
+    -b "$B4" 2>"$T/err"; echo $? >"$T/rc"; } |
+    while read -r a; do phn-spawn "$a" </dev/null >/dev/null 2>&1; done
+[ "$(cat "$T/rc")" -eq 0 ] || bad "claim-follow-j: exited $(cat "$T/rc")"
+vg 0 score-follow phn-score -b "$B4"
+vg 0 tail phn-tail -n 3 "$A1"
+vg 0 artifact phn-artifact "$A1" final.json
+vg 0 gc phn-gc -D
+
 # --------------------------------------------------------------- replay ---
 printf '#!/bin/sh\nexec %s --log-file=%s/replay.%%p.log %s/cmd/phn-replay "$@"\n' \
     "$(echo "$VALGRIND" | tr '\n' ' ')" "$VG" "$repo" >"$T/vg-replay"
@@ -105,6 +119,8 @@ vg 1 score-steps phn-score --steps -b "$B"
 vg 0 score-joblog phn-score --joblog -b "$B"
 vg 0 budget phn-budget -m "valgrind" "$B" 1000000
 vg 1 score-budget phn-score --json -b "$B"
+vg 0 force-retry phn-force-retry -m valgrind "$B" j b
+vg 3 score-retry phn-score -b "$B"
 
 # ------------------------------------------------------------ heartbeat ---
 # a running attempt whose spawner is killed: --reap ends it as orphaned
@@ -123,6 +139,7 @@ vg 0 heartbeat-beat phn-heartbeat "$A5" "valgrind beat"
 vg 0 heartbeat-list phn-heartbeat -l
 vg 0 heartbeat-json phn-heartbeat -l --json -b "$B3"
 vg 0 heartbeat-remediate phn-heartbeat --remediate -D
+vg 0 tail-running phn-tail -n 2 "$A5"
 kill -9 "$spid"
 wait "$spid" 2>/dev/null
 vg 0 heartbeat-reap phn-heartbeat --reap
@@ -138,6 +155,7 @@ touch "runs/$B/_claimed/j@d@tok"
 vg 1 fsck-damaged phn-fsck
 vg 0 fsck-repair phn-fsck --repair --json
 vg 0 fsck-clean phn-fsck
+vg 0 close-batch phn-close-batch -m valgrind "$B3"
 
 # ------------------------------------------------------------------ api ---
 jq '.interfaces.api_mode = {enabled: true, auth_mode: "none",
