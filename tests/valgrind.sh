@@ -183,6 +183,10 @@ if [ -s "$T/api.port" ]; then
 	lt lt2.json '[{"step_id": "s", "prompt": "x"}]'
 	curl -s -o /dev/null --data-binary @lt2.json "$URL/v1/batches" ||
 	    bad "api: POST /v1/batches failed"
+	for u in "/v1/tick?no_codex=1" \
+	    "/v1/batches/$B/jobs/j/steps/b/force-retry"; do
+		curl -s -o /dev/null -X POST "$URL$u" || bad "api: POST $u failed"
+	done
 	echo '{' >bad.json
 	curl -s -o /dev/null --data-binary @bad.json "$URL/v1/batches" ||
 	    bad "api: POST bad batch failed"
@@ -205,10 +209,10 @@ for f in "$VG"/*.log; do
 done
 n=$(ls "$VG" | wc -l)
 if [ "$fails" -ne 0 ]; then
-	echo "valgrind: $fails failure(s) in $n runs; logs in $VG" >&2
+	echo "valgrind: $fails failure(s) in $n valgrind logs; they are in $VG" >&2
 	trap - EXIT
 	cleanup
 	exit 1
 fi
-echo "valgrind: $n runs clean"
+echo "valgrind: $n valgrind logs clean"
 rm -rf "$T"
