@@ -76,10 +76,12 @@ vg 100 ingest-bad phn-ingest "$T/no-such-file.json"
 # ---------------------------------------------------------------- claim ---
 vg 0 claim phn-claim -b "$B" -n 2
 A1=$(sed -n 1p "$T/out") A2=$(sed -n 2p "$T/out")
-[ -d "$A1" ] && [ -d "$A2" ] || bad "claim: no attempts: $(cat "$T/out")"
+if [ ! -d "$A1" ] || [ ! -d "$A2" ]; then
+	bad "claim: no attempts: $(cat "$T/out")"
+fi
 
 # ---------------------------------------------------------------- spawn ---
-export PHN_CODEX=$repo/tests/fake-codex/codex
+export PHN_CODEX="$repo/tests/fake-codex/codex"
 vg 0 spawn phn-spawn "$A1"
 vg 1 spawn-failed phn-spawn "$A2"
 vg 0 claim-follow phn-claim -f -b "$B" -n 1 -i vgrunner
@@ -207,7 +209,7 @@ for f in "$VG"/*.log; do
 		grep -v "^--" "$f" | head -n 80 >&2
 	fi
 done
-n=$(ls "$VG" | wc -l)
+n=$(find "$VG" -name "*.log" | wc -l)
 if [ "$fails" -ne 0 ]; then
 	echo "valgrind: $fails failure(s) in $n valgrind logs; they are in $VG" >&2
 	trap - EXIT
