@@ -154,6 +154,13 @@ fuzz:
 	FUZZ_CC="$(FUZZ_CC)" FUZZ_CFLAGS="$(JSONC_CFLAGS)" \
 	    FUZZ_LIBS="$(LDLIBS)" sh tests/fuzz/fuzz.sh $(FUZZ_SECONDS)
 
+# The main paths of the programs under valgrind memcheck (tests/valgrind.sh):
+# any memory error or definite/indirect leak fails.  Slow, not part of
+# check; needs a plain build (not SAN_FLAGS), with gcc (valgrind 3.19
+# cannot read clang's DWARF 5).
+valgrind: all
+	sh tests/valgrind.sh
+
 # Mutation testing (bench/mutate.sh, bench/mutants.txt); slow, not part
 # of check.  MUTATE_FLAGS passes options, e.g. MUTATE_FLAGS="-k M01,M02".
 mutate:
@@ -197,4 +204,4 @@ clean:
 	rm -f $(CMDS) $(TESTPROGS) lib/*.o lib/libphn.a tests/*.o
 	rm -rf tests/fuzz/build
 
-.PHONY: all deps check test check-sanitize fuzz-check fuzz mutate crash demo install uninstall clean bench
+.PHONY: all deps check test check-sanitize fuzz-check fuzz valgrind mutate crash demo install uninstall clean bench

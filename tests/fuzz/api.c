@@ -4,16 +4,19 @@
  * The input is an HTTP request head: "METHOD TARGET [VERSION]" and
  * header lines.  It is split as libmicrohttpd splits it (the path and
  * each query key and value unescaped with MHD_http_unescape, '+' as a
- * space) and given to phn-api's own route_of, request_check and
- * bearer_ok (cmd/phn-api.c, included here with its main renamed), with
- * the token "s3cret".  A request that passes must name only valid ids,
- * so no request can reach outside the store.  Seeds: tests/fuzz/api/.
- * Built and run by make fuzz-check (seconds) and make fuzz
- * (FUZZ_SECONDS each).
+ * space) and given to phn-api's own api_route_of and id_ok
+ * (cmd/api-routes.c) and bearer_ok (cmd/phn-api.c), both included here,
+ * phn-api's main renamed, with the token "s3cret".  A routed request's
+ * path segments hold no '/', the route and its 404/405 agree, and every
+ * id a handler would accept from the path or the query (id_ok) is a
+ * plain name: no request can reach outside the store.  Seeds:
+ * tests/fuzz/api/.  Built and run by make fuzz-check (seconds) and make
+ * fuzz (FUZZ_SECONDS each).
  */
 #define main	phn_api_main
 #include "../../cmd/phn-api.c"
 #undef main
+#include "../../cmd/api-routes.c"
 
 #include <stdint.h>
 #include <strings.h>
@@ -26,19 +29,6 @@ struct query {
 	char	*k[NARGS], *v[NARGS];
 	size_t	 n;
 };
-
-/* MHD_lookup_connection_value for GET arguments: the first one wins. */
-static const char *
-qarg(void *cls, const char *k)
-{
-	struct query *q = cls;
-	size_t i;
-
-	for (i = 0; i < q->n; i++)
-		if (strcmp(q->k[i], k) == 0)
-			return q->v[i];
-	return NULL;
-}
 
 static void
 unescape(char *s)
@@ -58,18 +48,41 @@ id_safe(const char *v)
 	    NULL && strcmp(v, ".") != 0 && strcmp(v, "..") != 0;
 }
 
+/* Is h "bearer" (any case), blanks, "s3cret", blanks? */
+static int
+bearer_is(const char *h)
+{
+	size_t n;
+
+	if (strncasecmp(h, "bearer", 6) != 0 || (h[6] != ' ' && h[6] != '\t'))
+		return 0;
+	h += 6 + strspn(h + 6, " \t");
+	n = strcspn(h, " \t");
+	return n == 6 && strncmp(h, "s3cret", 6) == 0 &&
+	    h[n + strspn(h + n, " \t")] == '\0';
+}
+
+/* What a handler would take as an id must be safe when id_ok passes. */
+static void
+id_check(const char *v)
+{
+	if (v != NULL && id_ok(v) && !id_safe(v))
+		abort();
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *keys[] = { "batch_id", "job_id", "step_id",
-	    "run_id", NULL };
+	    "run_id", "runner_id", NULL };
 	struct query q = { .n = 0 };
+	struct req rq = { .rt = RT_NONE };
 	char *head, *line, *next, *method, *target, *query, *auth = NULL, *a;
-	char conc[32];
-	const char *bad, *const *k;
-	int rt, ok;
+	const char *const *k;
+	size_t i;
+	int rt, ok, bad, s;
 
-	token = "s3cret";
+	A.token = "s3cret";
 	head = malloc(size + 1);
 	memcpy(head, data, size);
 	head[size] = '\0';
@@ -113,38 +126,29 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	unescape(target);
 
-	rt = route_of(method, target);
+	/* The scheme is case-insensitive (RFC 7235), the token is not. */
 	ok = bearer_ok(auth);
-	if (ok && (auth == NULL || strcmp(auth, "Bearer s3cret") != 0))
+	if (ok != (auth != NULL && bearer_is(auth)))
 		abort();
-	bad = rt == RT_NONE || rt == RT_HEALTH ? NULL :
-	    request_check(rt, target, qarg, &q, conc);
-	if (bad == NULL) {
-		switch (rt) {
-		case RT_TICK:
-			if (*conc && (atol(conc) < 1 || atol(conc) > 100000))
+	rt = api_route_of(method, target, &rq, &bad);
+	if ((rt == RT_NONE) != (bad != 0) || (bad != 0 &&
+	    bad != MHD_HTTP_NOT_FOUND && bad != MHD_HTTP_METHOD_NOT_ALLOWED))
+		abort();
+	if (rt != RT_NONE) {
+		if (rq.nseg > 8)
+			abort();
+		for (s = 0; s < rq.nseg; s++)
+			if (strchr(rq.seg[s], '/') != NULL)
 				abort();
-			break;
-		case RT_SCORE:
-			if (qarg(&q, "batch_id") && !id_safe(qarg(&q,
-			    "batch_id")))
-				abort();
-			break;
-		case RT_BATCH:
-			if (!id_safe(target + 12))
-				abort();
-			break;
-		case RT_ARTIFACT:
-		case RT_CANCEL:
-			for (k = keys; *k; k++)
-				if (!id_safe(qarg(&q, *k)))
-					abort();
-			if (rt == RT_ARTIFACT && (qarg(&q, "name") == NULL ||
-			    strchr(qarg(&q, "name"), '/') != NULL))
-				abort();
-			break;
-		}
+		/* The path's ids: /v1/batches/B/jobs/J/steps/S/... */
+		for (s = 2; s < rq.nseg && s <= 6; s += 2)
+			id_check(rq.seg[s]);
 	}
+	for (i = 0; i < q.n; i++)
+		for (k = keys; *k; k++)
+			if (strcmp(q.k[i], *k) == 0)
+				id_check(q.v[i]);
+	free(rq.path);
 	free(head);
 	return 0;
 }
