@@ -51,7 +51,7 @@ SCRIPTS = cmd/phn cmd/phn-slurm
 #           phn-claim, phn-score
 #   claim   the schedule and ready indexes, the claimer (claim.h):
 #           phn-claim, and whoever ends an attempt or readies a step
-#   run     running one attempt (spawn, supervise, codex, report,
+#   run     running one attempt (signals, spawn, supervise, codex, report,
 #           workspace) and replaying one (replay): phn-spawn,
 #           phn-heartbeat, phn-replay
 #   observe the scoreboards and the operator commands' helpers:
@@ -65,7 +65,7 @@ LIB_STORE = lib/store.o lib/liveness.o lib/overrides.o lib/runner.o \
 	lib/summary.o lib/pause.o
 LIB_POLICY = lib/policy.o lib/budget.o
 LIB_CLAIM = lib/sched.o lib/claim.o lib/fsck.o
-LIB_RUN = lib/spawn.o lib/codex.o lib/supervise.o lib/report.o \
+LIB_RUN = lib/signals.o lib/spawn.o lib/codex.o lib/supervise.o lib/report.o \
 	lib/workspace.o lib/replay.o
 LIB_OBSERVE = lib/score.o lib/ops.o lib/remedy.o lib/joblog.o
 LIBOBJ = $(LIB_CORE) $(LIB_TABLE) $(LIB_STORE) $(LIB_POLICY) $(LIB_CLAIM) \

@@ -64,6 +64,7 @@ int	phn_run_stage(struct phn_run *, const char *, const void *, size_t);
 int	phn_run_stage_json(struct phn_run *, const char *, struct json_object *);
 int	phn_signals_init(void);
 int	phn_signal_canceled(void);
+int	phn_signal_fd(void);
 char	*phn_shquote(char *const []);
 const char *phn_codex_web_search(struct phn_run *);
 void	phn_codex_argv(struct phn_run *, const char *);

@@ -44,9 +44,6 @@
 #define TAIL_MAX	1024	/* stderr kept for the error message */
 #define READ_MAX	65536	/* bytes read from a pipe at a time */
 
-static int sigfd[2] = { -1, -1 };
-static volatile sig_atomic_t sig_cancel;
-
 struct sup {
 	struct phn_run *r;
 	int	 in, out, err;		/* our ends of codex's pipes */
@@ -61,55 +58,6 @@ struct sup {
 	size_t	 tlen;
 	struct json_tokener *tok;
 };
-
-static void
-on_signal(int s)
-{
-	int e = errno;
-	ssize_t n;
-
-	if (s != SIGCHLD && sig_cancel == 0)
-		sig_cancel = s;
-	n = write(sigfd[1], "", 1);
-	(void)n;
-	errno = e;
-}
-
-/*
- * SIGTERM, SIGINT and SIGHUP mean cancel; phn-spawn never dies from them
- * (xargs stops a whole fan-out when one child dies from a signal).
- * Also makes sure fds 0-2 are open, so no pipe lands there.
- */
-int
-phn_signals_init(void)
-{
-	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
-	struct sigaction sa;
-	size_t i;
-	int fd;
-
-	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd < 3)
-		;
-	if (fd > 2)
-		close(fd);
-	if (pipe2(sigfd, O_CLOEXEC | O_NONBLOCK) == -1)
-		return -1;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = SA_RESTART;
-	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		if (sigaction(sigs[i], &sa, NULL) == -1)
-			return -1;
-	signal(SIGPIPE, SIG_IGN);
-	return 0;
-}
-
-int
-phn_signal_canceled(void)
-{
-	return sig_cancel;
-}
 
 static void
 stop(struct sup *s, int why)
@@ -602,7 +550,7 @@ loop(struct sup *s)
 		next = soonest(next, s->drain_at);
 		next = soonest(next, s->fake_end);
 		ms = next <= now ? 0 : (int)((next - now) * 1000) + 1;
-		pf[0] = (struct pollfd){ sigfd[0], POLLIN, 0 };
+		pf[0] = (struct pollfd){ phn_signal_fd(), POLLIN, 0 };
 		pf[1] = (struct pollfd){ s->out, POLLIN, 0 };
 		pf[2] = (struct pollfd){ s->err, POLLIN, 0 };
 		pf[3] = (struct pollfd){ s->in, POLLOUT, 0 };
@@ -610,11 +558,11 @@ loop(struct sup *s)
 		 * memory: out of memory, as in the allocation wrappers. */
 		if (poll(pf, 4, ms) == -1 && errno != EINTR)
 			phn_die(PHN_EXIT_TEMP, "poll:");
-		while (read(sigfd[0], buf, sizeof(buf)) > 0)
+		while (read(phn_signal_fd(), buf, sizeof(buf)) > 0)
 			;
 		/* Once codex has exited, a cancel or a timeout comes too late:
 		 * its outcome stands. */
-		if (sig_cancel && !r->stop && !r->exited)
+		if (phn_signal_canceled() && !r->stop && !r->exited)
 			stop(s, PHN_STOP_CANCEL);
 		if (s->out >= 0 && pf[1].revents)
 			rd(s, &s->out, 1);
@@ -733,7 +681,7 @@ phn_run_supervise(struct phn_run *r, double fake_sleep)
 	s.hb_at = s.t0 + r->hb;
 	if (r->timeout > 0)
 		s.deadline = s.t0 + r->timeout;
-	if (sig_cancel) {
+	if (phn_signal_canceled()) {
 		r->stop = PHN_STOP_CANCEL;
 		return;
 	}
