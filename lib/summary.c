@@ -80,6 +80,7 @@ reopen:
 	/* The file kept open was replaced (phn-claim --rescan makes _sched/
 	 * anew): append to the one there now. */
 	if (again-- > 0 && fstat(chfd, &st) == 0 && st.st_nlink == 0) {
+		free(f);	/* the same path as chpath, when not NULL */
 		f = phn_strdup(chpath);
 		close(chfd);
 		chfd = -1;
