@@ -56,7 +56,9 @@ health_is() {
 }
 
 health_isnt() {
-	! health_is "$@"
+	if health_is "$@"; then
+		return 1
+	fi
 }
 
 @test "every claimer registers: health.json with host, boot, pressure; stopped on exit" {

@@ -62,7 +62,8 @@ slurm_lt() {
 }
 
 invoked_at_least() {
-	[ -f "$T/invocations" ] && [ "$(wc -l <"$T/invocations")" -ge "$1" ]
+	[ -f "$T/invocations" ] || return 1
+	[ "$(wc -l <"$T/invocations")" -ge "$1" ]
 }
 
 array_gone() {
